@@ -1,0 +1,51 @@
+# dl2llm: two commands on a fresh machine.
+#   make run    set everything up, then start the main job
+#   make test   set everything up, lint, and run the tests (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEPS_STAMP := $(VENV)/.deps-installed
+TF_STAMP := $(VENV)/.tf-installed
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+
+.PHONY: setup setup-tf run test lint curriculum bench readme clean
+
+setup: $(DEPS_STAMP)  ## create .venv, install the pinned stack, fetch the offline assets
+	@$(OFFLINE) $(PY) -m dl2llm.cli assets fetch
+
+$(DEPS_STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $@
+
+setup-tf: $(TF_STAMP)  ## the optional TensorFlow/Keras twin of week 1
+
+$(TF_STAMP): $(DEPS_STAMP)
+	$(PY) -m pip install --quiet -e ".[dev,tf]"
+	@touch $@
+
+run: setup  ## the main job (until the capstone service lands: the first lesson)
+	$(OFFLINE) $(PY) -m dl2llm.cli run feedforward_nn
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup setup-tf lint  ## what CI runs
+	$(OFFLINE) $(VENV)/bin/pytest
+
+curriculum: setup  ## every deliverable in full mode -> results/*.json, results/SUMMARY.md
+	$(OFFLINE) $(PY) -m dl2llm.cli curriculum
+	$(PY) -m dl2llm.cli readme --results-table
+
+bench: setup  ## side-by-side speed comparisons, as ratios against a baseline
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(OFFLINE) $(PY) $$b || exit 1; done
+
+readme: setup
+	$(PY) -m dl2llm.cli readme
+
+clean:
+	rm -rf $(VENV) results/*.json results/*.png

@@ -1,0 +1,162 @@
+"""The ``dl2llm`` command: list, run and document the course; manage offline assets.
+
+    dl2llm list                       weeks, deliverables and their last results
+    dl2llm run attention_demo --quick run one deliverable (name = file stem)
+    dl2llm curriculum [--quick]       run every ready deliverable, then write SUMMARY.md
+    dl2llm assets fetch | list | verify
+    dl2llm readme [--check]           regenerate (or check) the README's generated parts
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dl2llm import assets, curriculum, paths
+from dl2llm.io import atomic_write_text
+from dl2llm.runtime import ArgumentParser, UsageError
+
+README = paths.REPO_ROOT / "README.md"
+MAP_BEGIN, MAP_END = "<!-- curriculum-map:begin -->", "<!-- curriculum-map:end -->"
+RES_BEGIN, RES_END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for week in curriculum.WEEKS:
+        print(f"{week.label}: {week.title}")
+        for d in week.deliverables:
+            summary = curriculum.headline(d, args.results)
+            if d.status != curriculum.READY:
+                shown = "(planned)"
+            elif summary is None:
+                shown = "not run yet"
+            else:
+                metrics = ", ".join(
+                    f"{k}={curriculum.format_value(v)}" for k, v in summary["metrics"].items()
+                )
+                shown = f"[{summary['mode']}] {metrics} ({summary['wall_time_s']} s)"
+            print(f"  {d.name:<32} {d.kind:<8} {shown}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    deliverable = curriculum.get(args.name)
+    if deliverable.status != curriculum.READY:
+        raise UsageError(f"deliverable '{deliverable.name}' is planned but not implemented yet")
+    return curriculum.run(deliverable, args.quick, args.out, args.extra)
+
+
+def cmd_curriculum(args: argparse.Namespace) -> int:
+    failed = []
+    for deliverable in curriculum.ready_deliverables():
+        print(f"== {deliverable.command(args.quick)}", flush=True)
+        if curriculum.run(deliverable, args.quick, args.out) != 0:
+            failed.append(deliverable.name)
+    summary = args.out / "SUMMARY.md"
+    atomic_write_text(summary, "# dl2llm results\n\n" + curriculum.results_table(args.out))
+    print(f"wrote {summary}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_assets(args: argparse.Namespace) -> int:
+    if args.action == "fetch":
+        fetched = assets.fetch(args.names or None, force=args.force)
+        print(f"assets: {len(fetched)} fetched, all present in {paths.home()}")
+        return 0
+    if args.action == "verify":
+        bad = [(n, assets.problem(n, full=True)) for n in (args.names or list(assets.ASSETS))]
+        for name, issue in bad:
+            print(f"{'ok' if issue is None else 'BAD':<4} {name}" + (f": {issue}" if issue else ""))
+        return 1 if any(issue for _, issue in bad) else 0
+    for row in assets.status():
+        print(f"{row['name']:<17} {row['state']:<9} {row['size']:>9}  {row['description']}")
+        print(f"{'':<17} licence: {row['licence']}; source: {row['source']}")
+    print(f"cache: {paths.home()}")
+    return 0
+
+
+def replace_block(text: str, begin: str, end: str, body: str) -> str:
+    """Replace what lies between two marker comments."""
+    if begin not in text or end not in text:
+        raise UsageError(f"README.md lacks the markers {begin} ... {end}")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}{end}{tail}"
+
+
+def cmd_readme(args: argparse.Namespace) -> int:
+    text = README.read_text(encoding="utf-8")
+    updated = replace_block(text, MAP_BEGIN, MAP_END, curriculum.readme_map())
+    if args.results_table:
+        table = curriculum.results_table(args.out)
+        updated = replace_block(updated, RES_BEGIN, RES_END, table)
+    if args.check:
+        if updated != text:
+            print("README.md is out of date: run `dl2llm readme`", file=sys.stderr)
+            return 1
+        print("README.md agrees with the curriculum registry")
+        return 0
+    atomic_write_text(README, updated)
+    print(f"updated {README}")
+    return 0
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(
+        prog="dl2llm",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+
+    p = sub.add_parser("list", help="weeks, deliverables and their latest results")
+    p.add_argument("--results", type=Path, default=paths.results_dir(), help="results folder")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("run", help="run one deliverable by name (its file's stem)")
+    p.add_argument("name", help="e.g. attention_demo or annotated_transformer")
+    p.add_argument("--quick", action="store_true", help="tiny settings (seconds)")
+    p.add_argument("--out", type=Path, default=paths.results_dir(), help="results folder")
+    p.add_argument("extra", nargs=argparse.REMAINDER, help="more flags for the deliverable")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("curriculum", help="run every ready deliverable and write SUMMARY.md")
+    p.add_argument("--quick", action="store_true", help="quick mode for every deliverable")
+    p.add_argument("--out", type=Path, default=paths.results_dir(), help="results folder")
+    p.set_defaults(func=cmd_curriculum)
+
+    p = sub.add_parser("assets", help="fetch, list or verify the offline models and data")
+    p.add_argument("action", choices=["fetch", "list", "verify"])
+    p.add_argument("names", nargs="*", help="asset names (default: all)")
+    p.add_argument("--force", action="store_true", help="fetch again even if present")
+    p.set_defaults(func=cmd_assets)
+
+    p = sub.add_parser("readme", help="regenerate the README's week map (and results table)")
+    p.add_argument("--check", action="store_true", help="fail if the README is out of date")
+    p.add_argument(
+        "--results-table", action="store_true", help="also rewrite the results table"
+    )
+    p.add_argument("--out", type=Path, default=paths.results_dir(), help="results folder")
+    p.set_defaults(func=cmd_readme)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, assets.AssetError, curriculum.UnknownDeliverable) as err:
+        print(f"dl2llm: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

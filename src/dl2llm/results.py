@@ -1,0 +1,80 @@
+"""Results: every deliverable writes one JSON file under ``results/``.
+
+A results file records what was measured (``metrics``), how (``config``,
+``seed``, ``quick``), with what software (``versions``) and how long it took
+(``wall_time_s``). ``dl2llm list``, the README tables and ``results/SUMMARY.md``
+are all built from these files, so a number in the docs is always a number
+some run produced.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dl2llm import __version__
+from dl2llm.io import atomic_write_json
+
+TRACKED_PACKAGES = ("torch", "transformers", "numpy", "scikit-learn", "tensorflow")
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that change numbers (those installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "dl2llm": __version__}
+    for name in TRACKED_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def results_path(out_dir: str | Path, name: str) -> Path:
+    """``results/<name>.json`` inside ``out_dir``."""
+    return Path(out_dir) / f"{name}.json"
+
+
+def save_results(
+    name: str,
+    metrics: dict[str, Any],
+    *,
+    out_dir: str | Path,
+    config: dict[str, Any],
+    seed: int,
+    quick: bool,
+    started: float,
+    artifacts: list[str] | None = None,
+) -> Path:
+    """Write ``<out_dir>/<name>.json`` atomically and return its path.
+
+    ``started`` is a ``time.perf_counter()`` reading taken when the run began.
+    """
+    record = {
+        "name": name,
+        "mode": "quick" if quick else "full",
+        "metrics": metrics,
+        "config": config,
+        "seed": seed,
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+        "artifacts": artifacts or [],
+    }
+    return atomic_write_json(results_path(out_dir, name), record)
+
+
+def load_results(name: str, out_dir: str | Path) -> dict[str, Any] | None:
+    """The last results record of ``name`` in ``out_dir`` (``None`` if never run)."""
+    path = results_path(out_dir, name)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None

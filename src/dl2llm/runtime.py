@@ -1,0 +1,121 @@
+"""Conventions shared by every deliverable script.
+
+Each script accepts the same four flags (``--quick``, ``--seed``, ``--device``,
+``--out``), seeds every random generator it uses, and reports its numbers
+through :func:`dl2llm.results.save_results`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+import numpy as np
+import torch
+
+from dl2llm import paths
+from dl2llm.assets import AssetError
+
+
+class UsageError(ValueError):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse`` with a one-line error message (no usage dump) and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def deliverable_parser(description: str) -> ArgumentParser:
+    """An ``ArgumentParser`` with the four flags every deliverable has."""
+    parser = ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny settings that finish in seconds (used by CI)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="torch device: cpu, cuda, cuda:0 or auto (default: cpu)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=paths.results_dir(),
+        help="folder for the results JSON and plots (default: results/)",
+    )
+    return parser
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch so that runs repeat exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)
+
+
+def resolve_device(name: str) -> torch.device:
+    """Turn ``--device`` into a ``torch.device``, refusing devices that are absent."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise UsageError(f"--device: unknown device '{name}' (use cpu, cuda or auto)") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA GPU is available here (use --device cpu)")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device: unsupported device type '{device.type}' (use cpu or cuda)")
+    return device
+
+
+def check_positive(value: str) -> int:
+    """``argparse`` type for a positive integer, with a readable error."""
+    try:
+        number = int(value)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{value}'") from err
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {number}")
+    return number
+
+
+def run_main(main: Callable[[list[str] | None], int | None]) -> NoReturn:
+    """Run a script's ``main`` and turn user errors into one line and exit status 2.
+
+    Bad input (:class:`UsageError`) and missing or damaged assets
+    (:class:`~dl2llm.assets.AssetError`) are the user's to fix, so they get a
+    message that says what was wrong, not a traceback.
+    """
+    try:
+        code = main(None)
+    except (UsageError, AssetError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
+
+
+def notebook_settings() -> argparse.Namespace:
+    """The deliverable flags inside a notebook (set by :mod:`dl2llm.notebooks`).
+
+    Opened by hand in Jupyter, a notebook gets the full-mode defaults.
+    """
+    return argparse.Namespace(
+        quick=os.environ.get("DL2LLM_QUICK", "0") == "1",
+        seed=int(os.environ.get("DL2LLM_SEED", "0")),
+        device=os.environ.get("DL2LLM_DEVICE", "cpu"),
+        out=Path(os.environ.get("DL2LLM_OUT", paths.results_dir())),
+    )
