@@ -286,7 +286,7 @@ ASSETS: dict[str, Asset] = {
             name="python-docs",
             description="Python 3.11 documentation sources (497 .rst.txt files): capstone corpus",
             licence="PSF License Version 2",
-            source="Debian python3.11-doc 3.11.2-6+deb12u8, committed as data/python-3.11-docs.tar.xz",
+            source="Debian python3.11-doc 3.11.2-6+deb12u8 (data/python-3.11-docs.tar.xz)",
             package="python-3.11-docs.tar.xz",
             package_format="repo",
             files={
@@ -461,9 +461,9 @@ def fetch(
     fetched = []
     for name in wanted:
         asset = ASSETS[name]
-        if asset.convert_from and asset.convert_from not in wanted:
-            if problem(asset.convert_from) is not None:
-                fetch([asset.convert_from], log=log)
+        needs_source = asset.convert_from and asset.convert_from not in wanted
+        if needs_source and problem(asset.convert_from) is not None:
+            fetch([asset.convert_from], log=log)
         issue = None if force else problem(name, full=True)
         if not force and issue is None:
             continue

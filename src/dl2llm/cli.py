@@ -1,10 +1,10 @@
 """The ``dl2llm`` command: list, run and document the course; manage offline assets.
 
-    dl2llm list                       weeks, deliverables and their last results
-    dl2llm run attention_demo --quick run one deliverable (name = file stem)
-    dl2llm curriculum [--quick]       run every ready deliverable, then write SUMMARY.md
-    dl2llm assets fetch | list | verify
-    dl2llm readme [--check]           regenerate (or check) the README's generated parts
+dl2llm list                       weeks, deliverables and their last results
+dl2llm run attention_demo --quick run one deliverable (name = file stem)
+dl2llm curriculum [--quick]       run every ready deliverable, then write SUMMARY.md
+dl2llm assets fetch | list | verify
+dl2llm readme [--check]           regenerate (or check) the README's generated parts
 """
 
 from __future__ import annotations
@@ -137,9 +137,7 @@ def build_parser() -> ArgumentParser:
 
     p = sub.add_parser("readme", help="regenerate the README's week map (and results table)")
     p.add_argument("--check", action="store_true", help="fail if the README is out of date")
-    p.add_argument(
-        "--results-table", action="store_true", help="also rewrite the results table"
-    )
+    p.add_argument("--results-table", action="store_true", help="also rewrite the results table")
     p.add_argument("--out", type=Path, default=paths.results_dir(), help="results folder")
     p.set_defaults(func=cmd_readme)
     return parser

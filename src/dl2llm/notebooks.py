@@ -11,7 +11,6 @@ copy, outputs included, is saved next to the results as ``<name>.executed.ipynb`
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 from dl2llm.runtime import UsageError, deliverable_parser, run_main
