@@ -5,6 +5,7 @@ dl2llm run attention_demo --quick run one deliverable (name = file stem)
 dl2llm curriculum [--quick]       run every ready deliverable, then write SUMMARY.md
 dl2llm assets fetch | list | verify
 dl2llm readme [--check]           regenerate (or check) the README's generated parts
+dl2llm predict-sentiment "text" ...  classify text with the fine-tuned MiniLM (week 3)
 """
 
 from __future__ import annotations
@@ -105,6 +106,16 @@ def cmd_readme(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict_sentiment(args: argparse.Namespace) -> int:
+    from dl2llm import classification
+
+    for text, (label, prob) in zip(
+        args.texts, classification.classify(args.texts, args.quick), strict=True
+    ):
+        print(f"{label:<8} {prob:.3f}  {text}")
+    return 0
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="dl2llm",
@@ -140,6 +151,13 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--results-table", action="store_true", help="also rewrite the results table")
     p.add_argument("--out", type=Path, default=paths.results_dir(), help="results folder")
     p.set_defaults(func=cmd_readme)
+
+    p = sub.add_parser(
+        "predict-sentiment", help="classify text with the model from bert_fine_tuning"
+    )
+    p.add_argument("texts", nargs="+", metavar="TEXT", help="one or more sentences")
+    p.add_argument("--quick", action="store_true", help="use the quick-mode model")
+    p.set_defaults(func=cmd_predict_sentiment)
     return parser
 
 

@@ -131,11 +131,20 @@ WEEKS: tuple[Week, ...] = (
                 "tokenizer_experiments",
                 f"{W2}/tokenizer_experiments.py",
                 "BPE, WordPiece and Unigram: bytes/token, fertility, speed",
+                READY,
+                (
+                    "bpe_bytes_per_token",
+                    "wordpiece_bytes_per_token",
+                    "unigram_bytes_per_token",
+                    "unigram_token_ratio_spm",
+                ),
             ),
             Deliverable(
                 "pretrain_gpt",
                 f"{W2}/pretrain_gpt.py",
                 "GPT-2 from scratch pretrained on bundled text: validation loss, tokens/s",
+                READY,
+                ("val_loss", "unigram_val_loss", "tokens_per_s"),
             ),
         ),
     ),
@@ -189,11 +198,25 @@ WEEKS: tuple[Week, ...] = (
                 "parameter_efficient_tuning",
                 f"{W4}/parameter_efficient_tuning.py",
                 "full fine-tuning vs LoRA vs adapters vs prefix-tuning: score, params, time",
+                READY,
+                headline=(
+                    "full_accuracy",
+                    "lora_r4_accuracy",
+                    "lora_r4_relative_score",
+                    "lora_r4_trainable_pct",
+                ),
             ),
             Deliverable(
                 "mixed_precision_training",
                 f"{W4}/mixed_precision_training.py",
                 "fp32 vs bf16 (vs fp16 + GradScaler on GPU), gradient checkpointing memory",
+                READY,
+                headline=(
+                    "fp32_peak_mib",
+                    "fp32_ckpt_peak_mib",
+                    "bf16_max_abs_loss_diff",
+                    "fp16_underflow_share_unscaled",
+                ),
             ),
             Deliverable(
                 "model_compression",
@@ -325,6 +348,8 @@ def run(
     args = list(deliverable.quick_args if quick else deliverable.full_args)
     args += ["--out", str(out), *(extra_args or [])]
     env = dict(os.environ)
+    if quick:
+        env.setdefault("OMP_NUM_THREADS", "1")  # tiny models: one thread is faster
     if deliverable.kind == "notebook":
         cmd = [sys.executable, "-m", "dl2llm.notebooks", str(deliverable.file), *args]
     else:

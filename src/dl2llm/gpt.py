@@ -1,0 +1,751 @@
+"""GPT-2 from scratch: a decoder-only Transformer language model, and how it is pretrained.
+
+GPT-2 (Radford et al., 2019, "Language Models are Unsupervised Multitask Learners") is the
+decoder half of the Transformer (Vaswani et al., 2017, "Attention Is All You Need"): token and
+learned position embeddings, then ``n_layer`` identical blocks, then a final LayerNorm and a
+linear map back to the vocabulary. Each block is *pre-norm* (LayerNorm before each sub-layer,
+a residual connection around it)::
+
+    x = x + attention(layer_norm_1(x))    # tokens look at earlier tokens
+    x = x + mlp(layer_norm_2(x))          # each token is transformed on its own
+
+Causal self-attention lets position ``t`` read positions ``<= t`` only, so one forward pass
+over ``T`` tokens trains ``T`` next-token predictions at once. The output layer shares its
+weight matrix with the token embedding (*weight tying*, Press & Wolf, 2017), which saves
+``vocab_size * n_embd`` parameters -- most of a small model.
+
+Generation appends one token at a time. Without a cache every step re-runs the model over the
+whole sequence; the *KV cache* keeps each layer's keys and values of the tokens already seen,
+so a step only processes the newest token. Sampling is shaped by temperature, top-k (Fan et
+al., 2018) and nucleus/top-p (Holtzman et al., 2020) filtering.
+
+The module also converts to and from Hugging Face ``GPT2LMHeadModel`` checkpoints
+(:meth:`GPT.from_hf`, :meth:`GPT.to_hf`), and pretrains the project's own small GPT-2 on the
+bundled English text (:func:`pretrain`) with AdamW (Loshchilov & Hutter, 2019), linear warmup
+and a cosine learning-rate schedule (Loshchilov & Hutter, 2017) and gradient clipping. Later
+weeks load that model with :func:`load_project_gpt2` (our class) or open
+:func:`ensure_project_gpt2`'s folder with ``transformers``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from dl2llm import paths
+from dl2llm.assets import AssetError, asset_file
+from dl2llm.data import gensim_test_file, lm_splits
+from dl2llm.io import atomic_save_torch, replace_dir
+from dl2llm.models import GPT2_EOT, GPT2_EOT_ID, GPT2_PATTERN, load_gpt2_tokenizer
+from dl2llm.runtime import UsageError
+
+GPT2_VOCAB_SIZE = 50257
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    """The shape of a GPT-2 model (the defaults are GPT-2 small, 124M parameters)."""
+
+    vocab_size: int = GPT2_VOCAB_SIZE
+    context_length: int = 1024
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    layer_norm_eps: float = 1e-5
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head != 0:
+            raise UsageError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    def to_hf(self):
+        """The equivalent ``transformers.GPT2Config``."""
+        from transformers import GPT2Config
+
+        eot = GPT2_EOT_ID if self.vocab_size > GPT2_EOT_ID else None
+        return GPT2Config(
+            vocab_size=self.vocab_size,
+            n_positions=self.context_length,
+            n_embd=self.n_embd,
+            n_layer=self.n_layer,
+            n_head=self.n_head,
+            resid_pdrop=self.dropout,
+            embd_pdrop=self.dropout,
+            attn_pdrop=self.dropout,
+            layer_norm_epsilon=self.layer_norm_eps,
+            activation_function="gelu_new",
+            bos_token_id=eot,
+            eos_token_id=eot,
+            tie_word_embeddings=True,
+        )
+
+    @classmethod
+    def from_hf(cls, hf_config) -> GPTConfig:
+        """Read a ``GPT2Config``; refuses variants this module does not implement."""
+        unsupported = {
+            "activation_function": hf_config.activation_function
+            not in ("gelu_new", "gelu_pytorch_tanh"),
+            "n_inner": hf_config.n_inner not in (None, 4 * hf_config.n_embd),
+            "scale_attn_weights": not hf_config.scale_attn_weights,
+            "scale_attn_by_inverse_layer_idx": hf_config.scale_attn_by_inverse_layer_idx,
+            "tie_word_embeddings": not hf_config.tie_word_embeddings,
+        }
+        bad = [name for name, is_bad in unsupported.items() if is_bad]
+        if bad:
+            raise UsageError(f"unsupported GPT2Config setting(s) for dl2llm.gpt: {', '.join(bad)}")
+        return cls(
+            vocab_size=hf_config.vocab_size,
+            context_length=hf_config.n_positions,
+            n_layer=hf_config.n_layer,
+            n_head=hf_config.n_head,
+            n_embd=hf_config.n_embd,
+            dropout=hf_config.resid_pdrop,
+            layer_norm_eps=hf_config.layer_norm_epsilon,
+        )
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens processed so far.
+
+    The buffers are allocated once for the whole context; each forward pass writes its new
+    keys/values at ``[length, length + T)`` and attends over ``[0, length + T)``.
+    """
+
+    def __init__(
+        self, config: GPTConfig, batch_size: int, device: torch.device, dtype: torch.dtype
+    ):
+        shape = (config.n_layer, batch_size, config.n_head, config.context_length, config.head_dim)
+        self.keys = torch.empty(shape, device=device, dtype=dtype)  # (L, B, H, T_max, D)
+        self.values = torch.empty(shape, device=device, dtype=dtype)
+        self.length = 0
+
+    def update(self, layer: int, keys: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
+        """Store the new ``(B, H, T, D)`` keys/values; return all of them so far."""
+        end = self.length + keys.size(2)
+        self.keys[layer, :, :, self.length : end] = keys
+        self.values[layer, :, :, self.length : end] = values
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head attention in which each position sees itself and earlier positions only."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.n_head, self.dropout = config.n_head, config.dropout
+        self.qkv_proj = nn.Linear(config.n_embd, 3 * config.n_embd)
+        self.out_proj = nn.Linear(config.n_embd, config.n_embd)
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv_proj(x).split(C, dim=2)  # 3 x (B, T, C)
+        q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
+        past = 0  # tokens already in the cache, before these T
+        if cache is not None:
+            past = cache.length
+            k, v = cache.update(layer, k, v)  # (B, H, past + T, D)
+        y = attend(q, k, v, past, self.dropout if self.training else 0.0)  # (B, H, T, D)
+        y = y.transpose(1, 2).reshape(B, T, C)  # heads side by side again
+        return self.resid_dropout(self.out_proj(y))
+
+
+def attend(q: Tensor, k: Tensor, v: Tensor, past: int, dropout: float = 0.0) -> Tensor:
+    """Causal scaled dot-product attention of ``T`` queries over ``past + T`` keys.
+
+    Written out, this is ``softmax(q @ k.T / sqrt(D) + mask) @ v`` where ``mask`` is
+    ``-inf`` wherever key position > query position (query ``i`` sits at ``past + i``).
+    ``F.scaled_dot_product_attention`` computes exactly that with fused kernels.
+    """
+    if past == 0:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+    T, S = q.size(-2), k.size(-2)
+    visible = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=past)  # (T, S)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=visible, dropout_p=dropout)
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward network: widen 4x, GELU, project back."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.up_proj = nn.Linear(config.n_embd, 4 * config.n_embd)
+        self.down_proj = nn.Linear(4 * config.n_embd, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = F.gelu(self.up_proj(x), approximate="tanh")  # (B, T, 4C), GPT-2's "gelu_new"
+        return self.dropout(self.down_proj(hidden))  # (B, T, C)
+
+
+class Block(nn.Module):
+    """One pre-norm Transformer decoder block."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.attn = CausalSelfAttention(config)
+        self.mlp_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.mlp = MLP(config)
+
+    def forward(self, x: Tensor, cache: KVCache | None = None, layer: int = 0) -> Tensor:
+        x = x + self.attn(self.attn_norm(x), cache, layer)  # (B, T, C)
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class GPT(nn.Module):
+    """The GPT-2 language model: ``forward(ids)`` gives next-token logits ``(B, T, vocab)``."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.token_embedding = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding = nn.Embedding(config.context_length, config.n_embd)
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_layer))
+        self.final_norm = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head.weight = self.token_embedding.weight  # weight tying
+        self.apply(self._init_weights)
+        residual_std = 0.02 / math.sqrt(2 * config.n_layer)  # GPT-2: scale the residual writes
+        for block in self.blocks:
+            nn.init.normal_(block.attn.out_proj.weight, std=residual_std)
+            nn.init.normal_(block.mlp.down_proj.weight, std=residual_std)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+    def num_parameters(self) -> int:
+        """Trainable parameters, the tied embedding counted once."""
+        return sum(p.numel() for p in self.parameters())
+
+    def features(self, input_ids: Tensor, cache: KVCache | None = None) -> Tensor:
+        """Final hidden states ``(B, T, C)`` of ``input_ids`` ``(B, T)``."""
+        past = cache.length if cache is not None else 0
+        T = input_ids.size(1)
+        if past + T > self.config.context_length:
+            raise UsageError(
+                f"sequence of {past + T} tokens is longer than the model's context of "
+                f"{self.config.context_length} tokens"
+            )
+        positions = torch.arange(past, past + T, device=input_ids.device)  # (T,)
+        x = self.token_embedding(input_ids) + self.position_embedding(positions)  # (B, T, C)
+        x = self.embedding_dropout(x)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cache, layer)
+        if cache is not None:
+            cache.length += T
+        return self.final_norm(x)
+
+    def forward(self, input_ids: Tensor, cache: KVCache | None = None) -> Tensor:
+        return self.lm_head(self.features(input_ids, cache))  # (B, T, vocab)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: Tensor,
+        max_new_tokens: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        use_cache: bool = True,
+        stop_token: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Continue ``input_ids`` ``(B, T)`` by up to ``max_new_tokens``; returns ``(B, T + n)``.
+
+        ``temperature=0`` is greedy decoding. Rows that produced ``stop_token`` are padded with
+        it, and generation ends once every row has. Call ``model.eval()`` first (dropout).
+        """
+        check_sampling(temperature, top_k, top_p)
+        total = input_ids.size(1) + max_new_tokens
+        if total > self.config.context_length:
+            raise UsageError(
+                f"prompt ({input_ids.size(1)} tokens) + max_new_tokens ({max_new_tokens}) = "
+                f"{total} is longer than the model's context of {self.config.context_length} tokens"
+            )
+        cache = None
+        if use_cache:
+            weight = self.lm_head.weight
+            cache = KVCache(self.config, len(input_ids), weight.device, weight.dtype)
+        tokens, step_input = input_ids, input_ids
+        finished = torch.zeros(len(input_ids), 1, dtype=torch.bool, device=input_ids.device)
+        for _ in range(max_new_tokens):
+            hidden = self.features(step_input if use_cache else tokens, cache)  # (B, T, C)
+            logits = self.lm_head(hidden[:, -1])  # (B, vocab): only the last position matters
+            next_token = sample_next_token(logits, temperature, top_k, top_p, generator)  # (B, 1)
+            if stop_token is not None:
+                next_token = next_token.masked_fill(finished, stop_token)
+                finished |= next_token == stop_token
+            tokens = torch.cat([tokens, next_token], dim=1)
+            step_input = next_token
+            if finished.all():
+                break
+        return tokens
+
+    @classmethod
+    def from_hf(cls, path: str | Path) -> GPT:
+        """Load a Hugging Face ``GPT2LMHeadModel`` checkpoint (a folder, or a hub name online)."""
+        from transformers import GPT2LMHeadModel
+
+        return cls.from_hf_model(GPT2LMHeadModel.from_pretrained(str(path), dtype=torch.float32))
+
+    @classmethod
+    def from_hf_model(cls, hf_model) -> GPT:
+        """Copy the weights of an in-memory ``GPT2LMHeadModel``."""
+        model = cls(GPTConfig.from_hf(hf_model.config))
+        hf_weights = hf_model.state_dict()
+        ours = {name: _swap_layout(name, hf_weights[hf_name]) for name, hf_name in _names(model)}
+        model.load_state_dict(ours, strict=False)  # lm_head.weight is the tied embedding
+        return model
+
+    def to_hf_model(self):
+        """An in-memory ``GPT2LMHeadModel`` with the same weights."""
+        from transformers import GPT2LMHeadModel
+
+        hf_model = GPT2LMHeadModel(self.config.to_hf())
+        weights = self.state_dict()
+        hf_model.load_state_dict(
+            {hf_name: _swap_layout(name, weights[name]) for name, hf_name in _names(self)},
+            strict=False,  # lm_head.weight is tied to transformer.wte.weight
+        )
+        return hf_model.eval()
+
+    def to_hf(self, path: str | Path) -> Path:
+        """Save as a Hugging Face checkpoint folder (``config.json`` + ``model.safetensors``)."""
+        path = Path(path)
+        self.to_hf_model().save_pretrained(path)
+        return path
+
+
+# Our parameter names and Hugging Face GPT2LMHeadModel's ("{i}" is the block index).
+_HF_NAMES = {
+    "token_embedding.weight": "transformer.wte.weight",
+    "position_embedding.weight": "transformer.wpe.weight",
+    "final_norm.weight": "transformer.ln_f.weight",
+    "final_norm.bias": "transformer.ln_f.bias",
+}
+_HF_BLOCK_NAMES = {
+    "attn_norm": "ln_1",
+    "attn.qkv_proj": "attn.c_attn",
+    "attn.out_proj": "attn.c_proj",
+    "mlp_norm": "ln_2",
+    "mlp.up_proj": "mlp.c_fc",
+    "mlp.down_proj": "mlp.c_proj",
+}
+# Hugging Face keeps GPT-2's original Conv1D layers, whose weight is (in, out): the transpose
+# of nn.Linear's (out, in).
+_CONV1D_WEIGHT = re.compile(r"blocks\.\d+\.(attn|mlp)\.\w+_proj\.weight")
+
+
+def _names(model: GPT) -> list[tuple[str, str]]:
+    """``(our name, Hugging Face name)`` for every stored tensor except the tied head."""
+    pairs = list(_HF_NAMES.items())
+    for i in range(model.config.n_layer):
+        for ours, theirs in _HF_BLOCK_NAMES.items():
+            for kind in ("weight", "bias"):
+                pairs.append((f"blocks.{i}.{ours}.{kind}", f"transformer.h.{i}.{theirs}.{kind}"))
+    return pairs
+
+
+def _swap_layout(name: str, tensor: Tensor) -> Tensor:
+    """Transpose the Conv1D/Linear weights (either way: a transpose is its own inverse)."""
+    return tensor.t().contiguous() if _CONV1D_WEIGHT.fullmatch(name) else tensor
+
+
+def check_sampling(temperature: float, top_k: int | None, top_p: float | None) -> None:
+    """Raise :class:`UsageError` for sampling settings that make no sense."""
+    if temperature < 0:
+        raise UsageError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise UsageError(f"top_k must be >= 1, got {top_k}")
+    if top_p is not None and not 0.0 < top_p <= 1.0:
+        raise UsageError(f"top_p must be in (0, 1], got {top_p}")
+
+
+def top_k_filter(logits: Tensor, k: int) -> Tensor:
+    """Keep the ``k`` largest logits of each row ``(B, V)``; the rest become ``-inf``."""
+    kth_largest = torch.topk(logits, min(k, logits.size(-1))).values[:, -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth_largest, float("-inf"))
+
+
+def top_p_filter(logits: Tensor, p: float) -> Tensor:
+    """Keep the smallest set of most likely tokens whose probability adds up to ``p``."""
+    sorted_logits, order = logits.sort(dim=-1, descending=True)  # (B, V)
+    probs = sorted_logits.softmax(dim=-1)
+    mass_before = probs.cumsum(dim=-1) - probs  # probability of the more likely tokens
+    drop_sorted = mass_before >= p  # the top token always stays (its mass_before is 0)
+    drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def sample_next_token(
+    logits: Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Pick one token per row of ``logits`` ``(B, V)``; returns ``(B, 1)``."""
+    if temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / temperature
+    if top_k is not None:
+        logits = top_k_filter(logits, top_k)
+    if top_p is not None:
+        logits = top_p_filter(logits, top_p)
+    return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)
+
+
+def gpt2_hf_tokenizer():
+    """The real GPT-2 tokenizer as a ``transformers`` fast tokenizer (from the offline ranks).
+
+    Saved next to our checkpoints so ``AutoTokenizer.from_pretrained(folder)`` works; it
+    gives the same ids as :func:`dl2llm.models.load_gpt2_tokenizer`.
+    """
+    from transformers import GPT2TokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    converter = TikTokenConverter(
+        vocab_file=str(asset_file("gpt2-bpe", "gpt2.tiktoken")),
+        pattern=GPT2_PATTERN,
+        extra_special_tokens={GPT2_EOT: GPT2_EOT_ID},
+    )
+    return GPT2TokenizerFast(
+        tokenizer_object=converter.converted(),
+        bos_token=GPT2_EOT,
+        eos_token=GPT2_EOT,
+        unk_token=GPT2_EOT,
+        model_max_length=None,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Pretraining
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """Everything that decides a pretraining run (the checkpoint resumes only an equal one)."""
+
+    model: GPTConfig
+    batch_size: int = 8
+    max_steps: int = 600
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-4
+    warmup_steps: int = 30
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 50
+    checkpoint_every: int = 50
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class PretrainResult:
+    """What a pretraining run measured: one history row per evaluation."""
+
+    model: GPT
+    history: list[dict] = field(default_factory=list)
+    train_seconds: float = 0.0
+    train_tokens: int = 0
+    resumed_from_step: int = 0
+    steps_done: int = 0
+
+    @property
+    def final_val_loss(self) -> float:
+        return self.history[-1]["val_loss"]
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.train_tokens / max(self.train_seconds, 1e-9)
+
+
+def pretraining_corpus() -> dict[str, str]:
+    """Bundled English text: *Botchan*'s train split plus 300 news articles (Lee corpus).
+
+    Validation and test are *Botchan*'s held-out blocks (see :func:`dl2llm.data.lm_splits`),
+    so the validation loss measures the same novel the model mostly trains on.
+    """
+    splits = lm_splits()
+    news = gensim_test_file("lee_background.cor").read_text(encoding="utf-8")
+    return {"train": splits["train"] + news, "val": splits["val"], "test": splits["test"]}
+
+
+def encode_documents(text: str, tokenizer=None) -> Tensor:
+    """GPT-2 token ids of ``text`` as a 1-D ``LongTensor`` ending in ``<|endoftext|>``."""
+    tokenizer = tokenizer or load_gpt2_tokenizer()
+    return torch.tensor(tokenizer.encode_ordinary(text) + [GPT2_EOT_ID], dtype=torch.long)
+
+
+def random_batch(
+    tokens: Tensor, batch_size: int, block_size: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """``batch_size`` random windows: inputs ``(B, T)`` and the next tokens ``(B, T)``."""
+    if len(tokens) <= block_size:
+        raise UsageError(f"need more than {block_size} tokens of text, got {len(tokens)}")
+    starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator)
+    offsets = starts[:, None] + torch.arange(block_size + 1)  # (B, T + 1)
+    windows = tokens[offsets.to(tokens.device)]
+    return windows[:, :-1], windows[:, 1:]  # (B, T), (B, T)
+
+
+def cosine_learning_rate(step: int, config: PretrainConfig) -> float:
+    """Linear warmup to the peak rate, then a cosine decay to the minimum at ``max_steps``."""
+    if step < config.warmup_steps:
+        return config.learning_rate * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.max_steps - config.warmup_steps)
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(progress, 1.0)))
+    return config.min_learning_rate + cosine * (config.learning_rate - config.min_learning_rate)
+
+
+def language_model_loss(logits: Tensor, targets: Tensor) -> Tensor:
+    """Mean next-token cross-entropy (nats) of ``(B, T, V)`` logits against ``(B, T)`` ids."""
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())
+
+
+@torch.no_grad()
+def evaluate_loss(model: GPT, tokens: Tensor, batch_size: int = 8) -> float:
+    """Mean loss over every non-overlapping context-length window of ``tokens``."""
+    block = model.config.context_length
+    n_windows = (len(tokens) - 1) // block
+    if n_windows == 0:
+        block, n_windows = len(tokens) - 1, 1
+    inputs = tokens[: n_windows * block].view(n_windows, block)  # (N, T)
+    targets = tokens[1 : n_windows * block + 1].view(n_windows, block)
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for start in range(0, n_windows, batch_size):
+        logits = model(inputs[start : start + batch_size])
+        loss = language_model_loss(logits, targets[start : start + batch_size])
+        total += loss.item() * len(logits)
+    model.train(was_training)
+    return total / n_windows
+
+
+def unigram_loss(train_tokens: Tensor, eval_tokens: Tensor, vocab_size: int) -> float:
+    """Baseline: cross-entropy of add-one smoothed token frequencies (no context at all)."""
+    counts = torch.bincount(train_tokens.cpu(), minlength=vocab_size).double() + 1.0
+    log_probs = (counts / counts.sum()).log()
+    return -log_probs[eval_tokens.cpu()].mean().item()
+
+
+def make_optimizer(model: GPT, config: PretrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on biases, LayerNorms or positions)."""
+    decay = [p for n, p in model.named_parameters() if p.dim() == 2 and "position" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "position" in n]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(0.9, 0.95))
+
+
+def pretrain(
+    config: PretrainConfig,
+    train_tokens: Tensor,
+    val_tokens: Tensor,
+    checkpoint: Path | None = None,
+    device: torch.device | str = "cpu",
+    stop_after: int | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> PretrainResult:
+    """Train a fresh GPT on ``train_tokens``; evaluate on ``val_tokens`` every ``eval_every``.
+
+    With ``checkpoint`` set, the run saves model, optimizer, RNG and history there every
+    ``checkpoint_every`` steps and resumes from it when it holds a run of the same config.
+    ``stop_after`` ends this session after that many steps in total (checkpointed), so a long
+    run can be split over several calls.
+    """
+    torch.manual_seed(config.seed)
+    model = GPT(config.model).to(device)
+    train_tokens, val_tokens = train_tokens.to(device), val_tokens.to(device)
+    optimizer = make_optimizer(model, config)
+    batches = torch.Generator().manual_seed(config.seed)
+    result = PretrainResult(model)
+    state = _load_checkpoint(checkpoint, config)
+    if state is not None:
+        model.load_state_dict(state["model"])  # optimizer state follows the parameters' device
+        optimizer.load_state_dict(state["optimizer"])
+        batches.set_state(state["batch_rng"])
+        result.history, result.train_seconds = state["history"], state["train_seconds"]
+        result.train_tokens = state["train_tokens"]
+        result.resumed_from_step = state["step"]
+        log(f"resuming from {checkpoint} at step {state['step']}")
+    model.train()
+    block = config.model.context_length
+    done = result.resumed_from_step
+    steps = range(done, config.max_steps)
+    bar = tqdm(steps, "pretraining", total=config.max_steps, initial=done, disable=not progress)
+    for step in bar:
+        started = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_learning_rate(step, config)
+        inputs, targets = random_batch(train_tokens, config.batch_size, block, batches)
+        loss = language_model_loss(model(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        optimizer.step()
+        result.train_seconds += time.perf_counter() - started
+        result.train_tokens += inputs.numel()
+        done = step + 1
+        if done % config.eval_every == 0 or done == config.max_steps:
+            result.history.append(
+                {
+                    "step": done,
+                    "learning_rate": optimizer.param_groups[0]["lr"],
+                    "train_loss": loss.item(),
+                    "val_loss": evaluate_loss(model, val_tokens),
+                    "tokens_per_s": result.tokens_per_s,
+                }
+            )
+            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{result.history[-1]['val_loss']:.3f}")
+        pausing = done == stop_after and done < config.max_steps
+        if checkpoint is not None and (done % config.checkpoint_every == 0 or pausing):
+            _save_checkpoint(checkpoint, config, model, optimizer, batches, result, done)
+        if pausing:
+            break
+    result.steps_done = done
+    model.eval()
+    return result
+
+
+def _save_checkpoint(
+    path: Path,
+    config: PretrainConfig,
+    model: GPT,
+    optimizer: torch.optim.Optimizer,
+    batches: torch.Generator,
+    result: PretrainResult,
+    step: int,
+) -> None:
+    state = {
+        "config": config.to_dict(),
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "batch_rng": batches.get_state(),
+        "history": result.history,
+        "train_seconds": result.train_seconds,
+        "train_tokens": result.train_tokens,
+    }
+    atomic_save_torch(state, path)
+
+
+def _load_checkpoint(path: Path | None, config: PretrainConfig) -> dict | None:
+    if path is None or not Path(path).is_file():
+        return None
+    state = torch.load(path, weights_only=False, map_location="cpu")
+    if state["config"] != config.to_dict():
+        raise UsageError(
+            f"checkpoint {path} is from a run with other settings; delete it or use --restart"
+        )
+    return state
+
+
+def save_hf_folder(model: GPT, target: Path) -> Path:
+    """Write ``model`` + the GPT-2 tokenizer as a Hugging Face folder, atomically."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.") as tmp:
+        staging = Path(tmp) / target.name
+        model.to_hf(staging)
+        gpt2_hf_tokenizer().save_pretrained(staging)
+        replace_dir(staging, target)
+    return target
+
+
+# --------------------------------------------------------------------------------------------
+# The project's own GPT-2: the offline default for weeks 3 and 4
+# --------------------------------------------------------------------------------------------
+
+PROJECT_GPT2 = "gpt2-dl2llm"
+
+FULL_PRETRAIN = PretrainConfig(
+    model=GPTConfig(context_length=256, n_layer=4, n_head=4, n_embd=128, dropout=0.1),
+    batch_size=8,
+    max_steps=500,
+    learning_rate=2e-3,
+    min_learning_rate=2e-4,
+    warmup_steps=30,
+    eval_every=50,
+)
+QUICK_PRETRAIN = PretrainConfig(
+    model=GPTConfig(context_length=64, n_layer=2, n_head=2, n_embd=64),
+    batch_size=8,
+    max_steps=30,
+    learning_rate=3e-3,
+    min_learning_rate=3e-4,
+    warmup_steps=5,
+    eval_every=10,
+    checkpoint_every=10,
+)
+
+
+def pretrain_settings(quick: bool) -> PretrainConfig:
+    """The configuration ``pretrain_gpt`` uses in quick or full mode."""
+    return QUICK_PRETRAIN if quick else FULL_PRETRAIN
+
+
+def project_gpt2_dir(quick: bool = False) -> Path:
+    """Where the project's pretrained GPT-2 lives (a Hugging Face folder in the asset cache)."""
+    return paths.home() / (f"{PROJECT_GPT2}-quick" if quick else PROJECT_GPT2)
+
+
+def ensure_project_gpt2(quick: bool = False) -> Path:
+    """The folder of the project's GPT-2, for ``transformers``' ``from_pretrained``.
+
+    The full model comes from ``dl2llm run pretrain_gpt`` (about 10 minutes); the quick model
+    is trained here on the fly (a few seconds) when it is missing, so quick runs of later
+    weeks work on a fresh machine.
+    """
+    folder = project_gpt2_dir(quick)
+    if (folder / "config.json").is_file():
+        return folder
+    if not quick:
+        raise AssetError(
+            f"the project's GPT-2 is not at {folder}; run `dl2llm run pretrain_gpt` (~10 min)"
+        )
+    corpus = pretraining_corpus()
+    tokenizer = load_gpt2_tokenizer()
+    result = pretrain(
+        QUICK_PRETRAIN,
+        encode_documents(corpus["train"], tokenizer),
+        encode_documents(corpus["val"], tokenizer),
+        progress=False,
+        log=lambda _: None,
+    )
+    return save_hf_folder(result.model, folder)
+
+
+def load_project_gpt2(quick: bool = False) -> GPT:
+    """The project's pretrained GPT-2 as our :class:`GPT` (in eval mode)."""
+    return GPT.from_hf(ensure_project_gpt2(quick)).eval()
