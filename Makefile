@@ -16,7 +16,6 @@ setup: $(DEPS_STAMP)  ## create .venv, install the pinned stack, fetch the offli
 
 $(DEPS_STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet -e ".[dev]"
 	@touch $@
