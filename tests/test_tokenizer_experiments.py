@@ -10,9 +10,9 @@ import sys
 import pytest
 
 from dl2llm import paths
-from dl2llm.data import english_text
+from dl2llm.data import english_text, read_text_folder
 from dl2llm.runtime import UsageError
-from dl2llm.tokenizers.evaluation import evaluate, read_text_folder
+from dl2llm.tokenizers.evaluation import evaluate
 from dl2llm.tokenizers.wordpiece import WordPieceTokenizer
 
 SCRIPT = paths.REPO_ROOT / "weeks" / "week2_transformers" / "tokenizer_experiments.py"

@@ -16,7 +16,7 @@ import argparse
 import time
 from pathlib import Path
 
-from dl2llm.data import english_text, lm_splits
+from dl2llm.data import english_text, lm_splits, read_text_folder
 from dl2llm.results import save_results
 from dl2llm.runtime import (
     UsageError,
@@ -31,7 +31,6 @@ from dl2llm.tokenizers.bpe import BYTE_ALPHABET
 from dl2llm.tokenizers.evaluation import (
     TokenizerReport,
     plot_reports,
-    read_text_folder,
     run_experiments,
     token_strings,
 )

@@ -19,45 +19,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dl2llm.io import atomic_write_bytes
-from dl2llm.runtime import UsageError
 from dl2llm.tokenizers.bpe import ByteBPETokenizer
 from dl2llm.tokenizers.unigram import META_PIECES, UnigramTokenizer
 from dl2llm.tokenizers.wordpiece import WordPieceTokenizer
 
 Tokenizer = ByteBPETokenizer | WordPieceTokenizer | UnigramTokenizer
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    return any(part.startswith(".") for part in path.relative_to(root).parts)
-
-
-def read_text_folder(folder: str | Path) -> str:
-    """All files under ``folder`` (or one file), sorted by path, joined by newlines.
-
-    Hidden files and folders (``.git``, ``.DS_Store``) are skipped.
-
-    Raises :class:`~dl2llm.runtime.UsageError` for a missing folder, an empty one,
-    or a file that is not UTF-8 text.
-    """
-    folder = Path(folder)
-    if not folder.exists():
-        raise UsageError(f"--data: '{folder}' does not exist")
-    if folder.is_file():
-        files = [folder]
-    else:
-        files = sorted(p for p in folder.rglob("*") if p.is_file() and not _hidden(p, folder))
-    if not files:
-        raise UsageError(f"--data: '{folder}' contains no files")
-    texts = []
-    for path in files:
-        try:
-            texts.append(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as err:
-            raise UsageError(
-                f"--data: '{path}' is not UTF-8 text (invalid byte at offset {err.start}); "
-                "convert it, e.g. `iconv -f latin1 -t utf-8`"
-            ) from err
-    return "\n".join(texts)
 
 
 def encode_ids(tokenizer: Tokenizer, text: str) -> list[int]:
