@@ -1,0 +1,58 @@
+"""Direct Preference Optimization (Rafailov et al., 2023), the loss written out.
+
+RLHF (Stiennon et al., 2020; Ouyang et al., 2022) fits a reward model to human
+preferences and then maximises it with PPO under a KL penalty to a reference
+model. DPO notices that the optimal policy of that KL-regularised problem is
+``pi(y|x) ∝ pi_ref(y|x) exp(r(x, y) / beta)``, so the reward is implicit in the
+policy: ``r(x, y) = beta * log(pi(y|x) / pi_ref(y|x))`` (+ a term that cancels).
+Putting that into the Bradley-Terry preference model gives a plain classification
+loss on pairs (chosen ``y_w``, rejected ``y_l``)::
+
+    loss = -log sigmoid(beta * [(log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l))])
+
+where ``log pi(y)`` is the summed log-probability of the completion tokens.
+``trl``'s ``DPOTrainer`` (its ``"sigmoid"`` loss) computes the same; the exercise
+``dpo_loss`` checks the two against each other.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def dpo_loss(
+    policy_chosen_logps: torch.Tensor,
+    policy_rejected_logps: torch.Tensor,
+    ref_chosen_logps: torch.Tensor,
+    ref_rejected_logps: torch.Tensor,
+    beta: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-pair DPO losses and the implicit rewards of the chosen and rejected completions.
+
+    Every input is ``(B,)``: summed completion log-probabilities under the policy
+    and the frozen reference model. Returns ``(losses, chosen_rewards,
+    rejected_rewards)``, each ``(B,)``; the training loss is ``losses.mean()``.
+    """
+    chosen_logratios = policy_chosen_logps - ref_chosen_logps  # (B,)
+    rejected_logratios = policy_rejected_logps - ref_rejected_logps  # (B,)
+    losses = -F.logsigmoid(beta * (chosen_logratios - rejected_logratios))  # stable for any margin
+    return losses, beta * chosen_logratios.detach(), beta * rejected_logratios.detach()
+
+
+def completion_logps(
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    completion_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Summed log-probability of the completion tokens of each sequence, ``(B,)``.
+
+    ``input_ids``, ``attention_mask`` and ``completion_mask`` are ``(B, T)``; the
+    token at position ``t + 1`` is scored by the logits at position ``t``.
+    """
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, T, V)
+    log_probs = logits[:, :-1].log_softmax(dim=-1)  # (B, T - 1, V)
+    next_tokens = input_ids[:, 1:].unsqueeze(-1)  # (B, T - 1, 1)
+    token_logps = log_probs.gather(-1, next_tokens).squeeze(-1)  # (B, T - 1)
+    return (token_logps * completion_mask[:, 1:]).sum(dim=1)  # (B,)
