@@ -9,7 +9,7 @@ DEPS_STAMP := $(VENV)/.deps-installed
 TF_STAMP := $(VENV)/.tf-installed
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: setup setup-tf run test lint curriculum bench readme clean
+.PHONY: setup setup-tf test-deps run test lint curriculum bench readme clean
 
 setup: $(DEPS_STAMP)  ## create .venv, install the pinned stack, fetch the offline assets
 	@$(OFFLINE) $(PY) -m dl2llm.cli assets fetch
@@ -26,14 +26,19 @@ $(TF_STAMP): $(DEPS_STAMP)
 	$(PY) -m pip install --quiet -e ".[dev,tf]"
 	@touch $@
 
-run: setup  ## the main job (until the capstone service lands: the first lesson)
-	$(OFFLINE) $(PY) -m dl2llm.cli run feedforward_nn
+run: setup  ## the main job: the QA service on 127.0.0.1:8000 (builds its index on first start)
+	$(OFFLINE) $(PY) capstone/deployment_script.py
+
+test-deps: setup  ## the browser and API-fuzzing tests: Debian chromium, playwright, schemathesis
+	@test -x /usr/bin/chromium || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	$(PY) -m pip install --quiet playwright==1.65.2 schemathesis==4.32.5
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: setup setup-tf lint  ## what CI runs
+test: setup setup-tf test-deps lint  ## what CI runs
 	$(OFFLINE) $(VENV)/bin/pytest
 
 curriculum: setup  ## every deliverable in full mode -> results/*.json, results/SUMMARY.md

@@ -326,7 +326,7 @@ def check_texts(texts: list[str], tokenizer=None) -> None:
             raise UsageError(f"text {number} is empty: give a sentence to classify")
         if tokenizer is None:
             continue
-        n_tokens = len(tokenizer(text)["input_ids"])
+        n_tokens = len(tokenizer(text, verbose=False)["input_ids"])  # no warning: we say it
         if n_tokens > MAX_INPUT_TOKENS:
             raise UsageError(
                 f"text {number} is {n_tokens} tokens long; the classifier reads at most "

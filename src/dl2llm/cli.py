@@ -6,6 +6,9 @@ dl2llm curriculum [--quick]       run every ready deliverable, then write SUMMAR
 dl2llm assets fetch | list | verify
 dl2llm readme [--check]           regenerate (or check) the README's generated parts
 dl2llm predict-sentiment "text" ...  classify text with the fine-tuned MiniLM (week 3)
+dl2llm plan [--start DATE] [--hours-per-week N] [--ics FILE]  the study schedule
+dl2llm progress [--html FILE]     runs, results vs expected ranges, exercises
+dl2llm exercise start | check | list [NAME]  write the pieces yourself, checked
 """
 
 from __future__ import annotations
@@ -116,6 +119,60 @@ def cmd_predict_sentiment(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from dl2llm import schedule
+
+    start = schedule.parse_date(args.start)
+    days_off = [schedule.parse_date(day) for day in args.day_off]
+    plan = schedule.build_plan(start, args.hours_per_week, days_off)
+    print(schedule.format_plan(plan), end="")
+    if args.ics:
+        atomic_write_text(args.ics, schedule.to_ical(plan))
+        print(f"wrote {args.ics} ({len(plan.days)} events)")
+    return 0
+
+
+def cmd_progress(args: argparse.Namespace) -> int:
+    from dl2llm import progress
+
+    if not args.results.is_dir():
+        raise UsageError(f"results folder {args.results} does not exist")
+    weeks = progress.collect(args.results, args.workspace)
+    print(progress.format_progress(weeks), end="")
+    if args.html:
+        atomic_write_text(args.html, progress.to_html(weeks))
+        print(f"wrote {args.html}")
+    return 0
+
+
+def cmd_exercise(args: argparse.Namespace) -> int:
+    from dl2llm import exercises
+    from dl2llm.exercises import framework, workspace
+
+    if args.action == "list":
+        for name, exercise in exercises.EXERCISES.items():
+            state = workspace.status(exercise, args.dir)
+            print(f"  {name:<30} week {exercise.week}  {state:<24} {exercise.title}")
+        return 0
+    if not args.name:
+        raise UsageError(f"`dl2llm exercise {args.action}` needs an exercise name (see list)")
+    exercise = exercises.get(args.name)
+    if args.action == "start":
+        path = workspace.start(exercise, args.dir, args.force)
+        print(f"wrote {path}: fill in the bodies, then `dl2llm exercise check {exercise.name}`")
+        return 0
+    if args.library:
+        label, results = "the library", framework.check_namespace(exercise, exercise.library())
+    else:
+        path = args.file or workspace.exercise_path(exercise, args.dir)
+        label, results = str(path), framework.check_file(exercise, path)
+        if args.file is None:
+            workspace.record_check(exercise, args.dir, path, results)
+    print(f"{exercise.name}: checking {label} ({len(results)} cases)")
+    print(framework.format_results(results), end="")
+    return 0 if all(r.passed for r in results) else 1
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="dl2llm",
@@ -158,6 +215,32 @@ def build_parser() -> ArgumentParser:
     p.add_argument("texts", nargs="+", metavar="TEXT", help="one or more sentences")
     p.add_argument("--quick", action="store_true", help="use the quick-mode model")
     p.set_defaults(func=cmd_predict_sentiment)
+
+    p = sub.add_parser("plan", help="a day-by-day study schedule (and an iCalendar file)")
+    p.add_argument("--start", default="2024-12-15", help="first day, YYYY-MM-DD (the plan's)")
+    p.add_argument(
+        "--hours-per-week", type=float, default=20.0, help="study hours a week (default: 20)"
+    )
+    p.add_argument(
+        "--day-off", action="append", default=[], metavar="YYYY-MM-DD", help="skip a day"
+    )
+    p.add_argument("--ics", type=Path, metavar="FILE", help="also write an iCalendar file")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("progress", help="deliverables run, results vs expected, exercises")
+    p.add_argument("--results", type=Path, default=paths.results_dir(), help="results folder")
+    p.add_argument("--workspace", type=Path, default=Path("exercises"), help="exercise workspace")
+    p.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained page")
+    p.set_defaults(func=cmd_progress)
+
+    p = sub.add_parser("exercise", help="start, check or list the from-scratch exercises")
+    p.add_argument("action", choices=["start", "check", "list"])
+    p.add_argument("name", nargs="?", help="exercise name (see `dl2llm exercise list`)")
+    p.add_argument("--dir", type=Path, default=Path("exercises"), help="learner workspace")
+    p.add_argument("--force", action="store_true", help="start: overwrite an existing file")
+    p.add_argument("--file", type=Path, help="check: this file instead of the workspace's")
+    p.add_argument("--library", action="store_true", help="check: dl2llm's own implementation")
+    p.set_defaults(func=cmd_exercise)
     return parser
 
 

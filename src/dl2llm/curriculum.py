@@ -121,11 +121,19 @@ WEEKS: tuple[Week, ...] = (
                 "attention_demo",
                 f"{W2}/attention_demo.py",
                 "attention heatmaps; LSTM vs self-attention path length and wall time",
+                READY,
+                ("max_seq_len", "attention_speedup_at_max_len", "minilm_attention_max_abs_diff"),
             ),
             Deliverable(
                 "annotated_transformer",
                 f"{W2}/annotated_transformer.ipynb",
                 "encoder-decoder Transformer trained to >= 99% sequence accuracy",
+                READY,
+                (
+                    "reverse_sequence_accuracy",
+                    "dates_sequence_accuracy",
+                    "dates_beam_sequence_accuracy",
+                ),
             ),
             Deliverable(
                 "tokenizer_experiments",
@@ -167,16 +175,28 @@ WEEKS: tuple[Week, ...] = (
                 "embeddings_demo",
                 f"{W3}/embeddings_demo.ipynb",
                 "Word2Vec vs GloVe vs gensim: analogies, similarity, projections, polysemy",
+                READY,
+                (
+                    "word2vec_analogy_accuracy",
+                    "gensim_analogy_accuracy",
+                    "word2vec_wordsim_spearman",
+                    "gensim_wordsim_spearman",
+                    "analogy_coverage",
+                ),
             ),
             Deliverable(
                 "bert_fine_tuning",
                 f"{W3}/bert_fine_tuning.py",
                 "MiniLM fine-tuned for sentiment vs TF-IDF and frozen-embedding baselines",
+                READY,
+                ("test_accuracy", "tfidf_test_accuracy", "frozen_embedding_test_accuracy"),
             ),
             Deliverable(
                 "prompt_engineering",
                 f"{W3}/prompt_engineering.ipynb",
                 "k-shot prompting, templates, calibration with SmolLM2 (with intervals)",
+                READY,
+                ("zero_shot_accuracy", "best_k_shot_accuracy", "n_test"),
             ),
         ),
     ),
@@ -278,11 +298,16 @@ WEEKS: tuple[Week, ...] = (
                 "retrieval_augmented_generation",
                 "capstone/retrieval_augmented_generation.py",
                 "grounded answers with citations from a FAISS + BM25 index",
+                READY,
+                ("hybrid_mrr", "calibration_balanced_accuracy", "retrieve_ms", "answer_s"),
             ),
             Deliverable(
                 "deployment_script",
                 "capstone/deployment_script.py",
                 "the FastAPI QA service (web page, OpenAI-compatible API)",
+                READY,
+                ("ask_status", "ask_total_ms", "chat_status"),
+                full_args=("--exit-after-check",),
             ),
             Deliverable(
                 "fine_tuning_pipeline",
@@ -413,3 +438,423 @@ def results_table(out: Path | None = None) -> str:
         minutes = (summary["wall_time_s"] or 0) / 60
         lines.append(f"| {week_of(d).label} | `{d.name}` | {shown} | {minutes:.1f} min |")
     return "\n".join(lines) + "\n"
+
+
+# --- Learner resources, time estimates and expected results --------------------------------
+# Read by ``dl2llm plan`` (:mod:`dl2llm.schedule`) and ``dl2llm progress``
+# (:mod:`dl2llm.progress`).
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A reading: a paper, book, course, blog post or documentation site, with a link."""
+
+    kind: str  # "paper", "book", "course", "docs" or "blog"
+    citation: str
+    url: str
+    in_plan: bool = False  # named by the study plan itself (the others are what we implement)
+
+
+def _paper(citation: str, url: str, in_plan: bool = False) -> Resource:
+    return Resource("paper", citation, url, in_plan)
+
+
+RESOURCES: dict[int, tuple[Resource, ...]] = {
+    1: (
+        Resource(
+            "book",
+            "Goodfellow, I., Bengio, Y. & Courville, A. (2016). Deep Learning. MIT Press. "
+            "Part I (basics) and chapters 6-8 (feedforward networks, regularization, "
+            "optimization).",
+            "https://www.deeplearningbook.org/",
+            True,
+        ),
+        Resource(
+            "course",
+            "Stanford CS231n: Deep Learning for Computer Vision -- course notes on neural "
+            "networks (parts 1-3), backpropagation and optimization.",
+            "https://cs231n.github.io/",
+            True,
+        ),
+        Resource(
+            "docs",
+            "PyTorch Tutorials: Learn the Basics (tensors, autograd, building and training "
+            "a model).",
+            "https://pytorch.org/tutorials/beginner/basics/intro.html",
+            True,
+        ),
+        Resource(
+            "docs",
+            "TensorFlow Tutorials: beginner quickstart and Keras basics.",
+            "https://www.tensorflow.org/tutorials",
+            True,
+        ),
+        _paper(
+            "Rumelhart, D. E., Hinton, G. E. & Williams, R. J. (1986). Learning "
+            "representations by back-propagating errors. Nature 323, 533-536.",
+            "https://doi.org/10.1038/323533a0",
+        ),
+        _paper(
+            "Kingma, D. P. & Ba, J. (2015). Adam: A Method for Stochastic Optimization. ICLR.",
+            "https://arxiv.org/abs/1412.6980",
+        ),
+        _paper(
+            "Loshchilov, I. & Hutter, F. (2019). Decoupled Weight Decay Regularization. ICLR.",
+            "https://arxiv.org/abs/1711.05101",
+        ),
+        _paper(
+            "Hochreiter, S. & Schmidhuber, J. (1997). Long Short-Term Memory. Neural "
+            "Computation 9(8), 1735-1780.",
+            "https://doi.org/10.1162/neco.1997.9.8.1735",
+        ),
+        _paper(
+            "Kneser, R. & Ney, H. (1995). Improved backing-off for M-gram language modeling. "
+            "ICASSP 1995, 181-184.",
+            "https://doi.org/10.1109/ICASSP.1995.479394",
+        ),
+    ),
+    2: (
+        _paper(
+            "Vaswani, A., Shazeer, N., Parmar, N., Uszkoreit, J., Jones, L., Gomez, A. N., "
+            "Kaiser, L. & Polosukhin, I. (2017). Attention Is All You Need. NeurIPS.",
+            "https://arxiv.org/abs/1706.03762",
+            True,
+        ),
+        Resource(
+            "docs",
+            "Hugging Face Tokenizers documentation (models: BPE, WordPiece, Unigram; "
+            "pre-tokenizers; trainers).",
+            "https://huggingface.co/docs/tokenizers/index",
+            True,
+        ),
+        Resource(
+            "blog",
+            "Alammar, J. (2018). The Illustrated Transformer.",
+            "https://jalammar.github.io/illustrated-transformer/",
+            True,
+        ),
+        Resource(
+            "blog",
+            "Rush, A. et al. (2018, updated 2022). The Annotated Transformer. Harvard NLP.",
+            "https://nlp.seas.harvard.edu/annotated-transformer/",
+        ),
+        _paper(
+            "Sennrich, R., Haddow, B. & Birch, A. (2016). Neural Machine Translation of Rare "
+            "Words with Subword Units. ACL.",
+            "https://arxiv.org/abs/1508.07909",
+        ),
+        _paper(
+            "Kudo, T. (2018). Subword Regularization: Improving Neural Network Translation "
+            "Models with Multiple Subword Candidates. ACL.",
+            "https://arxiv.org/abs/1804.10959",
+        ),
+        _paper(
+            "Kudo, T. & Richardson, J. (2018). SentencePiece: A simple and language "
+            "independent subword tokenizer and detokenizer for Neural Text Processing. "
+            "EMNLP (demo).",
+            "https://arxiv.org/abs/1808.06226",
+        ),
+        _paper(
+            "Wu, Y. et al. (2016). Google's Neural Machine Translation System: Bridging the "
+            "Gap between Human and Machine Translation (WordPiece).",
+            "https://arxiv.org/abs/1609.08144",
+        ),
+        _paper(
+            "Radford, A., Wu, J., Child, R., Luan, D., Amodei, D. & Sutskever, I. (2019). "
+            "Language Models are Unsupervised Multitask Learners. OpenAI (GPT-2).",
+            "https://cdn.openai.com/better-language-models/"
+            "language_models_are_unsupervised_multitask_learners.pdf",
+        ),
+    ),
+    3: (
+        _paper(
+            "Mikolov, T., Sutskever, I., Chen, K., Corrado, G. & Dean, J. (2013). "
+            "Distributed Representations of Words and Phrases and their Compositionality. "
+            "NeurIPS.",
+            "https://arxiv.org/abs/1310.4546",
+            True,
+        ),
+        _paper(
+            "Devlin, J., Chang, M.-W., Lee, K. & Toutanova, K. (2019). BERT: Pre-training of "
+            "Deep Bidirectional Transformers for Language Understanding. NAACL.",
+            "https://arxiv.org/abs/1810.04805",
+            True,
+        ),
+        Resource(
+            "docs",
+            "Hugging Face Transformers: Fine-tune a pretrained model (Trainer and native "
+            "PyTorch loops).",
+            "https://huggingface.co/docs/transformers/training",
+            True,
+        ),
+        _paper(
+            "Mikolov, T., Chen, K., Corrado, G. & Dean, J. (2013). Efficient Estimation of "
+            "Word Representations in Vector Space. ICLR workshop.",
+            "https://arxiv.org/abs/1301.3781",
+        ),
+        _paper(
+            "Pennington, J., Socher, R. & Manning, C. D. (2014). GloVe: Global Vectors for "
+            "Word Representation. EMNLP.",
+            "https://aclanthology.org/D14-1162/",
+        ),
+        _paper(
+            "Wang, W., Wei, F., Dong, L., Bao, H., Yang, N. & Zhou, M. (2020). MiniLM: Deep "
+            "Self-Attention Distillation for Task-Agnostic Compression of Pre-Trained "
+            "Transformers. NeurIPS.",
+            "https://arxiv.org/abs/2002.10957",
+        ),
+        _paper(
+            "Brown, T. et al. (2020). Language Models are Few-Shot Learners. NeurIPS.",
+            "https://arxiv.org/abs/2005.14165",
+        ),
+        _paper(
+            "Zhao, Z., Wallace, E., Feng, S., Klein, D. & Singh, S. (2021). Calibrate Before "
+            "Use: Improving Few-Shot Performance of Language Models. ICML.",
+            "https://arxiv.org/abs/2102.09690",
+        ),
+    ),
+    4: (
+        _paper(
+            "Hu, E. J., Shen, Y., Wallis, P., Allen-Zhu, Z., Li, Y., Wang, S., Wang, L. & "
+            "Chen, W. (2021). LoRA: Low-Rank Adaptation of Large Language Models. ICLR 2022.",
+            "https://arxiv.org/abs/2106.09685",
+            True,
+        ),
+        Resource(
+            "docs",
+            "NVIDIA. Train With Mixed Precision (Deep Learning Performance user guide).",
+            "https://docs.nvidia.com/deeplearning/performance/mixed-precision-training/index.html",
+            True,
+        ),
+        _paper(
+            "Hinton, G., Vinyals, O. & Dean, J. (2015). Distilling the Knowledge in a Neural "
+            "Network. NeurIPS Deep Learning workshop.",
+            "https://arxiv.org/abs/1503.02531",
+            True,
+        ),
+        _paper(
+            "Houlsby, N. et al. (2019). Parameter-Efficient Transfer Learning for NLP. ICML.",
+            "https://arxiv.org/abs/1902.00751",
+        ),
+        _paper(
+            "Li, X. L. & Liang, P. (2021). Prefix-Tuning: Optimizing Continuous Prompts for "
+            "Generation. ACL.",
+            "https://arxiv.org/abs/2101.00190",
+        ),
+        _paper(
+            "Micikevicius, P. et al. (2018). Mixed Precision Training. ICLR.",
+            "https://arxiv.org/abs/1710.03740",
+        ),
+        _paper(
+            "Chen, T., Xu, B., Zhang, C. & Guestrin, C. (2016). Training Deep Nets with "
+            "Sublinear Memory Cost (gradient checkpointing).",
+            "https://arxiv.org/abs/1604.06174",
+        ),
+        _paper(
+            "Han, S., Mao, H. & Dally, W. J. (2016). Deep Compression: Compressing Deep Neural "
+            "Networks with Pruning, Trained Quantization and Huffman Coding. ICLR.",
+            "https://arxiv.org/abs/1510.00149",
+        ),
+        _paper(
+            "Jacob, B. et al. (2018). Quantization and Training of Neural Networks for "
+            "Efficient Integer-Arithmetic-Only Inference. CVPR.",
+            "https://arxiv.org/abs/1712.05877",
+        ),
+    ),
+    5: (
+        _paper(
+            "Stiennon, N. et al. (2020). Learning to summarize from human feedback. NeurIPS.",
+            "https://arxiv.org/abs/2009.01325",
+            True,
+        ),
+        Resource(
+            "docs",
+            "Microsoft. Responsible AI principles and approach (fairness, reliability and "
+            "safety, privacy and security, inclusiveness, transparency, accountability).",
+            "https://www.microsoft.com/en-us/ai/responsible-ai",
+            True,
+        ),
+        Resource(
+            "docs",
+            "ONNX Runtime documentation.",
+            "https://onnxruntime.ai/docs/",
+            True,
+        ),
+        Resource("docs", "FastAPI documentation.", "https://fastapi.tiangolo.com/", True),
+        _paper(
+            "Schulman, J., Wolski, F., Dhariwal, P., Radford, A. & Klimov, O. (2017). "
+            "Proximal Policy Optimization Algorithms.",
+            "https://arxiv.org/abs/1707.06347",
+        ),
+        _paper(
+            "Ouyang, L. et al. (2022). Training language models to follow instructions with "
+            "human feedback. NeurIPS.",
+            "https://arxiv.org/abs/2203.02155",
+        ),
+        _paper(
+            "Rafailov, R., Sharma, A., Mitchell, E., Ermon, S., Manning, C. D. & Finn, C. "
+            "(2023). Direct Preference Optimization: Your Language Model is Secretly a "
+            "Reward Model. NeurIPS.",
+            "https://arxiv.org/abs/2305.18290",
+        ),
+        _paper(
+            "Johnson, J., Douze, M. & Jegou, H. (2019). Billion-scale similarity search with "
+            "GPUs. IEEE Transactions on Big Data (FAISS).",
+            "https://arxiv.org/abs/1702.08734",
+        ),
+        _paper(
+            "Nangia, N., Vania, C., Bhalerao, R. & Bowman, S. R. (2020). CrowS-Pairs: A "
+            "Challenge Dataset for Measuring Social Biases in Masked Language Models. EMNLP.",
+            "https://arxiv.org/abs/2010.00133",
+        ),
+        _paper(
+            "Parrish, A. et al. (2022). BBQ: A Hand-Built Bias Benchmark for Question "
+            "Answering. Findings of ACL.",
+            "https://arxiv.org/abs/2110.08193",
+        ),
+        _paper(
+            "Caliskan, A., Bryson, J. J. & Narayanan, A. (2017). Semantics derived "
+            "automatically from language corpora contain human-like biases. Science "
+            "356(6334), 183-186 (WEAT).",
+            "https://arxiv.org/abs/1608.07187",
+        ),
+    ),
+    6: (
+        _paper(
+            "Lewis, P. et al. (2020). Retrieval-Augmented Generation for Knowledge-Intensive "
+            "NLP Tasks. NeurIPS.",
+            "https://arxiv.org/abs/2005.11401",
+        ),
+        _paper(
+            "Robertson, S. & Zaragoza, H. (2009). The Probabilistic Relevance Framework: BM25 "
+            "and Beyond. Foundations and Trends in Information Retrieval 3(4), 333-389.",
+            "https://doi.org/10.1561/1500000019",
+        ),
+        _paper(
+            "Cormack, G. V., Clarke, C. L. A. & Buettcher, S. (2009). Reciprocal rank fusion "
+            "outperforms Condorcet and individual rank learning methods. SIGIR.",
+            "https://doi.org/10.1145/1571941.1572114",
+        ),
+        _paper(
+            "Jarvelin, K. & Kekalainen, J. (2002). Cumulated gain-based evaluation of IR "
+            "techniques. ACM Transactions on Information Systems 20(4), 422-446 (nDCG).",
+            "https://doi.org/10.1145/582415.582418",
+        ),
+        _paper(
+            "Rajpurkar, P., Zhang, J., Lopyrev, K. & Liang, P. (2016). SQuAD: 100,000+ "
+            "Questions for Machine Comprehension of Text. EMNLP (exact match and F1).",
+            "https://arxiv.org/abs/1606.05250",
+        ),
+        _paper(
+            "Mitchell, M. et al. (2019). Model Cards for Model Reporting. FAccT.",
+            "https://arxiv.org/abs/1810.03993",
+        ),
+    ),
+}
+
+# Estimated hours per deliverable, readings and exercises included: 18 h per plan week,
+# 108 h in all (see :mod:`dl2llm.schedule` for how they are laid out on the calendar).
+HOURS: dict[str, float] = {
+    "feedforward_nn": 9,
+    "lstm_language_model": 9,
+    "attention_demo": 4,
+    "annotated_transformer": 6,
+    "tokenizer_experiments": 4,
+    "pretrain_gpt": 4,
+    "embeddings_demo": 6,
+    "bert_fine_tuning": 6,
+    "prompt_engineering": 6,
+    "parameter_efficient_tuning": 7,
+    "mixed_precision_training": 5,
+    "model_compression": 6,
+    "rl_hf_demo": 6,
+    "inference_optimization": 4,
+    "vector_store_demo": 4,
+    "bias_audit": 4,
+    "retrieval_augmented_generation": 5,
+    "deployment_script": 4,
+    "fine_tuning_pipeline": 5,
+    "evaluation_metrics": 4,
+}
+
+# What a full-mode run should give for each headline metric: ``(low, high)``, inclusive.
+EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
+    "feedforward_nn": {"test_accuracy": (0.72, 0.90), "numpy_test_accuracy": (0.72, 0.90)},
+    "lstm_language_model": {"test_perplexity": (30.0, 400.0), "kn_test_perplexity": (50.0, 600.0)},
+    "attention_demo": {
+        "max_seq_len": (512, 8192),
+        "attention_speedup_at_max_len": (0.01, 100.0),
+        "minilm_attention_max_abs_diff": (0.0, 1e-5),
+    },
+    "annotated_transformer": {
+        "reverse_sequence_accuracy": (0.99, 1.0),
+        "dates_sequence_accuracy": (0.99, 1.0),
+        "dates_beam_sequence_accuracy": (0.99, 1.0),
+    },
+    "tokenizer_experiments": {
+        "bpe_bytes_per_token": (2.5, 5.0),
+        "wordpiece_bytes_per_token": (2.5, 5.0),
+        "unigram_bytes_per_token": (2.5, 5.0),
+        "unigram_token_ratio_spm": (0.9, 1.1),
+    },
+    "pretrain_gpt": {
+        "val_loss": (3.0, 6.0),
+        "unigram_val_loss": (5.5, 8.0),
+        "tokens_per_s": (1e3, 1e7),
+    },
+    "embeddings_demo": {
+        "word2vec_analogy_accuracy": (0.0, 1.0),
+        "gensim_analogy_accuracy": (0.0, 1.0),
+        "word2vec_wordsim_spearman": (0.0, 1.0),
+        "gensim_wordsim_spearman": (0.0, 1.0),
+        "analogy_coverage": (0.0, 1.0),
+    },
+    "bert_fine_tuning": {
+        "test_accuracy": (0.82, 0.95),
+        "tfidf_test_accuracy": (0.72, 0.85),
+        "frozen_embedding_test_accuracy": (0.72, 0.85),
+    },
+    "prompt_engineering": {
+        "zero_shot_accuracy": (0.5, 0.95),
+        "best_k_shot_accuracy": (0.5, 0.95),
+        "n_test": (100, 2000),
+    },
+    "parameter_efficient_tuning": {
+        "full_accuracy": (0.6, 0.95),
+        "lora_r4_accuracy": (0.6, 0.95),
+        "lora_r4_relative_score": (0.9, 1.1),
+        "lora_r4_trainable_pct": (0.0, 5.0),
+    },
+    "mixed_precision_training": {
+        "fp32_peak_mib": (1.0, 4096.0),
+        "fp32_ckpt_peak_mib": (1.0, 4096.0),
+        "bf16_max_abs_loss_diff": (0.0, 0.5),
+        "fp16_underflow_share_unscaled": (0.0, 1.0),
+    },
+    "retrieval_augmented_generation": {
+        "hybrid_mrr": (0.3, 1.0),
+        "calibration_balanced_accuracy": (0.5, 1.0),
+        "retrieve_ms": (0.0, 2000.0),
+        "answer_s": (0.0, 120.0),
+    },
+    "deployment_script": {
+        "ask_status": (200, 200),
+        "ask_total_ms": (0.0, 60000.0),
+        "chat_status": (200, 200),
+    },
+}
+
+
+def hours_of(deliverable: Deliverable) -> float:
+    """Estimated learner hours for a deliverable (readings and exercises included)."""
+    return HOURS[deliverable.name]
+
+
+def resources_of(week: Week) -> tuple[Resource, ...]:
+    """The recommended readings of a week, the plan's own first."""
+    return tuple(sorted(RESOURCES.get(week.number, ()), key=lambda r: not r.in_plan))
+
+
+def expected_range(deliverable: Deliverable, metric: str) -> tuple[float, float] | None:
+    """The ``(low, high)`` a full run should give for ``metric``, if one is stated."""
+    return EXPECTED.get(deliverable.name, {}).get(metric)

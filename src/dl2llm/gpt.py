@@ -173,9 +173,11 @@ def attend(q: Tensor, k: Tensor, v: Tensor, past: int, dropout: float = 0.0) -> 
     ``-inf`` wherever key position > query position (query ``i`` sits at ``past + i``).
     ``F.scaled_dot_product_attention`` computes exactly that with fused kernels.
     """
+    T, S = q.size(-2), k.size(-2)
     if past == 0:
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
-    T, S = q.size(-2), k.size(-2)
+    if T == 1:  # one new token (cached generation) sees every key: no mask needed
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
     visible = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=past)  # (T, S)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=visible, dropout_p=dropout)
 
@@ -313,12 +315,12 @@ class GPT(nn.Module):
 
     @classmethod
     def from_hf_model(cls, hf_model) -> GPT:
-        """Copy the weights of an in-memory ``GPT2LMHeadModel``."""
+        """Copy the weights of an in-memory ``GPT2LMHeadModel`` (returned in eval mode)."""
         model = cls(GPTConfig.from_hf(hf_model.config))
         hf_weights = hf_model.state_dict()
         ours = {name: _swap_layout(name, hf_weights[hf_name]) for name, hf_name in _names(model)}
-        model.load_state_dict(ours, strict=False)  # lm_head.weight is the tied embedding
-        return model
+        _load_all_but_head(model, ours)
+        return model.eval()
 
     def to_hf_model(self):
         """An in-memory ``GPT2LMHeadModel`` with the same weights."""
@@ -326,10 +328,8 @@ class GPT(nn.Module):
 
         hf_model = GPT2LMHeadModel(self.config.to_hf())
         weights = self.state_dict()
-        hf_model.load_state_dict(
-            {hf_name: _swap_layout(name, weights[name]) for name, hf_name in _names(self)},
-            strict=False,  # lm_head.weight is tied to transformer.wte.weight
-        )
+        theirs = {hf_name: _swap_layout(name, weights[name]) for name, hf_name in _names(self)}
+        _load_all_but_head(hf_model, theirs)
         return hf_model.eval()
 
     def to_hf(self, path: str | Path) -> Path:
@@ -367,6 +367,13 @@ def _names(model: GPT) -> list[tuple[str, str]]:
             for kind in ("weight", "bias"):
                 pairs.append((f"blocks.{i}.{ours}.{kind}", f"transformer.h.{i}.{theirs}.{kind}"))
     return pairs
+
+
+def _load_all_but_head(model: nn.Module, weights: dict[str, Tensor]) -> None:
+    """``load_state_dict`` that allows only the tied ``lm_head.weight`` to be absent."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing != ["lm_head.weight"] or unexpected:
+        raise RuntimeError(f"weight names do not match: missing {missing}, unexpected {unexpected}")
 
 
 def _swap_layout(name: str, tensor: Tensor) -> Tensor:
@@ -490,14 +497,14 @@ def pretraining_corpus() -> dict[str, str]:
     """Bundled English text: *Botchan*'s train split plus 300 news articles (Lee corpus).
 
     Validation and test are *Botchan*'s held-out blocks (see :func:`dl2llm.data.lm_splits`),
-    so the validation loss measures the same novel the model mostly trains on.
+    so the validation loss is measured on pages of the novel the model never saw.
     """
     splits = lm_splits()
     news = gensim_test_file("lee_background.cor").read_text(encoding="utf-8")
     return {"train": splits["train"] + news, "val": splits["val"], "test": splits["test"]}
 
 
-def encode_documents(text: str, tokenizer=None) -> Tensor:
+def encode_text(text: str, tokenizer=None) -> Tensor:
     """GPT-2 token ids of ``text`` as a 1-D ``LongTensor`` ending in ``<|endoftext|>``."""
     tokenizer = tokenizer or load_gpt2_tokenizer()
     return torch.tensor(tokenizer.encode_ordinary(text) + [GPT2_EOT_ID], dtype=torch.long)
@@ -531,7 +538,8 @@ def language_model_loss(logits: Tensor, targets: Tensor) -> Tensor:
 
 @torch.no_grad()
 def evaluate_loss(model: GPT, tokens: Tensor, batch_size: int = 8) -> float:
-    """Mean loss over every non-overlapping context-length window of ``tokens``."""
+    """Mean loss over the non-overlapping context-length windows of ``tokens`` (a shorter
+    tail is left out)."""
     block = model.config.context_length
     n_windows = (len(tokens) - 1) // block
     if n_windows == 0:
@@ -738,8 +746,8 @@ def ensure_project_gpt2(quick: bool = False) -> Path:
     tokenizer = load_gpt2_tokenizer()
     result = pretrain(
         QUICK_PRETRAIN,
-        encode_documents(corpus["train"], tokenizer),
-        encode_documents(corpus["val"], tokenizer),
+        encode_text(corpus["train"], tokenizer),
+        encode_text(corpus["val"], tokenizer),
         progress=False,
         log=lambda _: None,
     )
@@ -748,4 +756,4 @@ def ensure_project_gpt2(quick: bool = False) -> Path:
 
 def load_project_gpt2(quick: bool = False) -> GPT:
     """The project's pretrained GPT-2 as our :class:`GPT` (in eval mode)."""
-    return GPT.from_hf(ensure_project_gpt2(quick)).eval()
+    return GPT.from_hf(ensure_project_gpt2(quick))

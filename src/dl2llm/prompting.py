@@ -184,6 +184,14 @@ class PrefixScorer:
         logits = self.model(input_ids=torch.tensor([ids]), cache=self.cache).logits
         return torch.log_softmax(logits[0].float(), dim=-1)
 
+    def _check_fits(self, n_tokens: int) -> None:
+        window = getattr(self.model.config, "max_position_embeddings", None)
+        if window is not None and n_tokens > window:
+            raise ValueError(
+                f"the prompt needs {n_tokens} tokens but the model reads at most {window}: "
+                "use fewer or shorter demonstrations"
+            )
+
     def _truncate(self, length: int) -> None:
         """Drop cached keys and values beyond the first ``length`` tokens."""
         extra = self.cache.get_seq_length() - length
@@ -195,6 +203,7 @@ class PrefixScorer:
         """``log p(continuation | prefix + query)`` summed over each continuation's tokens."""
         query_ids = _ids(self.tokenizer, query)
         after_query = len(self.prefix_ids) + len(query_ids)
+        self._check_fits(after_query + max(len(tokens) for tokens in continuations))
         first = self._forward(query_ids)[-1]  # (V,): the next token after the query
         scores = []
         for tokens in continuations:
@@ -211,14 +220,16 @@ class PrefixScorer:
     def generate(self, query: str, max_new_tokens: int = 4) -> str:
         """Greedy continuation of ``prefix + query`` (stops at end-of-sequence or a newline)."""
         eos = self.tokenizer.eos_token_id
-        log_probs = self._forward(_ids(self.tokenizer, query))
+        query_ids = _ids(self.tokenizer, query)
+        self._check_fits(len(self.prefix_ids) + len(query_ids) + max_new_tokens)
+        log_probs = self._forward(query_ids)
         new_ids: list[int] = []
         for _ in range(max_new_tokens):
             token = int(log_probs[-1].argmax())
             if token == eos:
                 break
             new_ids.append(token)
-            if "\n" in self.tokenizer.decode(new_ids):
+            if "\n" in self.tokenizer.decode(new_ids) or len(new_ids) == max_new_tokens:
                 break
             log_probs = self._forward([token])
         self._truncate(len(self.prefix_ids))

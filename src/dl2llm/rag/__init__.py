@@ -1,0 +1,102 @@
+"""Retrieval-augmented generation over a folder of documents (the capstone's core).
+
+Lewis et al., 2020, "Retrieval-Augmented Generation for Knowledge-Intensive NLP
+Tasks": instead of hoping a language model memorised the answer, find the
+passages that hold it and let the model answer from them, citing them. The
+parts, one module each:
+
+- :mod:`~dl2llm.rag.ingest` -- files to clean, titled, deduplicated chunks;
+- :mod:`~dl2llm.rag.index` -- MiniLM vectors in FAISS + SQLite metadata + BM25,
+  built and edited atomically;
+- :mod:`~dl2llm.rag.retrieve` -- dense, BM25 and hybrid (reciprocal rank fusion);
+- :mod:`~dl2llm.rag.generate` -- the grounded, cited, streamed answer;
+- :mod:`~dl2llm.rag.pipeline` -- the refusal threshold and ``ask()``.
+
+:func:`load_pipeline` wires them together for the command line and the service.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dl2llm import paths
+from dl2llm.rag.generate import ExtractiveGenerator, LLMGenerator
+from dl2llm.rag.index import Encoder, Index, build_index, read_corpus
+from dl2llm.rag.ingest import Document
+from dl2llm.rag.pipeline import RAGPipeline, load_min_confidence
+from dl2llm.rag.retrieve import Hit, Retriever
+
+CORPUS_SUFFIXES = (".rst.txt",)
+# A small slice of the corpus (68 chunks) for quick modes and tests.
+SAMPLE_DOCUMENTS = ("library/functools.rst", "faq/windows.rst", "tutorial/errors.rst")
+
+
+def default_data_dir() -> Path:
+    """Where the index lives unless told otherwise: ``<DL2LLM_HOME>/rag``."""
+    return paths.home() / "rag"
+
+
+def corpus_documents(docs: str | Path | None = None) -> tuple[list[Document], str]:
+    """The documents of ``docs`` (any folder), or of the bundled Python docs by default."""
+    if docs is None:
+        from dl2llm.data import python_docs_dir
+
+        return read_corpus(python_docs_dir(), CORPUS_SUFFIXES), str(python_docs_dir())
+    return read_corpus(docs), str(docs)
+
+
+def sample_documents(doc_ids: tuple[str, ...] = SAMPLE_DOCUMENTS) -> tuple[list[Document], str]:
+    """A few documents of the bundled corpus (see :data:`SAMPLE_DOCUMENTS`)."""
+    documents, source = corpus_documents()
+    return [d for d in documents if d.doc_id in doc_ids], source
+
+
+def ensure_index(
+    data_dir: str | Path,
+    encoder: Encoder,
+    docs: str | Path | None = None,
+    rebuild: bool = False,
+    build_missing: bool = True,
+    progress: bool = True,
+) -> Index:
+    """Load the index in ``data_dir``; build it from ``docs`` first if asked to or absent.
+
+    With ``build_missing=False`` an absent index is an error (see :meth:`Index.load`).
+    """
+    folder = Path(data_dir) / "index"
+    if rebuild or (build_missing and not folder.exists()):
+        documents, source = corpus_documents(docs)
+        return build_index(documents, data_dir, encoder, source=source, progress=progress)
+    return Index.load(data_dir)
+
+
+def load_pipeline(
+    index: Index,
+    encoder: Encoder,
+    llm: str | Path | None = None,
+    extractive: bool = False,
+    max_new_tokens: int = 128,
+) -> RAGPipeline:
+    """A ready :class:`RAGPipeline` over ``index`` with SmolLM2 (or the extractive baseline)."""
+    generator = (
+        ExtractiveGenerator(max_new_tokens)
+        if extractive
+        else LLMGenerator.load(llm, max_new_tokens=max_new_tokens)
+    )
+    threshold = load_min_confidence(index.folder.parent)
+    return RAGPipeline(Retriever(index, encoder), generator, threshold)
+
+
+__all__ = [
+    "Encoder",
+    "Hit",
+    "Index",
+    "RAGPipeline",
+    "Retriever",
+    "build_index",
+    "corpus_documents",
+    "default_data_dir",
+    "ensure_index",
+    "load_pipeline",
+    "sample_documents",
+]

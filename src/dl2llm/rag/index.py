@@ -1,0 +1,387 @@
+"""The index: dense vectors in FAISS, chunk text and metadata in SQLite, BM25 in memory.
+
+Dense retrieval (Karpukhin et al., 2020, "Dense Passage Retrieval for
+Open-Domain Question Answering") embeds every chunk once with a sentence encoder
+-- here all-MiniLM-L6-v2 (Reimers & Gurevych, 2019, "Sentence-BERT"), whose
+unit-length 384-d vectors make the inner product a cosine similarity -- and at
+query time finds the nearest chunks with FAISS (Johnson et al., 2017,
+"Billion-scale similarity search with GPUs"). A flat (exact) inner-product index
+is fast enough for tens of thousands of chunks; ``IndexIDMap2`` lets us address
+vectors by chunk id, so documents can be added and deleted in place.
+
+Sparse retrieval uses BM25 (Robertson & Zaragoza, 2009, "The Probabilistic
+Relevance Framework: BM25 and Beyond") from ``rank-bm25``. Its ``get_scores``
+visits every chunk for every query term; we only score the chunks that contain
+at least one query term (an inverted index), which gives the same numbers.
+
+On disk an index is one folder::
+
+    index/manifest.json   what was built, with which encoder, how many chunks
+    index/chunks.sqlite   documents and chunks (id, path, anchor, title, text)
+    index/vectors.faiss   the chunk vectors, keyed by chunk id
+
+Every change -- a build, an added or deleted document -- is made in a temporary
+folder next to it and moved into place with :func:`dl2llm.io.replace_dir`, so a
+killed build leaves the previous index whole and serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+import sqlite3
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+from dl2llm.io import atomic_write_json, replace_dir
+from dl2llm.rag.ingest import (
+    MAX_WORDS,
+    Chunk,
+    Document,
+    chunk_document,
+    deduplicate,
+    discover,
+    read_document,
+)
+
+FORMAT_VERSION = 1
+INDEX_FOLDER = "index"
+STAGING_PREFIX = ".index-build-"
+MANIFEST, DATABASE, VECTORS = "manifest.json", "chunks.sqlite", "vectors.faiss"
+ENCODE_BATCH = 32
+BUILD_COMMAND = "`python capstone/retrieval_augmented_generation.py --rebuild`"
+
+_SCHEMA = """
+CREATE TABLE documents (doc_id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, chunks INTEGER NOT NULL);
+CREATE TABLE chunks (
+    id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, anchor TEXT NOT NULL, title TEXT NOT NULL,
+    text TEXT NOT NULL, fingerprint TEXT NOT NULL UNIQUE
+);
+CREATE INDEX chunks_by_doc ON chunks (doc_id);
+"""
+
+
+class IndexLoadError(RuntimeError):
+    """The index is missing, unreadable or inconsistent; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    """A chunk as the index keeps it."""
+
+    chunk_id: int
+    doc_id: str
+    anchor: str
+    title: str
+    text: str
+
+    @property
+    def path(self) -> str:
+        return self.doc_id
+
+
+class Encoder:
+    """all-MiniLM-L6-v2 through ``sentence-transformers``: text -> unit vectors ``(N, 384)``."""
+
+    def __init__(self, name_or_path: str | None = None, device: str = "cpu"):
+        from sentence_transformers import SentenceTransformer
+
+        from dl2llm.models import encoder_path
+
+        self.path = encoder_path(name_or_path)
+        self.model = SentenceTransformer(self.path, device=device)
+        self.dim = self.model.get_embedding_dimension()
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """``(N, dim)`` float32, L2-normalised (inner product = cosine)."""
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=ENCODE_BATCH,
+            normalize_embeddings=True,
+            show_progress_bar=progress,
+            convert_to_numpy=True,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+
+
+@cache
+def shared_encoder(name_or_path: str | None = None) -> Encoder:
+    """One :class:`Encoder` per model and process (it is read-only once loaded)."""
+    return Encoder(name_or_path)
+
+
+@cache
+def _stopwords() -> frozenset[str]:
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS)
+
+
+def tokenize(text: str) -> list[str]:
+    """BM25 terms: lower-cased word characters, English stop words removed."""
+    stopwords = _stopwords()
+    return [t for t in re.findall(r"\w+", text.lower()) if t not in stopwords]
+
+
+class SparseIndex:
+    """BM25 (``rank_bm25.BM25Okapi``) that scores only chunks sharing a term with the query."""
+
+    def __init__(self, chunk_ids: Sequence[int], texts: Sequence[str]):
+        from rank_bm25 import BM25Okapi
+
+        self.chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
+        tokenized = [tokenize(text) or ["\0"] for text in texts]
+        self.bm25 = BM25Okapi(tokenized)
+        postings: dict[str, list[int]] = defaultdict(list)
+        for position, tokens in enumerate(tokenized):
+            for token in set(tokens):
+                postings[token].append(position)
+        self.postings = {t: np.asarray(p, dtype=np.int64) for t, p in postings.items()}
+
+    def search(self, query: str, n: int) -> list[tuple[int, float]]:
+        """The ``n`` best ``(chunk_id, bm25_score)`` pairs, best first."""
+        terms = [t for t in tokenize(query) if t in self.postings]
+        if not terms:
+            return []
+        candidates = np.unique(np.concatenate([self.postings[t] for t in terms]))
+        scores = np.asarray(self.bm25.get_batch_scores(terms, candidates.tolist()))
+        best = np.argsort(-scores, kind="stable")[:n]
+        return [(int(self.chunk_ids[candidates[i]]), float(scores[i])) for i in best]
+
+
+class Index:
+    """A loaded index: chunk metadata, the FAISS vectors and a BM25 model."""
+
+    def __init__(self, folder: Path, manifest: dict, chunks: dict[int, StoredChunk], vectors):
+        self.folder = folder
+        self.manifest = manifest
+        self.chunks = chunks
+        self.vectors = vectors
+        ids = list(chunks)
+        self.sparse = SparseIndex(ids, [f"{c.title}\n{c.text}" for c in chunks.values()])
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def documents(self) -> list[str]:
+        """Ids of the indexed documents, sorted."""
+        return sorted({chunk.doc_id for chunk in self.chunks.values()})
+
+    @classmethod
+    def load(cls, data_dir: str | Path) -> Index:
+        """Read ``<data_dir>/index``; raises :class:`IndexLoadError` with the fix."""
+        import faiss
+
+        folder = Path(data_dir) / INDEX_FOLDER
+        if not (folder / MANIFEST).is_file():
+            raise IndexLoadError(f"no index in {folder}: build it with {BUILD_COMMAND}")
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+            if manifest.get("format") != FORMAT_VERSION:
+                raise ValueError(f"format {manifest.get('format')} != {FORMAT_VERSION}")
+            chunks = _read_chunks(folder / DATABASE)
+            vectors = faiss.read_index(str(folder / VECTORS))
+        except Exception as err:  # any damage: JSON, SQLite or FAISS
+            raise IndexLoadError(
+                f"the index in {folder} is unreadable ({type(err).__name__}: {err}); "
+                f"rebuild it with {BUILD_COMMAND}"
+            ) from err
+        if vectors.ntotal != len(chunks):
+            raise IndexLoadError(
+                f"the index in {folder} is inconsistent ({vectors.ntotal} vectors for "
+                f"{len(chunks)} chunks); rebuild it with {BUILD_COMMAND}"
+            )
+        return cls(folder, manifest, chunks, vectors)
+
+    def search_dense(self, query_vectors: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
+        """For each query ``(Q, dim)`` the ``n`` nearest ``(chunk_id, cosine)`` pairs."""
+        scores, ids = self.vectors.search(query_vectors, min(n, len(self)))  # (Q, n) each
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
+
+
+def _read_chunks(database: Path) -> dict[int, StoredChunk]:
+    if not database.is_file():
+        raise FileNotFoundError(f"{database.name} is missing")
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+    try:
+        rows = connection.execute(
+            "SELECT id, doc_id, anchor, title, text FROM chunks ORDER BY id"
+        ).fetchall()
+    finally:
+        connection.close()
+    return {row[0]: StoredChunk(*row) for row in rows}
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _new_vectors(dim: int):
+    import faiss
+
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def _insert(
+    connection: sqlite3.Connection,
+    vectors,
+    documents: Iterable[Document],
+    encoder: Encoder,
+    max_words: int,
+    progress: bool,
+) -> int:
+    """Chunk, deduplicate, embed and store ``documents``; returns the chunks added."""
+    seen = {row[0] for row in connection.execute("SELECT fingerprint FROM chunks")}
+    next_id = (connection.execute("SELECT MAX(id) FROM chunks").fetchone()[0] or -1) + 1
+    new: list[tuple[int, Chunk]] = []
+    for document in documents:
+        chunks = list(deduplicate(chunk_document(document, max_words), seen))
+        connection.execute(
+            "INSERT INTO documents VALUES (?, ?, ?)",
+            (document.doc_id, _sha256(document.text), len(chunks)),
+        )
+        for chunk in chunks:
+            new.append((next_id, chunk))
+            next_id += 1
+    connection.executemany(
+        "INSERT INTO chunks VALUES (?, ?, ?, ?, ?, ?)",
+        [(i, c.doc_id, c.anchor, c.title, c.text, c.fingerprint) for i, c in new],
+    )
+    if new:
+        embeddings = encoder.encode([c.embedding_text() for _, c in new], progress)  # (N, dim)
+        vectors.add_with_ids(embeddings, np.array([i for i, _ in new], dtype=np.int64))
+    return len(new)
+
+
+def _write_manifest(folder: Path, connection: sqlite3.Connection, vectors, extra: dict) -> dict:
+    manifest = {
+        "format": FORMAT_VERSION,
+        "documents": connection.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
+        "chunks": int(vectors.ntotal),
+        "dim": int(vectors.d),
+        "updated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **extra,
+    }
+    atomic_write_json(folder / MANIFEST, manifest)
+    return manifest
+
+
+def _save(folder: Path, connection: sqlite3.Connection, vectors) -> None:
+    import faiss
+
+    connection.commit()
+    connection.close()
+    faiss.write_index(vectors, str(folder / VECTORS))
+
+
+def _staging(data_dir: Path) -> Path:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(dir=data_dir, prefix=STAGING_PREFIX))
+
+
+def remove_stale_builds(data_dir: Path) -> list[Path]:
+    """Delete staging folders left by killed builds; returns what was removed."""
+    stale = sorted(Path(data_dir).glob(f"{STAGING_PREFIX}*"))
+    for folder in stale:
+        shutil.rmtree(folder, ignore_errors=True)
+    return stale
+
+
+def build_index(
+    documents: Iterable[Document],
+    data_dir: str | Path,
+    encoder: Encoder,
+    source: str = "",
+    max_words: int = MAX_WORDS,
+    progress: bool = True,
+) -> Index:
+    """Build a fresh index from ``documents`` and move it into ``<data_dir>/index``."""
+    data_dir = Path(data_dir)
+    remove_stale_builds(data_dir)
+    staging = _staging(data_dir)
+    try:
+        connection = sqlite3.connect(staging / DATABASE)
+        connection.executescript(_SCHEMA)
+        vectors = _new_vectors(encoder.dim)
+        _insert(connection, vectors, documents, encoder, max_words, progress)
+        extra = {"encoder": Path(encoder.path).name, "source": source, "max_words": max_words}
+        _write_manifest(staging, connection, vectors, extra)
+        _save(staging, connection, vectors)
+        replace_dir(staging, data_dir / INDEX_FOLDER)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Index.load(data_dir)
+
+
+def read_corpus(root: str | Path, suffixes: Iterable[str] | None = None) -> list[Document]:
+    """Every supported document under ``root`` (see :func:`dl2llm.rag.ingest.discover`)."""
+    root = Path(root)
+    files = discover(root) if suffixes is None else discover(root, suffixes)
+    return [read_document(path, root) for path in files]
+
+
+def _edit(data_dir: Path, change) -> Index:
+    """Copy the index, apply ``change(connection, vectors)``, move the copy into place."""
+    import faiss
+
+    current = Path(data_dir) / INDEX_FOLDER
+    Index.load(data_dir)  # refuse to edit a damaged index
+    staging = _staging(Path(data_dir))
+    try:
+        shutil.copytree(current, staging, dirs_exist_ok=True)
+        connection = sqlite3.connect(staging / DATABASE)
+        vectors = faiss.read_index(str(staging / VECTORS))
+        change(connection, vectors)
+        manifest = json.loads((staging / MANIFEST).read_text())
+        keep = {k: manifest[k] for k in ("encoder", "source", "max_words") if k in manifest}
+        _write_manifest(staging, connection, vectors, keep)
+        _save(staging, connection, vectors)
+        replace_dir(staging, current)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return Index.load(data_dir)
+
+
+def _delete_rows(connection: sqlite3.Connection, vectors, doc_ids: Iterable[str]) -> None:
+    for doc_id in doc_ids:
+        rows = connection.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))
+        ids = [row[0] for row in rows]
+        if ids:
+            vectors.remove_ids(np.array(ids, dtype=np.int64))
+        connection.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
+        connection.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
+
+
+def add_documents(
+    data_dir: str | Path, documents: Sequence[Document], encoder: Encoder, progress: bool = False
+) -> Index:
+    """Add (or replace, by ``doc_id``) documents in the index; returns the new index."""
+    max_words = Index.load(data_dir).manifest.get("max_words", MAX_WORDS)
+
+    def change(connection, vectors):
+        _delete_rows(connection, vectors, [d.doc_id for d in documents])
+        _insert(connection, vectors, documents, encoder, max_words, progress)
+
+    return _edit(Path(data_dir), change)
+
+
+def delete_documents(data_dir: str | Path, doc_ids: Sequence[str]) -> Index:
+    """Remove documents (and their chunks) from the index; returns the new index."""
+
+    def change(connection, vectors):
+        _delete_rows(connection, vectors, doc_ids)
+
+    return _edit(Path(data_dir), change)

@@ -1,0 +1,106 @@
+"""Retrieval: dense, BM25, and their hybrid by reciprocal rank fusion.
+
+Dense vectors match meaning ("memoize" finds ``functools.cache``); BM25 matches
+rare exact terms (``EADDRINUSE``, ``__slots__``). Reciprocal rank fusion
+(Cormack, Clarke & Buettcher, 2009, "Reciprocal Rank Fusion outperforms
+Condorcet and individual Rank Learning Methods") combines the two rankings
+without calibrating their scores against each other: a chunk at rank ``r`` in a
+list earns ``1 / (60 + r)``, and the earnings are summed over the lists.
+
+:meth:`Retriever.retrieve` is the one entry point the pipeline, the service and
+the evaluation use: ``retrieve(question, k, mode) -> list[Hit]``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+from dl2llm.rag.index import Encoder, Index
+
+MODES = ("dense", "bm25", "hybrid")
+RRF_K = 60
+CANDIDATES = 50  # how deep each list goes before fusion
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved chunk. ``score`` is a cosine (dense), BM25 score or RRF sum (hybrid)."""
+
+    chunk_id: int
+    doc_id: str
+    path: str
+    anchor: str
+    title: str
+    text: str
+    score: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """Hits plus what the pipeline needs to decide whether to answer at all.
+
+    ``confidence`` is the best dense cosine for the question, whatever the mode:
+    unlike BM25 or RRF scores it is comparable across questions, so one
+    calibrated threshold can tell answerable questions from the rest.
+    """
+
+    hits: list[Hit]
+    confidence: float
+    seconds: float
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], k: int = RRF_K
+) -> list[tuple[int, float]]:
+    """Fuse ranked id lists: ``score(d) = sum over lists of 1 / (k + rank(d))``, rank from 1.
+
+    Ties keep the order in which ids were first seen.
+    """
+    scores: dict[int, float] = defaultdict(float)
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, start=1):
+            scores[item] += 1.0 / (k + rank)
+    return sorted(scores.items(), key=lambda pair: -pair[1])
+
+
+class Retriever:
+    """Questions in, ranked chunks out, over one :class:`~dl2llm.rag.index.Index`."""
+
+    def __init__(self, index: Index, encoder: Encoder):
+        self.index = index
+        self.encoder = encoder
+
+    def retrieve(self, question: str, k: int = 5, mode: str = "hybrid") -> list[Hit]:
+        """The ``k`` best chunks for ``question`` by ``mode`` (dense, bm25 or hybrid)."""
+        return self.search(question, k, mode).hits
+
+    def search(self, question: str, k: int = 5, mode: str = "hybrid") -> Retrieval:
+        """:meth:`retrieve` plus the dense confidence and the time it took."""
+        if mode not in MODES:
+            raise ValueError(f"unknown retrieval mode '{mode}' (use one of {', '.join(MODES)})")
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        started = time.perf_counter()
+        query = self.encoder.encode([question])  # (1, dim)
+        depth = max(k, CANDIDATES)
+        dense = self.index.search_dense(query, depth)[0]
+        confidence = dense[0][1] if dense else 0.0
+        if mode == "dense":
+            ranked = dense[:k]
+        elif mode == "bm25":
+            ranked = self.index.sparse.search(question, k)
+        else:
+            sparse = self.index.sparse.search(question, depth)
+            ranked = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in sparse]])[:k]
+        hits = [self._hit(chunk_id, score) for chunk_id, score in ranked]
+        return Retrieval(hits, confidence, time.perf_counter() - started)
+
+    def _hit(self, chunk_id: int, score: float) -> Hit:
+        chunk = self.index.chunks[chunk_id]
+        return Hit(chunk_id, chunk.doc_id, chunk.path, chunk.anchor, chunk.title, chunk.text, score)

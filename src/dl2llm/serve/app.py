@@ -1,0 +1,319 @@
+"""The question-answering service: FastAPI routes over the RAG pipeline.
+
+Endpoints (the schema is served at ``/openapi.json``):
+
+- ``POST /v1/ask`` {question, k, mode[, stream]} -> {answer, sources, timings};
+  with ``stream`` the answer arrives as server-sent events (``sources``, then
+  ``token`` events, then ``done``), which is what the web page at ``/`` reads.
+- ``POST /v1/chat/completions`` -- the OpenAI chat API, so existing clients
+  work; ``stream: true`` sends ``chat.completion.chunk`` events ending in
+  ``data: [DONE]``.
+- ``POST /v1/documents``, ``DELETE /v1/documents/{id}`` -- admin: they need the
+  key in ``DL2LLM_API_KEY`` (``X-API-Key`` or ``Authorization: Bearer``),
+  compared in constant time; with no key configured they refuse everything.
+- ``GET /health`` (the process is alive), ``GET /ready`` (models and index are
+  loaded; 503 with the reason until then), ``GET /metrics`` (Prometheus).
+
+Every error is JSON ``{"error": "what was wrong"}`` with a 4xx status for bad
+input; 5xx is kept for the service's own faults and for 503 "busy / not ready".
+"""
+
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from dl2llm import __version__
+from dl2llm.rag.ingest import Document, kind_of
+from dl2llm.rag.pipeline import Prepared, RAGPipeline
+from dl2llm.serve.limits import RETRY_AFTER_S, BodySizeLimit, ConcurrencyLimit
+from dl2llm.serve.metrics import Metrics, MetricsMiddleware
+from dl2llm.serve.schemas import (
+    AskRequest,
+    AskResponse,
+    ChatRequest,
+    DocumentRequest,
+    DocumentResponse,
+    ErrorResponse,
+)
+from dl2llm.serve.settings import Settings, admin_key
+from dl2llm.serve.state import ServiceState
+
+STATIC = Path(__file__).parent / "static"
+QUESTION_PATHS = ("/v1/ask", "/v1/chat/completions")
+CHAT_K, CHAT_MODE = 5, "hybrid"
+ERRORS = {
+    400: {"model": ErrorResponse},
+    401: {"model": ErrorResponse},
+    413: {"model": ErrorResponse},
+    422: {"model": ErrorResponse},
+    503: {"model": ErrorResponse},
+}
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
+bearer = HTTPBearer(auto_error=False)
+
+
+def sse(data: dict | str, event: str | None = None) -> str:
+    """One server-sent event."""
+    payload = data if isinstance(data, str) else json.dumps(data)
+    return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
+
+
+def _sources(prepared: Prepared) -> list[dict]:
+    return [
+        {"title": h.title, "path": h.path, "anchor": h.anchor, "score": h.score, "text": h.text}
+        for h in prepared.hits
+    ]
+
+
+def _validation_message(errors: list[dict]) -> str:
+    parts = []
+    for error in errors:
+        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
+        message = error.get("msg", "invalid")
+        if error.get("type") == "json_invalid":
+            message = f"invalid JSON ({error.get('ctx', {}).get('error', 'cannot parse')})"
+            where = "body"
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+def _timings(
+    prepared: Prepared, started: float, generated: float, metrics: Metrics
+) -> dict[str, float]:
+    now = time.perf_counter()
+    metrics.stage.labels("generate").observe(now - generated)
+    return {
+        "retrieve_ms": round(prepared.retrieve_ms, 2),
+        "generate_ms": round(1000 * (now - generated), 2),
+        "total_ms": round(1000 * (now - started), 2),
+    }
+
+
+def _ask_events(
+    rag: RAGPipeline, prepared: Prepared, started: float, metrics: Metrics
+) -> Iterator[str]:
+    """``sources``, then one ``token`` event per piece of the answer, then ``done``."""
+    meta = {"confidence": prepared.confidence, "refused": prepared.refused}
+    yield sse({"sources": _sources(prepared), **meta}, "sources")
+    generated, pieces = time.perf_counter(), []
+    for piece in rag.stream(prepared):
+        pieces.append(piece)
+        yield sse({"text": piece}, "token")
+    timings = _timings(prepared, started, generated, metrics)
+    yield sse({"answer": "".join(pieces).strip(), "timings": timings}, "done")
+
+
+def _chat_events(
+    rag: RAGPipeline, prepared: Prepared, max_tokens: int | None, common: dict
+) -> Iterator[str]:
+    """OpenAI ``chat.completion.chunk`` events, then ``data: [DONE]``."""
+
+    def chunk(delta: dict, finish: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        return sse({**common, "object": "chat.completion.chunk", "choices": [choice]})
+
+    yield chunk({"role": "assistant", "content": ""})
+    for piece in rag.stream(prepared, max_tokens):
+        yield chunk({"content": piece})
+    yield chunk({}, "stop")
+    yield sse("[DONE]")
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, err: RequestValidationError):
+        errors = err.errors()
+        return JSONResponse(
+            {"error": _validation_message(errors), "detail": jsonable_encoder(errors)},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException):
+        detail = err.detail if isinstance(err.detail, str) else json.dumps(err.detail)
+        if err.status_code == 400 and "parsing the body" in detail:
+            detail = "the request body is not valid UTF-8 JSON"
+        return JSONResponse({"error": detail}, status_code=err.status_code, headers=err.headers)
+
+
+def _require_admin(
+    key: Annotated[str | None, Security(api_key_header)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(bearer)],
+) -> None:
+    """The admin key, compared in constant time; no configured key refuses everyone."""
+    expected = admin_key()
+    if expected is None:
+        raise HTTPException(401, "admin endpoints are disabled: DL2LLM_API_KEY is not set")
+    given = key or (credentials.credentials if credentials else "")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(401, "missing or wrong API key (X-API-Key or Authorization: Bearer)")
+
+
+def _add_probes(app: FastAPI, state: ServiceState, metrics: Metrics) -> None:
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/health")
+    def health() -> dict:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", responses={503: {"description": "not ready yet, or loading failed"}})
+    def ready() -> JSONResponse:
+        """Readiness: true once the index and the models are loaded."""
+        metrics.ready.set(1 if state.ready else 0)
+        body = {"ready": state.ready, "phase": state.phase, "error": state.error}
+        body["load_s"] = state.load_seconds
+        if state.ready:
+            index = state.pipeline.retriever.index
+            body.update(
+                chunks=len(index),
+                documents=len(index.documents),
+                generator=state.pipeline.generator.name,
+                min_confidence=state.pipeline.min_confidence,
+            )
+        return JSONResponse(body, status_code=200 if state.ready else 503)
+
+    @app.get("/metrics", response_class=Response)
+    def metrics_page() -> Response:
+        """Prometheus text format: request counts, latency histograms."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _add_question_routes(
+    app: FastAPI, ready_pipeline: Callable[[], RAGPipeline], metrics: Metrics
+) -> None:
+    Ready = Annotated[RAGPipeline, Depends(ready_pipeline)]
+
+    @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS)
+    async def ask(body: AskRequest, rag: Ready):
+        """Answer a question from the documents, citing the sources as [1], [2], ..."""
+        started = time.perf_counter()
+        prepared = await run_in_threadpool(rag.prepare, body.question, body.k, body.mode)
+        metrics.stage.labels("retrieve").observe(prepared.retrieve_ms / 1000)
+        if body.stream:
+            events = _ask_events(rag, prepared, started, metrics)
+            return StreamingResponse(events, media_type="text/event-stream")
+        generated = time.perf_counter()
+        text = await run_in_threadpool(lambda: "".join(rag.stream(prepared)).strip())
+        return {
+            "answer": text,
+            "sources": _sources(prepared),
+            "confidence": prepared.confidence,
+            "refused": prepared.refused,
+            "timings": _timings(prepared, started, generated, metrics),
+        }
+
+    @app.post("/v1/chat/completions", responses=ERRORS)
+    async def chat_completions(body: ChatRequest, rag: Ready):
+        """OpenAI-compatible chat: the last user message is the question."""
+        question = [m for m in body.messages if m.role == "user"][-1].content.strip()
+        prepared = await run_in_threadpool(rag.prepare, question, CHAT_K, CHAT_MODE)
+        completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+        common = {"id": completion_id, "created": created, "model": body.model}
+        if body.stream:
+            events = _chat_events(rag, prepared, body.max_tokens, common)
+            return StreamingResponse(events, media_type="text/event-stream")
+        text = await run_in_threadpool(
+            lambda: "".join(rag.stream(prepared, body.max_tokens)).strip()
+        )
+        message = {"role": "assistant", "content": text}
+        return {
+            **common,
+            "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "sources": _sources(prepared),
+        }
+
+
+def _add_admin_routes(
+    app: FastAPI, state: ServiceState, ready_pipeline: Callable[[], RAGPipeline]
+) -> None:
+    Ready = Annotated[RAGPipeline, Depends(ready_pipeline)]
+    admin = [Depends(_require_admin)]
+
+    @app.post(
+        "/v1/documents",
+        response_model=DocumentResponse,
+        status_code=201,
+        responses=ERRORS,
+        dependencies=admin,
+    )
+    async def add_document(body: DocumentRequest, rag: Ready):
+        """Admin: add or replace a document; it is searchable on return."""
+        document = Document(body.id, body.text, kind_of(body.id))
+        chunks = await run_in_threadpool(state.add_documents, [document])
+        return {"id": body.id, "chunks": chunks, "documents": len(rag.retriever.index.documents)}
+
+    @app.delete(
+        "/v1/documents/{doc_id:path}",
+        responses={**ERRORS, 404: {"model": ErrorResponse}},
+        dependencies=admin,
+    )
+    async def delete_document(doc_id: str, rag: Ready) -> dict:
+        """Admin: remove a document and its chunks."""
+        if not await run_in_threadpool(state.delete_document, doc_id):
+            raise HTTPException(404, f"no document with id '{doc_id}' in the index")
+        return {"deleted": doc_id, "documents": len(rag.retriever.index.documents)}
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ASGI app; the models and index load in the background once it starts."""
+    state, metrics = ServiceState(settings), Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state.start_loading()
+        yield
+
+    def ready_pipeline() -> RAGPipeline:
+        if state.pipeline is None:
+            reason = state.error or f"still {state.phase}"
+            raise HTTPException(503, f"not ready: {reason}", {"Retry-After": str(RETRY_AFTER_S)})
+        return state.pipeline
+
+    app = FastAPI(
+        title="dl2llm domain QA service",
+        version=__version__,
+        description="Answers questions from a document collection with cited sources.",
+        lifespan=lifespan,
+    )
+    _add_error_handlers(app)
+    _add_probes(app, state, metrics)
+    _add_question_routes(app, ready_pipeline, metrics)
+    _add_admin_routes(app, state, ready_pipeline)
+    # Added innermost first: metrics see every request, refused ones included.
+    app.add_middleware(
+        ConcurrencyLimit,
+        max_concurrent=settings.max_concurrent,
+        paths=QUESTION_PATHS,
+        on_reject=lambda path: metrics.rejected.labels(path).inc(),
+    )
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """``uvicorn --factory`` entry point for each worker (settings from the environment)."""
+    return create_app(Settings.from_env())

@@ -1,0 +1,52 @@
+"""The service's settings: one frozen record, passed to every worker through the environment.
+
+``uvicorn`` starts each worker process by importing the app, so settings cannot
+be handed over as Python objects; :meth:`Settings.to_env` serialises them into
+``DL2LLM_SERVE_SETTINGS`` and :func:`dl2llm.serve.app.create_app_from_env` reads
+them back. The admin key is *not* part of the settings: it is read from
+``DL2LLM_API_KEY`` by each worker, so it never lands in a log or a results file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+
+SETTINGS_ENV = "DL2LLM_SERVE_SETTINGS"
+API_KEY_ENV = "DL2LLM_API_KEY"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs to load models and serve."""
+
+    data_dir: str
+    docs: str | None = None  # a folder to index on first start (None: the Python docs)
+    llm: str | None = None  # a model folder or hub name (None: offline SmolLM2)
+    encoder: str | None = None  # None: offline all-MiniLM-L6-v2
+    extractive: bool = False  # answer without an LLM (tests, small machines)
+    build_missing: bool = True  # build the index on first start when it is absent
+    max_new_tokens: int = 128
+    max_body_bytes: int = 256 * 1024
+    max_concurrent: int = 8  # questions answered at once before 503 + Retry-After
+
+    def to_env(self) -> dict[str, str]:
+        """``{SETTINGS_ENV: json}`` for a worker's environment."""
+        return {SETTINGS_ENV: json.dumps(asdict(self))}
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Read the settings a launcher put in the environment."""
+        raw = os.environ.get(SETTINGS_ENV)
+        if not raw:
+            raise RuntimeError(
+                f"{SETTINGS_ENV} is not set: start with capstone/deployment_script.py"
+            )
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in json.loads(raw).items() if k in known})
+
+
+def admin_key() -> str | None:
+    """The admin API key from ``DL2LLM_API_KEY`` (``None`` when unset or empty)."""
+    return os.environ.get(API_KEY_ENV) or None

@@ -1,0 +1,112 @@
+"""Grounded generation: prompt, n-gram blocking, extractive baseline, SmolLM2 end to end."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_serve_fixtures import TorchThreads, encoder, sample_index_dir
+
+from dl2llm.rag import load_pipeline
+from dl2llm.rag.generate import (
+    CONTEXT_PASSAGES,
+    IDK,
+    INSTRUCTION,
+    AnswerNGramBlocker,
+    ExtractiveGenerator,
+    build_messages,
+    missing_citations,
+    use_one_thread,
+)
+from dl2llm.rag.index import Index
+from dl2llm.rag.retrieve import Hit
+
+QUESTION = "What does functools.lru_cache do?"
+
+
+def hit(n: int, text: str) -> Hit:
+    return Hit(n, f"doc{n}.rst", f"doc{n}.rst", f"a{n}", f"Title {n}", text, 1.0 / n)
+
+
+def test_prompt_numbers_the_passages():
+    messages = build_messages("Why?", [hit(1, "First passage."), hit(2, "Second passage.")])
+    assert messages == [
+        {
+            "role": "user",
+            "content": "Question: Why?\n\nPassages:\n[1] First passage.\n\n[2] Second passage."
+            f"\n\n{INSTRUCTION}",
+        }
+    ]
+    assert IDK in INSTRUCTION and "[1]" in INSTRUCTION
+
+
+def test_ngram_blocker_bans_only_repeats_of_the_answer():
+    prompt = [7, 8, 9, 7, 8]  # "7 8 9" in the prompt may be quoted
+    answer = [1, 2, 3, 1, 2]  # the answer already said "1 2 3"; "1 2" again -> not 3
+    scores = torch.zeros(1, 10)
+    out = AnswerNGramBlocker(len(prompt), n=3)(torch.tensor([prompt + answer]), scores)
+    assert torch.isinf(out[0]).nonzero().flatten().tolist() == [3]
+    quoting = AnswerNGramBlocker(len(prompt), n=3)(
+        torch.tensor([prompt + [7, 8]]), torch.zeros(1, 10)
+    )
+    assert not torch.isinf(quoting).any()
+
+
+def test_extractive_answer_is_the_best_overlapping_sentence_cited():
+    hits = [
+        hit(1, "Cats sleep a lot. Dogs bark."),
+        hit(2, "Parrots talk. Dogs bark loudly at cats."),
+    ]
+    answer = "".join(ExtractiveGenerator().stream("Why do dogs bark at cats?", hits))
+    assert answer == "Dogs bark loudly at cats. [2]"
+
+
+def test_missing_citations_are_attributed_to_overlapping_passages():
+    hits = [
+        hit(1, "The lru_cache decorator caches the results of calls."),
+        hit(2, "Windows executables are made with py2exe."),
+        hit(3, "lru_cache takes maxsize and typed parameters for caching calls."),
+    ]
+    assert missing_citations("lru_cache caches calls with a maxsize.", hits) == " [1][3]"
+    assert missing_citations("lru_cache caches calls [2].", hits) == ""
+    assert missing_citations(IDK, hits) == ""
+    assert missing_citations("Something unrelated entirely.", hits) == ""
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    with TorchThreads():
+        use_one_thread()  # as every service worker does
+        yield load_pipeline(Index.load(sample_index_dir()), encoder(), max_new_tokens=16)
+
+
+def test_smollm2_streams_the_same_answer_greedy_generate_gives(pipeline):
+    """End to end with the real SmolLM2: streamed pieces == one plain greedy ``generate``."""
+    prepared = pipeline.prepare(QUESTION, k=5, mode="hybrid")
+    assert not prepared.refused
+    pieces = list(pipeline.stream(prepared, max_new_tokens=16))
+    assert len(pieces) > 1
+    generator = pipeline.generator
+    inputs = generator.tokenizer.apply_chat_template(
+        build_messages(QUESTION, prepared.hits[:CONTEXT_PASSAGES]),
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    prompt_length = inputs["input_ids"].shape[1]
+    with torch.inference_mode():
+        output = generator.model.generate(
+            **inputs,
+            max_new_tokens=16,
+            do_sample=False,
+            logits_processor=[AnswerNGramBlocker(prompt_length)],
+            pad_token_id=generator.tokenizer.eos_token_id,
+        )
+    expected = generator.tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
+    assert "".join(pieces) == expected + missing_citations(expected, prepared.hits)
+
+
+def test_off_topic_question_is_refused_without_generating(pipeline):
+    answer = pipeline.ask("What is the recipe for a margarita?", k=3)
+    assert answer.refused and answer.text == IDK
+    assert answer.confidence < pipeline.min_confidence
+    assert answer.timings["generate_ms"] < 50
