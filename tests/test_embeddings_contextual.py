@@ -56,4 +56,4 @@ def test_same_word_gets_different_vectors_in_different_senses(encoder):
     scores = sense_similarity("bank", POLYSEMY_EXAMPLES["bank"], model, tokenizer)
     assert scores["within_sense"] > scores["across_senses"]
     with pytest.raises(UsageError, match="'bank' does not occur"):
-        word_in_context("No such word here.", "bank", model, tokenizer)
+        word_in_context("Our embankment held.", "bank", model, tokenizer)

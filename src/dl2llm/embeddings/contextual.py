@@ -16,6 +16,8 @@ length. :func:`encode` is that pipeline written out; the tests check it equals
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -65,10 +67,10 @@ POLYSEMY_EXAMPLES: dict[str, dict[str, list[str]]] = {
 }
 
 
-def mean_pool(token_vectors: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """Average of the real (unmasked) token vectors: ``(B, T, H)``, ``(B, T)`` -> ``(B, H)``."""
-    mask = attention_mask.unsqueeze(-1).to(token_vectors.dtype)  # (B, T, 1)
-    summed = (token_vectors * mask).sum(dim=1)  # (B, H)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    summed = (hidden * mask).sum(dim=1)  # (B, H)
     return summed / mask.sum(dim=1).clamp(min=1e-9)
 
 
@@ -105,12 +107,13 @@ def encode(
 def word_in_context(text: str, word: str, model, tokenizer) -> np.ndarray:
     """The contextual vector ``(H,)`` of the first occurrence of ``word`` in ``text``.
 
-    A word split into several word pieces gets the mean of their vectors.
+    ``word`` must occur as a whole word (any case). A word split into several
+    word pieces gets the mean of their vectors.
     """
-    start = text.lower().find(word.lower())
-    if start < 0:
+    found = re.search(rf"\b{re.escape(word)}\b", text, flags=re.IGNORECASE)
+    if found is None:
         raise UsageError(f"'{word}' does not occur in '{text}'")
-    end = start + len(word)
+    start, end = found.span()
     hidden, batch = token_vectors([text], model, tokenizer)
     offsets = batch["offset_mapping"][0]  # (T, 2) character spans; (0, 0) for special tokens
     inside = (offsets[:, 0] >= start) & (offsets[:, 1] <= end) & (offsets[:, 1] > offsets[:, 0])
