@@ -345,6 +345,7 @@ def classify(texts: list[str], quick: bool = False) -> list[tuple[str, float]]:
     """Check ``texts`` (before loading the model), then :func:`predict_sentiment` them."""
     from transformers import AutoTokenizer
 
+    check_texts(texts)  # empty input is refused even before a model exists
     check_texts(texts, AutoTokenizer.from_pretrained(_classifier_folder(quick)))
     model, tokenizer = load_sentiment_classifier(quick)
     return predict_sentiment(texts, model, tokenizer)
