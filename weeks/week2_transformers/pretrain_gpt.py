@@ -11,6 +11,7 @@ it back with `transformers` must give the same validation loss.
 """
 
 import io
+import math
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -48,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=check_positive, help="optimizer steps (default: by mode)")
     parser.add_argument("--threads", type=check_positive, help="torch CPU threads")
     parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint")
+    parser.add_argument(
+        "--stop-after",
+        type=check_positive,
+        help="end this session after this many steps in all; run again to resume",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     set_seed(args.seed)
@@ -64,13 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = load_gpt2_tokenizer()
     corpus = pretraining_corpus()
     tokens = {split: encode_text(text, tokenizer) for split, text in corpus.items()}
-    result = pretrain(settings, tokens["train"], tokens["val"], checkpoint, device)
+    result = pretrain(
+        settings, tokens["train"], tokens["val"], checkpoint, device, stop_after=args.stop_after
+    )
+    if result.steps_done < settings.max_steps:
+        print(f"paused at step {result.steps_done}; run again to resume from {checkpoint}")
+        return 0
     model = result.model.cpu()
     folder = save_hf_folder(model, project_gpt2_dir(args.quick))
     reloaded = GPT.from_hf(folder)
     metrics = {
         "val_loss": result.final_val_loss,
-        "val_perplexity": float(torch.tensor(result.final_val_loss).exp()),
+        "val_perplexity": math.exp(result.final_val_loss),
         "test_loss": evaluate_loss(model, tokens["test"]),
         "unigram_val_loss": unigram_loss(tokens["train"], tokens["val"], model.config.vocab_size),
         "hf_reload_val_loss": evaluate_loss(reloaded, tokens["val"]),
