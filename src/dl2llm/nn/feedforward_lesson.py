@@ -114,11 +114,16 @@ def optimizer_experiment(
 
 
 def capacity_experiment(data: Features, config: FeedforwardConfig) -> dict[str, dict]:
-    """Tiny vs huge networks, and three cures for overfitting, with their curves."""
+    """Tiny vs huge networks, three cures for overfitting, and one cure overdone.
+
+    Too much L2 underfits: the penalty outweighs the data and both train and
+    validation accuracy stay low.
+    """
     runs = {
         "tiny (1 hidden unit)": dict(hidden=[1], dropout=0.0, l2=0.0, patience=None),
         "huge": dict(hidden=list(config.huge), dropout=0.0, l2=0.0, patience=None),
         "huge + L2": dict(hidden=list(config.huge), dropout=0.0, l2=1e-3, patience=None),
+        "huge + too much L2": dict(hidden=list(config.huge), dropout=0.0, l2=1e-2, patience=None),
         "huge + dropout 0.5": dict(hidden=list(config.huge), dropout=0.5, l2=0.0, patience=None),
         "huge + early stopping": dict(hidden=list(config.huge), dropout=0.0, l2=0.0, patience=2),
     }
