@@ -58,9 +58,17 @@ def plot(runs: dict, underflow: list[dict], path) -> None:
     memory.set(ylabel="peak memory above start (MiB)", title="measured peak memory")
     memory.tick_params(axis="x", rotation=30)
     labels = [f"2^{int(row['scale']).bit_length() - 1}" for row in underflow]
-    scales.bar(labels, [100 * row["underflow_share"] for row in underflow], label="underflow to 0")
-    scales.bar(labels, [100 * row["overflow_share"] for row in underflow], label="overflow to inf")
-    scales.set(xlabel="loss scale S", ylabel="% of gradients", title="fp16 gradients")
+    positions = range(len(labels))
+    for offset, (kind, label) in enumerate(
+        [("underflow", "underflow to 0"), ("subnormal", "subnormal (precision lost)"),
+         ("overflow", "overflow to inf")]
+    ):  # fmt: skip
+        shares = [100 * row[f"{kind}_share"] for row in underflow]
+        scales.bar([p + 0.27 * (offset - 1) for p in positions], shares, width=0.27, label=label)
+    scales.set_xticks(list(positions), labels)
+    scales.set(
+        yscale="log", xlabel="loss scale S", ylabel="% of gradients (log)", title="fp16 gradients"
+    )
     scales.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
