@@ -14,6 +14,7 @@ from dl2llm.rag.generate import (
     AnswerNGramBlocker,
     ExtractiveGenerator,
     build_messages,
+    drop_unknown_citations,
     missing_citations,
     use_one_thread,
 )
@@ -60,6 +61,19 @@ def test_extractive_answer_is_the_best_overlapping_sentence_cited():
     assert answer == "Dogs bark loudly at cats. [2]"
 
 
+@pytest.mark.parametrize(
+    ("pieces", "expected"),
+    [
+        (["See [1] and [4]."], "See [1] and ."),
+        (["See [", "3", "] then [", "12", "]!"], "See [3] then !"),
+        (["a [x] b [2"], "a [x] b [2"),
+        (["[0][1][", "2]"], "[1][2]"),
+    ],
+)
+def test_citations_of_unseen_passages_are_dropped_while_streaming(pieces, expected):
+    assert "".join(drop_unknown_citations(pieces, passages=3)) == expected
+
+
 def test_missing_citations_are_attributed_to_overlapping_passages():
     hits = [
         hit(1, "The lru_cache decorator caches the results of calls."),
@@ -102,6 +116,7 @@ def test_smollm2_streams_the_same_answer_greedy_generate_gives(pipeline):
             pad_token_id=generator.tokenizer.eos_token_id,
         )
     expected = generator.tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
+    expected = "".join(drop_unknown_citations([expected], CONTEXT_PASSAGES))
     assert "".join(pieces) == expected + missing_citations(expected, prepared.hits)
 
 

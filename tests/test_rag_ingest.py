@@ -126,3 +126,9 @@ def test_bundled_corpus_chunks_keep_path_and_api_anchor():
     assert lru and lru[0].path == "library/functools.rst"
     assert lru[0].title.endswith("> lru_cache(user_function)")
     assert "memoizing callable" in lru[0].text
+
+
+def test_roles_spanning_lines_are_cleaned():
+    body = "Pick :menuselection:`Start -->\n   Programs` then run.\n"
+    chunks = chunk_document(Document("faq/w.rst", body, "rst"))
+    assert [c.text for c in chunks] == ["Pick Start --> Programs then run."]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -154,6 +154,37 @@ class LLMGenerator:
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
 _CITATION = re.compile(r"\[\d+\]")
 MIN_SHARED_TERMS = 3
+
+
+def drop_unknown_citations(pieces: Iterable[str], passages: int) -> Iterator[str]:
+    """Stream ``pieces`` without citations of passages the model never saw.
+
+    The prompt shows ``passages`` passages; a small model still writes ``[4]``
+    or ``[5]``. Text from a ``[`` is held back until the bracket closes (or
+    cannot be a citation), then passed on unless it cites a number out of range.
+    """
+    held = ""
+    for piece in pieces:
+        held += piece
+        while held:
+            start = held.find("[")
+            if start < 0:
+                yield held
+                held = ""
+            elif start > 0:
+                yield held[:start]
+                held = held[start:]
+            elif match := re.match(r"\[(\d+)\]", held):
+                if 1 <= int(match.group(1)) <= passages:
+                    yield match.group(0)
+                held = held[match.end() :]
+            elif re.fullmatch(r"\[\d*", held):
+                break  # maybe a citation: wait for more text
+            else:
+                yield held[0]
+                held = held[1:]
+    if held:
+        yield held
 
 
 def missing_citations(answer: str, hits: Sequence[Hit], most: int = 2) -> str:

@@ -279,7 +279,7 @@ def _clean_rst(body: str) -> str:
             prefix = _ADMONITIONS.get(name)
             shown = f"{prefix} {argument}".strip() if prefix else argument
             if shown:
-                out.append(" " * indent + clean_inline(shown))
+                out.append(" " * indent + shown)
             in_options = True
             continue
         if line.lstrip().startswith(".."):
@@ -287,8 +287,8 @@ def _clean_rst(body: str) -> str:
             continue
         if _UNDERLINE.match(line.strip()) or _FIELD.match(line):
             continue  # a transition (a line of dashes) or a file-wide field
-        out.append(clean_inline(_drop_literal_marker(line.rstrip())))
-    return "\n".join(out)
+        out.append(_drop_literal_marker(line.rstrip()))
+    return clean_inline("\n".join(out))  # roles may span lines
 
 
 def _drop_literal_marker(line: str) -> str:

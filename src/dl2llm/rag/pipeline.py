@@ -22,7 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from dl2llm.io import atomic_write_json
-from dl2llm.rag.generate import IDK, ExtractiveGenerator, LLMGenerator, missing_citations
+from dl2llm.rag.generate import (
+    CONTEXT_PASSAGES,
+    IDK,
+    ExtractiveGenerator,
+    LLMGenerator,
+    drop_unknown_citations,
+    missing_citations,
+)
 from dl2llm.rag.index import INDEX_FOLDER, Encoder, Index
 from dl2llm.rag.retrieve import Hit, Retriever
 
@@ -108,14 +115,18 @@ class RAGPipeline:
     def stream(self, prepared: Prepared, max_new_tokens: int | None = None) -> Iterator[str]:
         """The answer's text in pieces (one piece, "I don't know.", when refused).
 
-        An answer that cites nothing gets its citations attributed at the end
-        (see :func:`~dl2llm.rag.generate.missing_citations`).
+        Citations of passages the generator never saw are dropped, and an
+        answer that cites nothing gets its citations attributed at the end (see
+        :func:`~dl2llm.rag.generate.drop_unknown_citations` and
+        :func:`~dl2llm.rag.generate.missing_citations`).
         """
         if prepared.refused:
             yield IDK
             return
         pieces = []
-        for piece in self.generator.stream(prepared.question, prepared.hits, max_new_tokens):
+        generated = self.generator.stream(prepared.question, prepared.hits, max_new_tokens)
+        shown = min(len(prepared.hits), CONTEXT_PASSAGES)
+        for piece in drop_unknown_citations(generated, shown):
             pieces.append(piece)
             yield piece
         if suffix := missing_citations("".join(pieces), prepared.hits):
