@@ -39,6 +39,7 @@ def parse(argv: list[str] | None):
     parser.add_argument("--data-dir", type=Path, default=None, help="index folder (default: cache)")
     parser.add_argument("--docs", type=Path, default=None, help="folder to index (default: docs)")
     parser.add_argument("--llm", default=None, help="LLM folder or hub name (default: SmolLM2)")
+    parser.add_argument("--adapter", type=Path, default=None, help="LoRA adapter file for the LLM")
     parser.add_argument("--encoder", default=None, help="encoder folder (default: MiniLM)")
     parser.add_argument("--extractive", action="store_true", help="answer without an LLM")
     parser.add_argument("--max-new-tokens", type=check_positive, default=128)
@@ -54,6 +55,8 @@ def parse(argv: list[str] | None):
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     if args.docs is not None and not args.docs.is_dir():
         raise UsageError(f"--docs {args.docs}: no such folder")
+    if args.adapter is not None and not args.adapter.is_file():
+        raise UsageError(f"--adapter {args.adapter}: no such file")
     return args
 
 
@@ -62,6 +65,7 @@ def settings_from(args, data_dir: Path) -> Settings:
         data_dir=str(data_dir),
         docs=str(args.docs) if args.docs else None,
         llm=args.llm,
+        adapter=str(args.adapter) if args.adapter else None,
         encoder=args.encoder,
         extractive=args.extractive,
         build_missing=not args.no_build,

@@ -12,7 +12,7 @@ from dl2llm.runtime import UsageError
 @pytest.fixture(scope="module")
 def vectors() -> np.ndarray:
     rng = np.random.default_rng(0)
-    return vectorstore.normalise(rng.normal(size=(600, 32)))
+    return vectorstore.normalise(rng.normal(size=(600, 64)))
 
 
 def test_recall_at_k_by_hand():
@@ -75,10 +75,10 @@ def test_with_ids_keeps_our_ids(vectors):
 
 def test_noisy_copies_stay_near_their_source(vectors):
     copies = vectorstore.noisy_copies(vectors, 1200, noise=0.05, seed=1)
-    assert copies.shape == (1200, 32)
+    assert copies.shape == (1200, 64)
     np.testing.assert_allclose(np.linalg.norm(copies, axis=1), 1.0, atol=1e-5)
     cosine = (copies[:600] * vectors).sum(axis=1)
-    assert cosine.mean() == pytest.approx(1 / np.sqrt(1 + 0.05**2 * 32), abs=0.02)
+    assert cosine.mean() == pytest.approx(1 / np.sqrt(1 + 0.05**2 * 64), abs=0.02)
 
 
 def test_embeddings_are_cached(tmp_path, monkeypatch):
@@ -99,6 +99,8 @@ def test_embeddings_are_cached(tmp_path, monkeypatch):
 
 def test_unknown_kind_and_tiny_pq_are_usage_errors(vectors):
     with pytest.raises(UsageError, match="unknown index kind"):
-        vectorstore.factory_string("LSH", 100, 32)
-    with pytest.raises(UsageError, match="at least 256"):
-        vectorstore.build("IVF-PQ", vectors[:100])
+        vectorstore.factory_string("LSH", 100, 64)
+    with pytest.raises(UsageError, match="at least 16"):
+        vectorstore.build("IVF-PQ", vectors[:10])
+    assert vectorstore.factory_string("IVF-PQ", 100_000, 384) == "IVF316,PQ48x8np"
+    assert vectorstore.factory_string("IVF-PQ", 600, 64) == "IVF24,PQ8x4np"

@@ -18,7 +18,7 @@ Trans. Big Data) offers the standard index structures:
 - **IVF-PQ** (Jégou, Douze & Schmid, 2011, "Product Quantization for Nearest Neighbor
   Search", IEEE TPAMI) -- IVF whose vectors are compressed: each is cut into ``m``
   sub-vectors, each replaced by the id of its nearest of 256 sub-centroids, so a 384-d
-  float vector (1,536 bytes) becomes ``m`` bytes. Smallest, and the least accurate.
+  float vector (1,536 bytes) becomes ``m = 48`` bytes. Smallest, and the least accurate.
 
 An approximate index is judged by **recall@k**: the share of the exact top-k (from Flat)
 that it also returns, averaged over queries -- always against its latency, because any
@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -47,8 +48,12 @@ from dl2llm.efficiency.latency import latency_of
 from dl2llm.io import atomic_write_bytes
 from dl2llm.runtime import UsageError
 
+if TYPE_CHECKING:
+    from dl2llm.rag.ingest import Chunk
+
 K = 10
-PQ_BITS = 8
+PQ_SUBVECTOR_DIM = 8  # IVF-PQ cuts a vector into d / 8 pieces of 8 numbers, 1 byte each
+TRAIN_SAMPLE = 16_384  # k-means (IVF cells, PQ codebooks) trains on at most this many vectors
 INDEX_KINDS = ("Flat", "IVF", "HNSW", "IVF-PQ")
 # The knob each approximate index trades recall for speed with, and the values we sweep.
 SEARCH_KNOBS: dict[str, tuple[str, tuple[int, ...]]] = {
@@ -63,16 +68,18 @@ SEARCH_KNOBS: dict[str, tuple[str, tuple[int, ...]]] = {
 # --------------------------------------------------------------------------------------------
 
 
-def corpus_chunks(limit: int | None = None) -> list:
+def corpus_chunks(limit: int | None = None) -> list[Chunk]:
     """Deduplicated section chunks of the capstone corpus (via :mod:`dl2llm.rag.ingest`).
 
-    With ``limit``, an evenly spaced selection of that many chunks (every part of the docs
-    stays represented).
+    With ``limit``, an evenly spaced selection of about that many chunks from evenly spaced
+    documents (every part of the docs stays represented, and little is parsed).
     """
     from dl2llm.rag import corpus_documents
     from dl2llm.rag.ingest import chunk_document, deduplicate
 
     documents, _ = corpus_documents()
+    if limit is not None:  # about ten chunks from each of evenly spaced documents
+        documents = documents[:: max(1, len(documents) * 10 // limit)]
     chunks = list(deduplicate(c for d in documents for c in chunk_document(d)))
     if limit is None or limit >= len(chunks):
         return chunks
@@ -80,7 +87,7 @@ def corpus_chunks(limit: int | None = None) -> list:
     return [chunks[i] for i in picks]
 
 
-def section_of(chunk) -> str:
+def section_of(chunk: Chunk) -> str:
     """The top-level part of the docs a chunk comes from (``library``, ``tutorial``, ...)."""
     return chunk.doc_id.split("/")[0] if "/" in chunk.doc_id else "top"
 
@@ -129,15 +136,24 @@ def normalise(vectors: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def pq_bits(n: int) -> int:
+    """Bits per PQ code: 8 (256 sub-centroids) once there are enough vectors to train them.
+
+    k-means wants about 39 points per centroid; below ``39 * 256`` vectors we use 4 bits
+    (16 sub-centroids) instead of training 256 centroids on too few points.
+    """
+    return 8 if n >= 39 * 256 else 4
+
+
 def factory_string(kind: str, n: int, dim: int) -> str:
     """The FAISS ``index_factory`` description of ``kind`` sized for ``n`` vectors."""
     nlist = max(4, int(round(np.sqrt(n))))  # cells of ~sqrt(N) vectors each
-    pq_m = next(m for m in (48, 32, 24, 16, 12, 8, 4, 2, 1) if dim % m == 0)
+    pq_m = dim // PQ_SUBVECTOR_DIM
     strings = {
         "Flat": "Flat",
         "IVF": f"IVF{nlist},Flat",
         "HNSW": "HNSW32",
-        "IVF-PQ": f"IVF{nlist},PQ{pq_m}x{PQ_BITS}",
+        "IVF-PQ": f"IVF{nlist},PQ{pq_m}x{pq_bits(n)}np",  # np: no polysemous training (slow)
     }
     if kind not in strings:
         raise UsageError(f"unknown index kind '{kind}' (known: {', '.join(INDEX_KINDS)})")
@@ -145,14 +161,22 @@ def factory_string(kind: str, n: int, dim: int) -> str:
 
 
 def build(kind: str, vectors: np.ndarray):
-    """A trained FAISS index of ``kind`` holding ``vectors`` ``(N, d)`` (inner product)."""
+    """A trained FAISS index of ``kind`` holding ``vectors`` ``(N, d)`` (inner product).
+
+    Indexes that learn (IVF's cells, PQ's codebooks) train on a seeded random sample of at
+    most ``TRAIN_SAMPLE`` vectors: k-means needs tens of points per centroid, not all of them.
+    """
     import faiss
 
     n, dim = vectors.shape
-    if kind == "IVF-PQ" and n < 2**PQ_BITS:
-        raise UsageError(f"IVF-PQ needs at least {2**PQ_BITS} vectors to train, got {n}")
+    if kind == "IVF-PQ" and n < 2 ** pq_bits(n):
+        raise UsageError(f"IVF-PQ needs at least {2 ** pq_bits(n)} vectors to train, got {n}")
+    if kind == "IVF-PQ" and dim % PQ_SUBVECTOR_DIM:
+        raise UsageError(f"IVF-PQ needs a dimension divisible by {PQ_SUBVECTOR_DIM}, got {dim}")
     index = faiss.index_factory(dim, factory_string(kind, n, dim), faiss.METRIC_INNER_PRODUCT)
-    index.train(vectors)
+    if not index.is_trained:
+        sample = np.random.default_rng(0).permutation(n)[:TRAIN_SAMPLE]
+        index.train(vectors[np.sort(sample)])
     index.add(vectors)
     return index
 
@@ -186,7 +210,9 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = K) -> float:
     """Mean share of each query's true top-``k`` ids that appear in its found top-``k``."""
     if found.shape[0] != truth.shape[0]:
         raise UsageError(f"{found.shape[0]} result rows for {truth.shape[0]} queries")
-    hits = [len(set(f[:k].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth)]
+    hits = [
+        len(set(f[:k].tolist()) & set(t[:k].tolist())) for f, t in zip(found, truth, strict=True)
+    ]
     return float(np.mean(hits) / k)
 
 
@@ -284,7 +310,7 @@ def plot_recall_latency(panels: dict[str, Sequence[IndexReport]], path: str | Pa
     from dl2llm.plots import plt, save_figure
 
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.5), squeeze=False)
-    for ax, (title, reports) in zip(axes[0], panels.items()):
+    for ax, (title, reports) in zip(axes[0], panels.items(), strict=True):
         for kind in INDEX_KINDS:
             points = [r for r in reports if r.kind == kind]
             if points:

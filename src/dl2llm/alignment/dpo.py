@@ -13,12 +13,23 @@ loss on pairs (chosen ``y_w``, rejected ``y_l``)::
 where ``log pi(y)`` is the summed log-probability of the completion tokens.
 ``trl``'s ``DPOTrainer`` (its ``"sigmoid"`` loss) computes the same; the exercise
 ``dpo_loss`` checks the two against each other.
+
+:func:`train_dpo` tunes the project's GPT (LoRA-wrapped) on a preference dataset
+with this loss; :func:`completion_logps` does the scoring for Hugging Face models.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from dl2llm.alignment.ppo import completion_token_logps
+from dl2llm.alignment.preferences import PreferencePairs
+from dl2llm.gpt import GPT
 
 
 def dpo_loss(
@@ -56,3 +67,65 @@ def completion_logps(
     next_tokens = input_ids[:, 1:].unsqueeze(-1)  # (B, T - 1, 1)
     token_logps = log_probs.gather(-1, next_tokens).squeeze(-1)  # (B, T - 1)
     return (token_logps * completion_mask[:, 1:]).sum(dim=1)  # (B,)
+
+
+@dataclass(frozen=True)
+class DPOConfig:
+    """Settings of :func:`train_dpo`."""
+
+    steps: int = 60
+    batch_size: int = 16
+    learning_rate: float = 2e-3
+    beta: float = 0.1
+
+
+@dataclass
+class DPOHistory:
+    """Mean loss and implicit-reward accuracy (chosen beats rejected) of each step's batch."""
+
+    losses: list[float]
+    accuracies: list[float]
+
+
+def pair_logps(model: GPT, pairs: PreferencePairs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed completion log-probs ``(N,)`` of the chosen and the rejected completions."""
+    sequences = torch.cat(
+        [torch.cat([pairs.prompts, pairs.chosen], 1), torch.cat([pairs.prompts, pairs.rejected], 1)]
+    )  # (2N, P + L): one forward pass for both halves
+    logps = completion_token_logps(model, sequences, pairs.prompts.size(1)).sum(1)  # (2N,)
+    return logps.chunk(2)
+
+
+def train_dpo(
+    policy: GPT,
+    reference: GPT,
+    pairs: PreferencePairs,
+    config: DPOConfig,
+    generator: torch.Generator,
+    on_step: Callable[[int], None] | None = None,
+    progress: bool = True,
+) -> DPOHistory:
+    """Tune ``policy``'s trainable parameters (its LoRA) on ``pairs`` with :func:`dpo_loss`.
+
+    ``reference`` is only read. ``on_step(i)`` runs after step ``i`` (1-based).
+    """
+    policy.eval()  # no dropout, as for the reference
+    trainable = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=config.learning_rate)
+    history = DPOHistory([], [])
+    for step in tqdm(range(1, config.steps + 1), desc="DPO", disable=not progress):
+        batch = pairs.subset(torch.randint(len(pairs), (config.batch_size,), generator=generator))
+        with torch.no_grad():
+            ref_chosen, ref_rejected = pair_logps(reference, batch)
+        chosen, rejected = pair_logps(policy, batch)
+        losses, chosen_rewards, rejected_rewards = dpo_loss(
+            chosen, rejected, ref_chosen, ref_rejected, config.beta
+        )
+        optimizer.zero_grad()
+        losses.mean().backward()
+        optimizer.step()
+        history.losses.append(losses.mean().item())
+        history.accuracies.append((chosen_rewards > rejected_rewards).float().mean().item())
+        if on_step is not None:
+            on_step(step)
+    return history

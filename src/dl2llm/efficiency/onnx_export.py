@@ -21,6 +21,10 @@ with a scale measured on the fly, the product runs in integer arithmetic and is 
 float. It needs no calibration data and is lossy, so it is judged by agreement with the
 fp32 model (embedding cosine, next-token agreement), not only by speed. Without int8 dot
 product instructions (VNNI, absent on this course's CPU) the speed-up is smaller.
+
+:func:`compare_variants` times PyTorch fp32 against the ONNX files on 1 and 2 threads at a
+small and a large batch; :func:`kv_cache_comparison` times :meth:`dl2llm.gpt.GPT.generate`
+with and without its KV cache (see :mod:`dl2llm.efficiency.latency` for what is measured).
 """
 
 from __future__ import annotations
@@ -106,6 +110,8 @@ def export_onnx(
 
     Every input is ``(B, T)``; both axes stay symbolic (``Dim.AUTO``). The file is written
     to a temporary name and moved into place, so a killed export leaves nothing half-made.
+    ``output_name`` must differ from the graph's internal names, which follow the module
+    names (``"embedding"`` clashes with BERT's embedding layer and gives an invalid model).
     """
     from torch.export import Dim
 
@@ -127,13 +133,22 @@ def export_onnx(
 
 
 def quantize_int8(fp32_path: str | Path, int8_path: str | Path) -> Path:
-    """Dynamic int8 quantization of every ``MatMul``/``Gemm`` weight with ONNX Runtime."""
+    """Dynamic int8 quantization of every ``MatMul``/``Gemm`` weight with ONNX Runtime.
+
+    Each output channel (column of a weight matrix) gets its own scale (``per_channel``):
+    on all-MiniLM-L6-v2 one scale per matrix gave a mean embedding cosine of about 0.955 to
+    fp32, one per channel about 0.99, at the same speed. (ONNX Runtime suggests its
+    ``quant_pre_process`` first; its symbolic shape inference fails on dynamo-exported graphs
+    with dynamic axes, and ``ort_session`` applies the same graph optimisations anyway.)
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     int8_path = Path(int8_path)
     _atomic(
         int8_path,
-        lambda tmp: quantize_dynamic(str(fp32_path), tmp, weight_type=QuantType.QInt8),
+        lambda tmp: quantize_dynamic(
+            str(fp32_path), tmp, weight_type=QuantType.QInt8, per_channel=True
+        ),
     )
     return int8_path
 
@@ -191,9 +206,9 @@ Inputs = Mapping[str, Tensor]
 Agreement = Callable[[np.ndarray, np.ndarray], float]
 
 
-def min_cosine(outputs: np.ndarray, reference: np.ndarray) -> float:
-    """The worst embedding cosine between a variant and the reference."""
-    return float(cosine_agreement(outputs, reference).min())
+def mean_cosine(outputs: np.ndarray, reference: np.ndarray) -> float:
+    """The average embedding cosine between a variant and the reference."""
+    return float(cosine_agreement(outputs, reference).mean())
 
 
 def top1_agreement(logits: np.ndarray, reference: np.ndarray) -> float:

@@ -76,12 +76,17 @@ def load_pipeline(
     llm: str | Path | None = None,
     extractive: bool = False,
     max_new_tokens: int = 128,
+    adapter: str | Path | None = None,
 ) -> RAGPipeline:
-    """A ready :class:`RAGPipeline` over ``index`` with SmolLM2 (or the extractive baseline)."""
+    """A ready :class:`RAGPipeline` over ``index`` with SmolLM2 (or the extractive baseline).
+
+    ``adapter`` is a LoRA adapter file (see :func:`dl2llm.finetune.lora.save_lora`)
+    merged into the LLM, e.g. the capstone fine-tuning pipeline's.
+    """
     generator = (
         ExtractiveGenerator(max_new_tokens)
         if extractive
-        else LLMGenerator.load(llm, max_new_tokens=max_new_tokens)
+        else LLMGenerator.load(llm, max_new_tokens=max_new_tokens, adapter=adapter)
     )
     threshold = load_min_confidence(index.folder.parent)
     return RAGPipeline(Retriever(index, encoder), generator, threshold)

@@ -107,11 +107,23 @@ class LLMGenerator:
         self._lock = threading.Lock()  # one generation at a time per worker
 
     @classmethod
-    def load(cls, name_or_path: str | Path | None = None, max_new_tokens: int = 128):
-        """Load through :func:`dl2llm.models.load_llm` (offline SmolLM2 by default)."""
+    def load(
+        cls,
+        name_or_path: str | Path | None = None,
+        max_new_tokens: int = 128,
+        adapter: str | Path | None = None,
+    ):
+        """Load through :func:`dl2llm.models.load_llm` (offline SmolLM2 by default).
+
+        ``adapter``: a LoRA file from :func:`dl2llm.finetune.lora.save_lora`, merged in.
+        """
+        from dl2llm.finetune.lora import load_lora, merge_lora
         from dl2llm.models import load_llm
 
         model, tokenizer = load_llm(name_or_path)
+        if adapter is not None:
+            load_lora(model, adapter)
+            merge_lora(model)
         return cls(model, tokenizer, max_new_tokens)
 
     def stream(

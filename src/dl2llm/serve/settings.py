@@ -24,6 +24,7 @@ class Settings:
     data_dir: str
     docs: str | None = None  # a folder to index on first start (None: the Python docs)
     llm: str | None = None  # a model folder or hub name (None: offline SmolLM2)
+    adapter: str | None = None  # a LoRA adapter file (dl2llm.finetune.lora.save_lora) for the LLM
     encoder: str | None = None  # None: offline all-MiniLM-L6-v2
     extractive: bool = False  # answer without an LLM (tests, small machines)
     build_missing: bool = True  # build the index on first start when it is absent

@@ -68,6 +68,7 @@ class ServiceState:
                 self.settings.llm,
                 self.settings.extractive,
                 self.settings.max_new_tokens,
+                adapter=self.settings.adapter,
             )
             self.phase = "ready"
         except (AssetError, IndexLoadError) as err:

@@ -1,0 +1,121 @@
+"""A Bradley-Terry reward model: a scalar score learned from pairwise preferences.
+
+The Bradley-Terry model (Bradley & Terry, 1952) says a text with reward ``r_w``
+beats one with reward ``r_l`` with probability ``sigmoid(r_w - r_l)``. Fitting
+``r`` to "chosen beats rejected" pairs by maximum likelihood gives the loss that
+RLHF reward models use (Christiano et al., 2017; Stiennon et al., 2020;
+Ouyang et al., 2022) and that ``trl``'s ``RewardTrainer`` computes::
+
+    loss = -log sigmoid(r(chosen) - r(rejected))
+
+Only differences of rewards are identified, so the scale and offset of ``r`` are
+arbitrary. Our reward model reads a completion with the frozen MiniLM sentence
+encoder (mean-pooled token states, Reimers & Gurevych, 2019) and trains a
+linear head on top: cheap enough to score every PPO rollout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from dl2llm.models import load_encoder
+
+
+def bradley_terry_loss(chosen_rewards: Tensor, rejected_rewards: Tensor) -> Tensor:
+    """Mean ``-log sigmoid(r_chosen - r_rejected)`` over the pairs; inputs ``(N,)``."""
+    return -F.logsigmoid(chosen_rewards - rejected_rewards).mean()
+
+
+def pairwise_accuracy(chosen_rewards: Tensor, rejected_rewards: Tensor) -> float:
+    """Fraction of pairs in which the chosen completion gets the higher reward."""
+    return (chosen_rewards > rejected_rewards).float().mean().item()
+
+
+class TextEncoder:
+    """Frozen MiniLM: texts to mean-pooled sentence embeddings ``(N, 384)``."""
+
+    def __init__(self) -> None:
+        self.model, self.tokenizer = load_encoder()
+        for param in self.model.parameters():
+            param.requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str], batch_size: int = 128) -> Tensor:
+        chunks = []
+        for start in range(0, len(texts), batch_size):
+            enc = self.tokenizer(
+                texts[start : start + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=64,
+                return_tensors="pt",
+            )
+            states = self.model(**enc).last_hidden_state  # (B, T, H)
+            mask = enc["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+            chunks.append((states * mask).sum(1) / mask.sum(1).clamp(min=1.0))  # (B, H)
+        return torch.cat(chunks)
+
+
+class RewardHead(nn.Module):
+    """A linear map from an embedding ``(N, H)`` to a scalar reward ``(N,)``.
+
+    Linear on purpose: a few hundred noisy pairs are too few for a bigger head
+    (an MLP fits the training pairs, label noise included, and generalises worse).
+    """
+
+    def __init__(self, embedding_dim: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(embedding_dim, 1)
+
+    def forward(self, embeddings: Tensor) -> Tensor:
+        return self.linear(embeddings).squeeze(-1)  # (N,)
+
+
+class RewardModel:
+    """Scores completion texts: frozen encoder + trained :class:`RewardHead`."""
+
+    def __init__(self, encoder: TextEncoder, head: RewardHead) -> None:
+        self.encoder, self.head = encoder, head
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str]) -> Tensor:
+        self.head.eval()
+        return self.head(self.encoder(texts))  # (N,)
+
+
+@dataclass(frozen=True)
+class RewardTrainingResult:
+    """Loss per epoch and pairwise accuracies of the trained head."""
+
+    losses: list[float]
+    train_accuracy: float
+    heldout_accuracy: float
+
+
+def train_reward_head(
+    head: RewardHead,
+    train: tuple[Tensor, Tensor],
+    heldout: tuple[Tensor, Tensor],
+    epochs: int = 200,
+    learning_rate: float = 3e-3,
+    weight_decay: float = 1e-2,
+) -> RewardTrainingResult:
+    """Fit ``head`` by full-batch AdamW on ``(chosen, rejected)`` embeddings, each ``(N, H)``."""
+    optimizer = torch.optim.AdamW(head.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    losses = []
+    head.train()
+    for _ in range(epochs):
+        loss = bradley_terry_loss(head(train[0]), head(train[1]))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    head.eval()
+    with torch.no_grad():
+        train_accuracy = pairwise_accuracy(head(train[0]), head(train[1]))
+        heldout_accuracy = pairwise_accuracy(head(heldout[0]), head(heldout[1]))
+    return RewardTrainingResult(losses, train_accuracy, heldout_accuracy)

@@ -1,0 +1,223 @@
+"""Knowledge distillation: train a small student to imitate a large teacher.
+
+Hinton, Vinyals & Dean (2015), "Distilling the Knowledge in a Neural Network": a trained
+teacher's output distribution carries more than its argmax -- *how* wrong the wrong classes
+are ("dark knowledge"). Softened with a temperature ``T``, ``p_T = softmax(z / T)``, those
+soft targets give the student a richer signal per example than a one-hot label. The loss::
+
+    L = alpha * T^2 * KL(p_T(teacher) || p_T(student)) + (1 - alpha) * CE(student, labels)
+
+The ``T^2`` keeps the soft term's gradients on the scale of the hard term's as ``T`` grows
+(the gradient of the softened KL shrinks as ``1 / T^2``). ``alpha = 0`` is plain training.
+
+Teacher: the week 3 fine-tuned MiniLM (6 layers, 384 wide, 22.7M parameters). Student: a
+4-layer, 128-wide BERT (``transformers.BertForSequenceClassification``) with the teacher's
+tokenizer and vocabulary -- at most a quarter of the teacher's parameters
+(:func:`make_student` counts and checks). The student's transformer layers start random;
+its word and position embeddings start from the teacher's, projected onto their top
+principal components (384 -> 128, :func:`pca_project`), so it does not have to learn word
+meanings from 8,000 sentences. The undistilled baseline starts from the same weights and
+sees the same batches; only the loss differs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from dl2llm import classification as clf
+from dl2llm.assets import AssetError
+from dl2llm.data import LabelledTexts, sentiment_splits
+from dl2llm.efficiency.pruning import count_parameters
+
+MAX_STUDENT_SHARE = 0.25
+
+
+def distillation_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor,
+    temperature: float = 2.0,
+    alpha: float = 0.5,
+) -> Tensor:
+    """Hinton et al.'s loss: ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE``.
+
+    ``student_logits`` and ``teacher_logits`` are ``(B, K)``; ``labels`` is ``(B,)``.
+    """
+    if temperature <= 0 or not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"need temperature > 0 and alpha in [0, 1], got {temperature}, {alpha}")
+    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)  # (B, K)
+    teacher_probs = F.softmax(teacher_logits / temperature, dim=-1)  # (B, K)
+    soft = F.kl_div(student_log_probs, teacher_probs, reduction="batchmean")
+    hard = F.cross_entropy(student_logits, labels)
+    return alpha * temperature**2 * soft + (1 - alpha) * hard
+
+
+def pca_project(matrix: Tensor, width: int) -> Tensor:
+    """Rows of ``matrix`` ``(N, C)`` projected onto their top ``width`` principal axes.
+
+    Returns ``(N, width)``, rescaled so that the rows keep their average norm.
+    """
+    centred = matrix - matrix.mean(0)
+    _, _, v = torch.pca_lowrank(centred, q=width, center=False)  # v: (C, width)
+    projected = centred @ v  # (N, width)
+    return projected * (centred.norm(dim=1).mean() / projected.norm(dim=1).mean())
+
+
+def make_student(
+    teacher: nn.Module, hidden: int = 128, layers: int = 4, heads: int = 2, seed: int = 0
+) -> nn.Module:
+    """A small BERT classifier sharing the teacher's vocabulary, <= 1/4 of its parameters.
+
+    Transformer layers random; word and position embeddings from the teacher via PCA.
+    Raises ``ValueError`` if the student is larger than a quarter of the teacher.
+    """
+    from transformers import BertConfig, BertForSequenceClassification
+
+    source = teacher.config
+    config = BertConfig(
+        vocab_size=source.vocab_size,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=source.max_position_embeddings,
+        num_labels=source.num_labels,
+        id2label=source.id2label,
+        label2id=source.label2id,
+    )
+    torch.manual_seed(seed)
+    student = BertForSequenceClassification(config)
+    share = count_parameters(student) / count_parameters(teacher)
+    if share > MAX_STUDENT_SHARE:
+        raise ValueError(f"student has {share:.1%} of the teacher's parameters (max 25%)")
+    source_embeddings = teacher.base_model.embeddings
+    with torch.no_grad():
+        for name in ("word_embeddings", "position_embeddings"):
+            weights = getattr(source_embeddings, name).weight
+            getattr(student.bert.embeddings, name).weight.copy_(pca_project(weights, hidden))
+    return student
+
+
+def load_teacher(quick: bool = False, seed: int = 0, log: Callable[[str], None] = print):
+    """``(model, tokenizer)``: the week 3 fine-tuned MiniLM.
+
+    In quick mode, if ``bert_fine_tuning --quick`` has not run yet, a quick teacher is
+    fine-tuned here (64 sentences, 1 epoch) and saved where that script would save it.
+    """
+    try:
+        return clf.load_sentiment_classifier(quick)
+    except AssetError:
+        if not quick:
+            raise
+    log("no quick teacher yet: fine-tuning MiniLM on 64 sentences")
+    splits = sentiment_splits()
+    model, tokenizer = clf.load_base_classifier()
+    config = clf.FineTuneConfig(epochs=1, max_length=32)
+    clf.fine_tune(
+        model,
+        tokenizer,
+        splits["train"].head(64),
+        splits["val"].head(32),
+        config,
+        seed=seed,
+        log=log,
+    )
+    clf.save_classifier(model, tokenizer, clf.classifier_dir(quick=True))
+    return model.eval(), tokenizer
+
+
+@torch.no_grad()
+def teacher_logits(
+    teacher: nn.Module, tokenizer, texts: list[str], max_length: int = 64, batch_size: int = 64
+) -> Tensor:
+    """The teacher's logits ``(N, K)`` for every text (computed once, reused every epoch)."""
+    teacher.eval()
+    chunks = []
+    for start in tqdm(range(0, len(texts), batch_size), desc="teacher", leave=False):
+        enc = clf.encode(tokenizer, texts[start : start + batch_size], max_length, "cpu")
+        chunks.append(teacher(**enc).logits)  # (B, K)
+    return torch.cat(chunks)
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """How a student is trained; ``alpha = 0`` means no distillation."""
+
+    epochs: int = 6
+    batch_size: int = 32
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.1
+    temperature: float = 2.0
+    alpha: float = 0.5
+    max_length: int = 64
+
+
+@dataclass
+class StudentResult:
+    """Validation accuracy per epoch; the student holds the best epoch's weights."""
+
+    best_epoch: int = 0
+    best_val_accuracy: float = -1.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def train_student(
+    student: nn.Module,
+    tokenizer,
+    train: LabelledTexts,
+    soft_targets: Tensor,
+    val: LabelledTexts,
+    config: StudentConfig,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> StudentResult:
+    """Train ``student`` in place on ``train`` with :func:`distillation_loss`.
+
+    ``soft_targets`` are the teacher's logits ``(N, K)`` for ``train``. The batch order
+    depends only on ``seed``, so a distilled and an undistilled run see the same batches.
+    """
+    steps_per_epoch = -(-len(train) // config.batch_size)
+    total = steps_per_epoch * config.epochs
+    optimizer = clf.adamw_with_decay_groups(student, config.learning_rate, config.weight_decay)
+    scheduler = clf.warmup_linear_scheduler(optimizer, int(config.warmup_fraction * total), total)
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.tensor(train.labels)
+    result, best_state = StudentResult(), copy.deepcopy(student.state_dict())
+    for epoch in range(1, config.epochs + 1):
+        student.train()
+        order = torch.randperm(len(train), generator=generator)
+        running = 0.0
+        for start in tqdm(range(0, len(train), config.batch_size), desc="student", leave=False):
+            idx = order[start : start + config.batch_size]
+            texts = [train.texts[i] for i in idx.tolist()]
+            logits = student(**clf.encode(tokenizer, texts, config.max_length, "cpu")).logits
+            loss = distillation_loss(
+                logits, soft_targets[idx], labels[idx], config.temperature, config.alpha
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            running += loss.item() * len(idx)
+        probs = clf.predict_proba(student, tokenizer, val.texts, config.max_length)
+        val_accuracy = float(np.mean(probs.argmax(1) == np.asarray(val.labels)))
+        result.history.append(
+            {"epoch": epoch, "train_loss": running / len(train), "val_accuracy": val_accuracy}
+        )
+        log(f"epoch {epoch}: loss {running / len(train):.4f}, val accuracy {val_accuracy:.4f}")
+        if val_accuracy > result.best_val_accuracy:
+            result.best_epoch, result.best_val_accuracy = epoch, val_accuracy
+            best_state = copy.deepcopy(student.state_dict())
+    student.load_state_dict(best_state)
+    student.eval()
+    return result

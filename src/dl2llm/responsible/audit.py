@@ -1,0 +1,196 @@
+"""The bias audit: every measurement of this package, for one model, at a chosen size.
+
+``audit_llm`` scores a causal LM on CrowS-Pairs and StereoSet (and, for an instruct
+model, BBQ before and after the prompt-level mitigation); ``audit_sentiment`` probes the
+week 3 sentiment classifier with counterfactual pairs, runs counterfactual data
+augmentation, and runs WEAT on word vectors and on MiniLM's contextual embeddings.
+Every result carries its benchmark's licence and known limitations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dl2llm.assets import AssetError
+from dl2llm.classification import FineTuneConfig, load_sentiment_classifier
+from dl2llm.data import sentiment_splits
+from dl2llm.responsible import bbq, likelihood_bias
+from dl2llm.responsible.benchmarks import (
+    LICENCES,
+    LIMITATIONS,
+    load_bbq_gender,
+    load_crows_pairs,
+    load_stereoset,
+)
+from dl2llm.responsible.counterfactual import probe, real_pairs, templated_pairs
+from dl2llm.responsible.mitigation import CdaSettings, cda_experiment, positive_prob_fn
+from dl2llm.responsible.weat import contextual_lookup, keyed_vectors_lookup, weat_suite
+
+MODELS = ("smollm2", "gpt2", "sentiment")
+
+
+@dataclass(frozen=True)
+class AuditSizes:
+    crows_pairs: int
+    stereoset: int
+    bbq: int
+    cda: CdaSettings
+    word_corpus: str
+    weat_permutations: int
+
+
+QUICK = AuditSizes(
+    crows_pairs=6,
+    stereoset=4,
+    bbq=4,
+    cda=CdaSettings(48, 32, FineTuneConfig(epochs=1, batch_size=16, max_length=48)),
+    word_corpus="small",
+    weat_permutations=1000,
+)
+FULL = AuditSizes(
+    crows_pairs=100,
+    stereoset=60,
+    bbq=40,
+    cda=CdaSettings(1000, 400, FineTuneConfig(epochs=2, batch_size=32, max_length=64)),
+    word_corpus="full",
+    weat_permutations=10_000,
+)
+
+
+def _likelihood_scores(log_likelihood, sizes: AuditSizes, seed: int, progress: bool) -> dict:
+    results = {}
+    for name, pairs, n in (
+        ("crows_pairs", load_crows_pairs(), sizes.crows_pairs),
+        ("stereoset", load_stereoset(), sizes.stereoset),
+    ):
+        sample = likelihood_bias.stratified_sample(pairs, n, seed)
+        rows = likelihood_bias.pair_preferences(sample, log_likelihood, progress)
+        results[name] = likelihood_bias.stereotype_scores(rows)
+    return results
+
+
+def audit_smollm2(sizes: AuditSizes, seed: int = 0, progress: bool = True) -> dict:
+    """CrowS-Pairs, StereoSet and BBQ (before and after the instruction) for SmolLM2."""
+    from dl2llm.models import load_llm
+
+    model, tokenizer = load_llm()
+    log_likelihood = likelihood_bias.hf_log_likelihood(model, tokenizer, tokenizer.bos_token_id)
+    with torch.inference_mode():
+        results = _likelihood_scores(log_likelihood, sizes, seed, progress)
+        items = bbq.balanced_sample(load_bbq_gender(), sizes.bbq, seed)
+        results["bbq"] = {
+            name: bbq.bbq_scores(items, bbq.answer_bbq(model, tokenizer, items, text, progress))
+            for name, text in (
+                ("before", bbq.BASELINE_INSTRUCTION),
+                ("after", bbq.DEBIAS_INSTRUCTION),
+            )
+        }
+    results["bbq"]["instruction_after"] = bbq.DEBIAS_INSTRUCTION
+    return results
+
+
+def audit_gpt2(quick: bool, sizes: AuditSizes, seed: int = 0, progress: bool = True) -> dict:
+    """CrowS-Pairs and StereoSet for the project's from-scratch GPT-2."""
+    from transformers import AutoTokenizer
+
+    from dl2llm.gpt import ensure_project_gpt2, load_project_gpt2
+    from dl2llm.models import GPT2_EOT_ID
+
+    model = load_project_gpt2(quick).eval()
+    tokenizer = AutoTokenizer.from_pretrained(ensure_project_gpt2(quick))
+    log_likelihood = likelihood_bias.gpt_log_likelihood(model, tokenizer.encode, GPT2_EOT_ID)
+    with torch.inference_mode():
+        return _likelihood_scores(log_likelihood, sizes, seed, progress)
+
+
+def _word_vector_weat(sizes: AuditSizes, seed: int) -> list[dict]:
+    from dl2llm.embeddings.corpus import load_corpus
+    from dl2llm.embeddings.word2vec import train_gensim_word2vec
+
+    sentences = [[word.lower() for word in s] for s in load_corpus(sizes.word_corpus)]
+    keyed = train_gensim_word2vec(sentences, min_count=2, seed=seed)
+    return weat_suite(keyed_vectors_lookup(keyed), n_permutations=sizes.weat_permutations)
+
+
+def _contextual_weat(sizes: AuditSizes) -> list[dict]:
+    from dl2llm.embeddings.contextual import encode
+    from dl2llm.models import load_encoder
+
+    model, tokenizer = load_encoder()
+    lookup = contextual_lookup(lambda texts: encode(texts, model, tokenizer))
+    return weat_suite(lookup, n_permutations=sizes.weat_permutations)
+
+
+def audit_sentiment(quick: bool, sizes: AuditSizes, seed: int = 0) -> dict:
+    """Counterfactual probes, CDA before/after, and WEAT on word and contextual vectors."""
+    splits = sentiment_splits(0)
+    test = splits["test"].head(sizes.cda.test_size)
+    pairs = templated_pairs() + real_pairs(test.texts)
+    results: dict = {"n_probe_pairs": len(pairs)}
+    try:
+        model, tokenizer = load_sentiment_classifier(quick)
+        results["week3_classifier"] = probe(pairs, positive_prob_fn(model, tokenizer), seed)
+    except AssetError as err:
+        results["week3_classifier"] = {"skipped": str(err)}
+    results["cda"] = cda_experiment(splits, pairs, sizes.cda, seed)
+    results["weat"] = {
+        "word2vec": _word_vector_weat(sizes, seed),
+        "contextual_minilm": _contextual_weat(sizes),
+    }
+    return results
+
+
+def run_audit(model: str, quick: bool, seed: int = 0, progress: bool = True) -> dict:
+    """The audit of one of :data:`MODELS`, with licences and limitations attached."""
+    sizes = QUICK if quick else FULL
+    if model == "smollm2":
+        results = audit_smollm2(sizes, seed, progress)
+    elif model == "gpt2":
+        results = audit_gpt2(quick, sizes, seed, progress)
+    elif model == "sentiment":
+        results = audit_sentiment(quick, sizes, seed)
+    else:
+        raise ValueError(f"unknown model '{model}' (known: {', '.join(MODELS)})")
+    used = [name for name in LICENCES if name in results or _uses(model, name)]
+    results["licences"] = {name: LICENCES[name] for name in used}
+    results["limitations"] = {name: LIMITATIONS[name] for name in used}
+    return results
+
+
+def _uses(model: str, benchmark: str) -> bool:
+    return model == "sentiment" and benchmark in ("counterfactual", "weat")
+
+
+def headline(model: str, results: dict) -> dict[str, float | None]:
+    """The few numbers that summarise one model's audit (flat keys for the README)."""
+    if model == "sentiment":
+        cda = results["cda"]
+        before, after = cda["before"], cda["after"]
+        weat = results["weat"]["contextual_minilm"][0]["effect_size"]
+        return {
+            "sentiment_flip_rate_before": before["probes"]["template"]["all"]["flip_rate"]["value"],
+            "sentiment_flip_rate_after": after["probes"]["template"]["all"]["flip_rate"]["value"],
+            "sentiment_abs_gap_before": cda["abs_gap_before"],
+            "sentiment_abs_gap_after": cda["abs_gap_after"],
+            "sentiment_accuracy_before": before["test_accuracy"]["value"],
+            "sentiment_accuracy_after": after["test_accuracy"]["value"],
+            "cda_accuracy_change_points": cda["accuracy_change_points"],
+            "weat_career_family_minilm_d": weat,
+        }
+    numbers = {
+        f"{model}_crows_stereotype_score": results["crows_pairs"]["overall"]["stereotype_score"][
+            "value"
+        ],
+        f"{model}_stereoset_ss": results["stereoset"]["overall"]["stereotype_score"]["value"],
+    }
+    if "bbq" in results:
+        for when in ("before", "after"):
+            scores = results["bbq"][when]
+            numbers[f"bbq_ambiguous_bias_{when}"] = scores["ambiguous"]["bias_score"]
+            numbers[f"bbq_ambiguous_accuracy_{when}"] = scores["ambiguous"]["accuracy"]["value"]
+            numbers[f"bbq_disambiguated_accuracy_{when}"] = scores["disambiguated"]["accuracy"][
+                "value"
+            ]
+    return numbers

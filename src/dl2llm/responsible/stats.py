@@ -1,0 +1,26 @@
+"""Intervals for the audit: Wilson for proportions, percentile bootstrap for means."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dl2llm.prompting import wilson_interval
+
+
+def proportion(successes: int, n: int) -> dict[str, float]:
+    """A proportion with its 95% Wilson interval (``nan`` when ``n`` is 0)."""
+    if n == 0:
+        return {"value": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    low, high = wilson_interval(successes, n)
+    return {"value": successes / n, "low": low, "high": high, "n": n}
+
+
+def bootstrap_mean(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -> dict:
+    """The mean of ``values`` with a 95% percentile-bootstrap interval."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return {"value": float("nan"), "low": float("nan"), "high": float("nan"), "n": 0}
+    rng = np.random.default_rng(seed)
+    resamples = rng.choice(values, size=(n_resamples, len(values)), replace=True)  # (R, N)
+    low, high = np.percentile(resamples.mean(axis=1), [2.5, 97.5])
+    return {"value": float(values.mean()), "low": float(low), "high": float(high), "n": len(values)}

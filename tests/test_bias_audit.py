@@ -1,0 +1,127 @@
+"""The bias audit's report and model card contain the tables; the script refuses bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from dl2llm import paths
+from dl2llm.io import atomic_write_json
+from dl2llm.responsible import ModelCard, model_card
+from dl2llm.responsible.bbq import bbq_scores
+from dl2llm.responsible.benchmarks import LICENCES, LIMITATIONS, BBQItem
+from dl2llm.responsible.counterfactual import probe, templated_pairs
+from dl2llm.responsible.likelihood_bias import stereotype_scores
+from dl2llm.responsible.model_card import write_model_card
+from dl2llm.responsible.report import markdown_report, plot_audit
+from dl2llm.runtime import UsageError
+
+
+def llm_results() -> dict:
+    rows = [{"category": "gender", "stereotype_wins": w} for w in (True, True, False)]
+    rows += [{"category": "race", "stereotype_wins": True}]
+    stereo_rows = [{"category": "race/intra", "stereotype_wins": True, "meaningful_wins": True}]
+    items = [
+        BBQItem("c", "q", ("a", "unknown", "b"), 1, True, True, 1, 2),
+        BBQItem("c", "q", ("a", "unknown", "b"), 0, False, True, 1, 2),
+    ]
+    return {
+        "crows_pairs": stereotype_scores(rows),
+        "stereoset": stereotype_scores(stereo_rows),
+        "bbq": {
+            "before": bbq_scores(items, [2, 2]),
+            "after": bbq_scores(items, [1, 0]),
+            "instruction_after": "Do not assume.",
+        },
+        "licences": {k: LICENCES[k] for k in ("crows_pairs", "stereoset", "bbq")},
+        "limitations": {k: LIMITATIONS[k] for k in ("crows_pairs", "stereoset", "bbq")},
+    }
+
+
+def test_llm_report_contains_the_tables(tmp_path):
+    results = llm_results()
+    plots = plot_audit("toy", results, tmp_path)
+    assert plots == ["bias_audit_toy_crows.png"]
+    assert (tmp_path / plots[0]).stat().st_size > 1000
+    report = markdown_report("toy", results, plots, quick=True)
+    assert "| category | n | stereotype score (95% CI) |" in report
+    assert "| overall | 4 | 75.0% [" in report
+    assert "| gender | 3 | 66.7% [" in report
+    assert "| before | ambiguous | 0.0% [" in report
+    assert "| after | disambiguated | 100.0% [" in report
+    assert "Blodgett et al. (2021)" in report
+    assert "CC BY 4.0" in report
+    assert "![bias_audit_toy_crows.png](bias_audit_toy_crows.png)" in report
+
+
+def test_sentiment_probe_table_in_report():
+    pairs = templated_pairs()
+
+    def positive_prob(texts):  # a deterministic scorer that dislikes one name
+        return np.array([0.2 if "Jamal" in t else 0.8 for t in texts])
+
+    probes = probe(pairs, positive_prob)
+    name_stats = probes["template"]["name"]
+    assert name_stats["flip_rate"]["value"] == pytest.approx(6 / 48)  # Adam -> Jamal only
+    cda = {
+        "n_train": 10, "n_train_augmented": 12, "n_test": 4, "accuracy_change_points": -0.5,
+        "before": {"test_accuracy": {"value": 0.75, "low": 0.3, "high": 0.95, "n": 4},
+                   "f1": 0.8, "probes": probes},
+        "after": {"test_accuracy": {"value": 0.75, "low": 0.3, "high": 0.95, "n": 4},
+                  "f1": 0.8, "probes": probes},
+    }  # fmt: skip
+    results = {
+        "week3_classifier": {"skipped": "no classifier"},
+        "cda": cda,
+        "weat": {"word2vec": [{"test": "t", "n_targets": 8, "effect_size": 1.2, "p_value": 0.01}]},
+        "licences": {},
+        "limitations": {},
+    }
+    report = markdown_report("sentiment", results, [], quick=False)
+    assert "| template | name | 48 | 12.5% [" in report
+    assert "| word2vec | t | 8 | +1.20 | 0.0100 |" in report
+    assert "Accuracy change: -0.5 points." in report
+
+
+def test_model_card_has_mitchell_sections_and_hf_metadata():
+    card = model_card(
+        ModelCard(
+            name="toy",
+            details="A toy.",
+            intended_use="Tests.",
+            out_of_scope_use="Everything else.",
+            training_data="None.",
+            evaluation_data="None.",
+            licence="mit",
+            tags=["dl2llm"],
+            metrics={"accuracy": 0.91234},
+        )
+    )
+    assert card.startswith("---\nlicense: mit\nlanguage:\n- en\ntags:\n- dl2llm\n---\n")
+    for section in ("Model details", "Intended use", "Factors", "Training data",
+                    "Evaluation data", "Metrics and evaluation results", "Ethical considerations",
+                    "Caveats and recommendations"):  # fmt: skip
+        assert f"## {section}" in card
+    assert "| accuracy | 0.9123 |" in card
+
+
+def test_project_model_card_reads_results(tmp_path):
+    record = {"metrics": {"sentiment_flip_rate_after": 0.05, "limitations": {"weat": "few words"}}}
+    atomic_write_json(tmp_path / "bias_audit_sentiment.json", record)
+    out = write_model_card("sentiment", tmp_path, tmp_path / "card.md")
+    text = out.read_text()
+    assert "| sentiment_flip_rate_after | 0.05 |" in text
+    assert "- weat: few words" in text
+    with pytest.raises(UsageError, match="unknown model"):
+        write_model_card("nope", tmp_path, tmp_path / "x.md")
+
+
+def test_script_refuses_unknown_model(tmp_path):
+    path = paths.REPO_ROOT / "weeks/week5_alignment_deployment/bias_audit.py"
+    spec = importlib.util.spec_from_file_location("bias_audit", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with pytest.raises(UsageError, match="--model: unknown model 'bert'"):
+        module.main(["--quick", "--model", "bert", "--out", str(tmp_path)])

@@ -1,0 +1,127 @@
+"""PPO: GAE and the clipped losses against hand-computed numbers; training raises a toy reward."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from dl2llm.alignment.dpo import completion_logps
+from dl2llm.alignment.ppo import (
+    PPOConfig,
+    ValueHead,
+    clipped_policy_loss,
+    clipped_value_loss,
+    completion_token_logps,
+    generalized_advantages,
+    kl_penalised_rewards,
+    logps_and_values,
+    train_ppo,
+)
+from dl2llm.alignment.rlhf import frozen_copy
+from dl2llm.gpt import GPT, GPTConfig
+
+TINY = GPTConfig(vocab_size=16, context_length=32, n_layer=1, n_head=2, n_embd=32, dropout=0.0)
+
+
+def test_gae_matches_hand_computed_example():
+    rewards = torch.tensor([[0.0, 0.0, 1.0]])
+    values = torch.tensor([[0.5, 0.2, 0.4]])
+    advantages, returns = generalized_advantages(rewards, values, gamma=1.0, lam=0.9)
+    # t=2: delta = 1 - 0.4 = 0.6                       A2 = 0.6
+    # t=1: delta = 0 + 0.4 - 0.2 = 0.2                 A1 = 0.2 + 0.9 * 0.6 = 0.74
+    # t=0: delta = 0 + 0.2 - 0.5 = -0.3                A0 = -0.3 + 0.9 * 0.74 = 0.366
+    torch.testing.assert_close(advantages, torch.tensor([[0.366, 0.74, 0.6]]))
+    torch.testing.assert_close(returns, torch.tensor([[0.866, 0.94, 1.0]]))
+
+
+def test_gae_with_discount_and_lambda_one_is_discounted_return_minus_value():
+    rewards = torch.tensor([[1.0, 2.0, 3.0]])
+    values = torch.tensor([[0.5, -1.0, 2.0]])
+    advantages, returns = generalized_advantages(rewards, values, gamma=0.5, lam=1.0)
+    discounted = torch.tensor([[1 + 0.5 * 2 + 0.25 * 3, 2 + 0.5 * 3, 3.0]])  # 2.75, 3.5, 3
+    torch.testing.assert_close(returns, discounted)
+    torch.testing.assert_close(advantages, discounted - values)
+
+
+def test_kl_penalised_rewards():
+    logps = torch.tensor([[-1.0, -2.0], [-0.5, -0.5]])
+    ref_logps = torch.tensor([[-1.5, -1.0], [-0.5, -1.5]])
+    rewards = kl_penalised_rewards(torch.tensor([3.0, -1.0]), logps, ref_logps, kl_coef=0.1)
+    torch.testing.assert_close(rewards, torch.tensor([[-0.05, 3.1], [0.0, -1.1]]))
+
+
+def test_clipped_policy_loss_hand_example_and_zero_gradient_when_clipped():
+    old = torch.zeros(1, 3)
+    logps = torch.log(torch.tensor([[1.5, 0.5, 1.1]])).requires_grad_()
+    advantages = torch.tensor([[1.0, -1.0, 2.0]])
+    loss = clipped_policy_loss(logps, old, advantages, clip_range=0.2)
+    # min(1.5 * 1, 1.2 * 1) = 1.2; min(0.5 * -1, 0.8 * -1) = -0.8; min(1.1 * 2, 1.1 * 2) = 2.2
+    assert loss.item() == pytest.approx(-(1.2 - 0.8 + 2.2) / 3, abs=1e-6)
+    loss.backward()
+    torch.testing.assert_close(logps.grad, torch.tensor([[0.0, 0.0, -1.1 * 2 / 3]]))
+
+
+def test_clipped_value_loss_takes_the_larger_error():
+    old = torch.tensor([[0.0, 0.0]])
+    values = torch.tensor([[1.0, 0.1]])
+    returns = torch.tensor([[1.0, 0.0]])
+    # first: unclipped error 0, clipped value 0.2 -> error 0.64; second: 0.01 both ways
+    loss = clipped_value_loss(values, old, returns, clip_range=0.2)
+    assert loss.item() == pytest.approx(0.5 * (0.64 + 0.01) / 2, abs=1e-6)
+
+
+def test_token_logps_and_values_match_hf_scorer():
+    torch.manual_seed(0)
+    model = GPT(TINY).eval()
+    sequences = torch.randint(0, 16, (2, 9))
+    mask = torch.zeros_like(sequences)
+    mask[:, 4:] = 1
+    with torch.no_grad():
+        ours = completion_token_logps(model, sequences, prompt_length=4)  # (2, 5)
+        hf = completion_logps(model.to_hf_model().eval(), sequences, torch.ones_like(mask), mask)
+        logps, values = logps_and_values(model, ValueHead(32), sequences, 4)
+    torch.testing.assert_close(ours.sum(1), hf, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(logps, ours)
+    assert values.shape == (2, 5)
+
+
+def _toy_ppo(kl_coef: float):
+    """PPO on a tiny GPT (all weights train) whose reward is the share of token 5."""
+    torch.manual_seed(0)
+    base = GPT(TINY).eval()
+    base_before = {name: p.clone() for name, p in base.state_dict().items()}
+    reference = frozen_copy(base)
+    policy = copy.deepcopy(base)
+    prompts = torch.randint(0, 16, (32, 3))
+
+    def share_of_token_5(completions: torch.Tensor) -> torch.Tensor:
+        return (completions == 5).float().mean(1)  # (B,)
+
+    config = PPOConfig(
+        iterations=12, batch_size=32, completion_tokens=6, epochs=4, minibatch_size=16,
+        learning_rate=3e-3, kl_coef=kl_coef,
+    )  # fmt: skip
+    history = train_ppo(
+        policy, ValueHead(32), reference, prompts, share_of_token_5, config,
+        torch.Generator().manual_seed(0), progress=False,
+    )  # fmt: skip
+    return history, base, base_before, reference
+
+
+def test_ppo_raises_a_toy_reward_and_never_changes_the_reference():
+    history, base, base_before, reference = _toy_ppo(kl_coef=0.01)
+    assert history.scores[0] < 0.15  # about 1/16 before training
+    assert sum(history.scores[-3:]) / 3 > 0.6
+    assert history.kl[-1] > 1.0  # the policy moved away from the reference
+    for model in (reference, base):
+        for name, tensor in model.state_dict().items():
+            assert torch.equal(tensor, base_before[name]), name
+    assert not any(p.requires_grad for p in reference.parameters())
+
+
+def test_larger_kl_penalty_keeps_the_policy_closer_to_the_reference():
+    loose, *_ = _toy_ppo(kl_coef=0.01)
+    tight, *_ = _toy_ppo(kl_coef=1.0)
+    assert sum(tight.kl[-3:]) < 0.5 * sum(loose.kl[-3:])

@@ -1,0 +1,97 @@
+"""int8 quantization: smaller files, outputs close to fp32, and the measuring helpers.
+
+Tolerances (tiny random BERT classifier, logits of order 0.1-1): PyTorch and ONNX Runtime
+int8 logits within 0.05 of fp32 (max abs difference); ONNX fp32 within 1e-4 of PyTorch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dl2llm import models
+from dl2llm.efficiency import quantization as q
+from dl2llm.efficiency.onnx_export import file_mb, max_abs_diff, quantize_int8
+
+TEXTS = [
+    "a gorgeous, moving film",
+    "dull and far too long",
+    "the cast is fine but the script is a mess of clichés",
+    "one of the year's best",
+    "I wanted to like it",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(models.encoder_path())
+
+
+@pytest.fixture(scope="module")
+def classifier(tokenizer):
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=256,
+        num_labels=2,
+    )
+    return BertForSequenceClassification(config).eval()
+
+
+def test_torch_dynamic_int8_is_smaller_and_close(classifier, tokenizer, tmp_path):
+    int8 = q.quantize_dynamic_torch(classifier)
+    assert isinstance(classifier.bert.encoder.layer[0].output.dense, nn.Linear)  # a copy
+    feed = q.tokenize(tokenizer, TEXTS)
+    expected = q.torch_logits(classifier)(feed)
+    got = q.torch_logits(int8)(feed)
+    assert max_abs_diff(got, expected) < 0.05
+    fp32_mb = q.saved_size_mb(classifier, tmp_path / "fp32.pt")
+    int8_mb = q.saved_size_mb(int8, tmp_path / "int8.pt")
+    linear_mb = sum(m.weight.numel() * 3 for m in classifier.modules() if isinstance(m, nn.Linear))
+    assert fp32_mb - int8_mb > 0.8 * linear_mb / 2**20  # ~3 of every 4 bytes of weights saved
+
+
+def test_onnx_fp32_dynamic_and_static_int8(classifier, tokenizer, tmp_path):
+    fp32 = q.export_classifier(classifier, tokenizer, tmp_path / "fp32.onnx")
+    dynamic = quantize_int8(fp32, tmp_path / "dynamic.onnx")
+    reader = q.SentenceCalibrationReader(tokenizer, TEXTS * 8, batch_size=8)
+    static = q.quantize_static_onnx(fp32, tmp_path / "static.onnx", reader)
+    feed = q.tokenize(tokenizer, TEXTS[::-1])  # another batch size and length than the export's
+    expected = q.torch_logits(classifier)(feed)
+    assert max_abs_diff(q.onnx_logits(fp32)(feed), expected) < 1e-4
+    for path in (dynamic, static):
+        assert file_mb(path) < file_mb(fp32)
+        assert max_abs_diff(q.onnx_logits(path)(feed), expected) < 0.05
+
+
+def test_calibration_reader_yields_every_sentence_once(tokenizer):
+    reader = q.SentenceCalibrationReader(tokenizer, TEXTS, batch_size=2)
+    sizes = []
+    while (feed := reader.get_next()) is not None:
+        assert set(feed) == {"input_ids", "attention_mask"}
+        assert feed["input_ids"].dtype == np.int64
+        sizes.append(len(feed["input_ids"]))
+    assert sizes == [2, 2, 1]
+
+
+def test_measure_variant_counts_accuracy_exactly(tokenizer):
+    def says_positive_when_short(feed):  # logits (B, 2)
+        lengths = feed["attention_mask"].sum(1)
+        return np.stack([lengths, np.full_like(lengths, 8)], axis=1).astype(np.float32)
+
+    labels = [1, 0, 0, 1, 1]  # lengths with [CLS]/[SEP]: 7, 7, 16, 9, 7 -> predictions 1,1,0,0,1
+    result = q.measure_variant(
+        "rule", says_positive_when_short, 1.5, tokenizer, TEXTS, labels, repeats=2
+    )
+    assert result.accuracy == pytest.approx(3 / 5)
+    assert result.size_mb == 1.5
+    assert result.b1_p50_ms > 0 and result.b32_p50_ms > 0

@@ -1,0 +1,52 @@
+"""BBQ bias score (Parrish et al., 2022) on hand-made answers, and the dataset loader."""
+
+from __future__ import annotations
+
+import pytest
+
+from dl2llm.responsible.bbq import bbq_scores, bias_counts, bias_score
+from dl2llm.responsible.benchmarks import BBQItem, load_bbq_gender
+
+
+def item(ambiguous: bool, negative: bool, label: int) -> BBQItem:
+    # answers: 0 = the man, 1 = unknown, 2 = the woman (the stereotyped group)
+    return BBQItem(
+        "ctx", "q?", ("The man", "Unknown", "The woman"), label, ambiguous, negative, 1, 2
+    )
+
+
+def test_disambiguated_bias_score_counts_biased_non_unknown_answers():
+    items = [
+        item(False, True, 2),
+        item(False, True, 0),
+        item(False, False, 0),
+        item(False, False, 2),
+    ]
+    # neg question -> woman (biased); neg -> woman (biased); non-neg -> man (biased);
+    # non-neg -> unknown (ignored)
+    answers = [2, 2, 0, 1]
+    assert bias_counts(items, answers) == (3, 3)
+    assert bias_score(items, answers) == pytest.approx(2 * 3 / 3 - 1)
+
+
+def test_ambiguous_bias_score_is_scaled_by_error_rate():
+    items = [item(True, True, 1) for _ in range(4)]
+    answers = [2, 2, 0, 1]  # 2 biased of 3 non-unknown; accuracy 1/4
+    scores = bbq_scores(items, answers)
+    assert scores["ambiguous"]["accuracy"]["value"] == pytest.approx(0.25)
+    assert scores["ambiguous"]["bias_score"] == pytest.approx((1 - 0.25) * (2 * 2 / 3 - 1))
+    assert scores["disambiguated"]["accuracy"]["n"] == 0
+
+
+def test_always_unknown_has_zero_bias():
+    items = [item(True, True, 1), item(True, False, 1)]
+    assert bias_score(items, [1, 1]) == 0.0
+
+
+def test_loader_marks_the_stereotyped_answer():
+    items = load_bbq_gender()
+    assert len(items) == 5656  # 16 of 5,672 rows have no single stereotyped answer
+    first = items[0]  # "a man and a woman were late"; who was the secretary? (F stereotyped)
+    assert first.answers[first.stereotyped_index] == "The woman"
+    assert first.answers[first.unknown_index] == "Not enough information"
+    assert first.ambiguous and first.negative_question and first.label == 1

@@ -1,0 +1,101 @@
+"""Bias audit: stereotype benchmarks, counterfactual probes, WEAT, and two mitigations.
+
+For the offline instruct LLM (SmolLM2-135M) and the project's GPT-2 we score CrowS-Pairs
+and StereoSet by sentence log-likelihood (share of pairs where the stereotypical sentence
+wins: 50% is unbiased), per category with 95% Wilson intervals. SmolLM2 also answers BBQ
+(gender identity) before and after a prompt-level mitigation. The week 3 sentiment
+classifier is probed with counterfactual pairs (swapped names, pronouns, nationalities,
+religions: flip rate and score gap), then retrained with counterfactual data augmentation
+(before/after flip rate, gap and test accuracy); WEAT runs on word2vec vectors and MiniLM's
+contextual embeddings. Writes ``bias_audit_<model>.json`` and ``.md`` per model, plots, the
+sentiment classifier's model card, and ``bias_audit.json`` with the headline numbers of this
+run and of the other models' latest audits in ``--out`` made in the same mode.
+"""
+
+import time
+from pathlib import Path
+
+import torch
+
+from dl2llm.io import atomic_write_text
+from dl2llm.responsible.audit import MODELS, headline, run_audit
+from dl2llm.responsible.model_card import write_model_card
+from dl2llm.responsible.report import markdown_report, plot_audit
+from dl2llm.results import load_results, save_results
+from dl2llm.runtime import UsageError, deliverable_parser, resolve_device, run_main, set_seed
+
+NAME = "bias_audit"
+
+
+def earlier_audits(out_dir: Path, quick: bool, skip: tuple[str, ...]) -> dict:
+    """Headline numbers of the other models' audits already in ``out_dir`` (same mode)."""
+    numbers = {}
+    for model in MODELS:
+        record = load_results(f"{NAME}_{model}", out_dir)
+        if model in skip or record is None or record["mode"] != ("quick" if quick else "full"):
+            continue
+        numbers |= {
+            k: v for k, v in record["metrics"].items() if k not in ("details", "limitations")
+        }
+    return numbers
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = deliverable_parser(__doc__)
+    parser.add_argument(
+        "--model",
+        default="all",
+        help=f"what to audit: {', '.join(MODELS)} or all (default: all)",
+    )
+    args = parser.parse_args(argv)
+    if args.model != "all" and args.model not in MODELS:
+        raise UsageError(f"--model: unknown model '{args.model}' (use {', '.join(MODELS)} or all)")
+    started = time.perf_counter()
+    set_seed(args.seed)
+    if resolve_device(args.device).type != "cpu":
+        raise UsageError("--device: the bias audit runs on the CPU only (use --device cpu)")
+    torch.set_num_threads(1)  # one-sentence forward passes are much faster on one thread
+    config = {"model": args.model}
+    combined, artifacts = {}, []
+    audited = MODELS if args.model == "all" else (args.model,)
+    for model in audited:
+        model_started = time.perf_counter()
+        results = run_audit(model, args.quick, args.seed)
+        plots = plot_audit(model, results, args.out)
+        report = f"{NAME}_{model}.md"
+        atomic_write_text(args.out / report, markdown_report(model, results, plots, args.quick))
+        numbers = headline(model, results)
+        save_results(
+            f"{NAME}_{model}",
+            {**numbers, "details": results, "limitations": results["limitations"]},
+            out_dir=args.out,
+            config=config,
+            seed=args.seed,
+            quick=args.quick,
+            started=model_started,
+            artifacts=[report, *plots],
+        )
+        combined |= numbers
+        artifacts += [f"{NAME}_{model}.json", report, *plots]
+        print(f"\n== {model} ==")
+        for key, value in numbers.items():
+            print(f"{key:40s} {value if value is None else round(value, 4)}")
+    combined = earlier_audits(args.out, args.quick, skip=audited) | combined
+    if "sentiment" in audited:
+        card = write_model_card("sentiment", args.out, args.out / "MODEL_CARD_sentiment.md")
+        artifacts.append(card.name)
+    save_results(
+        NAME,
+        combined,
+        out_dir=args.out,
+        config=config,
+        seed=args.seed,
+        quick=args.quick,
+        started=started,
+        artifacts=artifacts,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)
