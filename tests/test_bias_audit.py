@@ -12,9 +12,9 @@ from dl2llm.io import atomic_write_json
 from dl2llm.responsible import ModelCard, model_card
 from dl2llm.responsible.bbq import bbq_scores
 from dl2llm.responsible.benchmarks import LICENCES, LIMITATIONS, BBQItem
+from dl2llm.responsible.cards import write_model_card
 from dl2llm.responsible.counterfactual import probe, templated_pairs
 from dl2llm.responsible.likelihood_bias import stereotype_scores
-from dl2llm.responsible.model_card import write_model_card
 from dl2llm.responsible.report import markdown_report, plot_audit
 from dl2llm.runtime import UsageError
 

@@ -19,7 +19,7 @@ import torch
 
 from dl2llm.io import atomic_write_text
 from dl2llm.responsible.audit import MODELS, headline, run_audit
-from dl2llm.responsible.model_card import write_model_card
+from dl2llm.responsible.cards import write_model_card
 from dl2llm.responsible.report import markdown_report, plot_audit
 from dl2llm.results import load_results, save_results
 from dl2llm.runtime import UsageError, deliverable_parser, resolve_device, run_main, set_seed

@@ -51,10 +51,11 @@ def plot_training(report: RLHFReport, path) -> None:
 
 
 def print_table(report: RLHFReport, metrics: dict) -> None:
+    clean = metrics["reward_model_noise_free_accuracy"]
     print(
         f"preference pairs: {len(report.pairs)}; reward model held-out accuracy "
         f"{metrics['reward_model_heldout_accuracy']:.3f} "
-        f"(noise-free pairs {metrics['reward_model_noise_free_accuracy']})"
+        f"(noise-free pairs: {'none' if clean is None else f'{clean:.3f}'})"
     )
     print(f"{'method':6s} {'labeler score':>14s} {'KL':>8s} {'win rate [95% CI]':>24s}")
     print(f"{'ref':6s} {report.reference_gold:14.3f} {0.0:8.3f}")

@@ -7,9 +7,19 @@
 - :mod:`~.weat`: the Word Embedding Association Test (Caliskan et al., 2017)
 - :mod:`~.mitigation`: counterfactual data augmentation, measured before and after
 - :mod:`~.audit`, :mod:`~.report`: the whole audit and its Markdown report
-- :mod:`~.model_card`: model cards (Mitchell et al., 2019)
+- :mod:`~.cards`: model cards (Mitchell et al., 2019)
 """
 
-from dl2llm.responsible.model_card import ModelCard, model_card
-
 __all__ = ["ModelCard", "model_card"]
+
+
+def __getattr__(name: str):
+    """``ModelCard`` and ``model_card`` from :mod:`~.cards`, imported on first use.
+
+    (Lazily, so that ``python -m dl2llm.responsible.cards`` does not import itself twice.)
+    """
+    if name in __all__:
+        from dl2llm.responsible import cards
+
+        return getattr(cards, name)
+    raise AttributeError(f"module 'dl2llm.responsible' has no attribute '{name}'")

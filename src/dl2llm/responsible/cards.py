@@ -7,7 +7,7 @@ metrics, evaluation and training data, quantitative analyses, ethical considerat
 caveats and recommendations) in the Hugging Face model-card format: Markdown with a YAML
 metadata block (``license``, ``language``, ``tags``, ``datasets``) at the top.
 :func:`project_model_card` fills one in from the results JSON files for every model the
-project trains: ``python -m dl2llm.responsible.model_card sentiment``.
+project trains: ``python -m dl2llm.responsible.cards sentiment``.
 """
 
 from __future__ import annotations
