@@ -67,7 +67,7 @@ def probe_table(probes: dict) -> str:
                     f"{stats['abs_score_gap']['value']:.4f}",
                 ]
             )
-    header = ["pairs", "attribute", "n", "flip rate (95% CI)", "score gap (95% CI)", "mean |gap|"]
+    header = ["pairs", "attribute", "n", "flip rate (95% CI)", "score gap (95% CI)", "mean abs gap"]
     return table(header, rows)
 
 
