@@ -19,6 +19,7 @@ from pathlib import Path
 
 from dl2llm import assets, curriculum, paths
 from dl2llm.io import atomic_write_text
+from dl2llm.responsible.cards import PROJECT_MODELS, write_model_card
 from dl2llm.runtime import ArgumentParser, UsageError
 
 README = paths.REPO_ROOT / "README.md"
@@ -173,6 +174,12 @@ def cmd_exercise(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def cmd_model_card(args: argparse.Namespace) -> int:
+    out = args.out or args.results / f"MODEL_CARD_{args.model}.md"
+    print(write_model_card(args.model, args.results, out))
+    return 0
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="dl2llm",
@@ -241,6 +248,11 @@ def build_parser() -> ArgumentParser:
     p.add_argument("--file", type=Path, help="check: this file instead of the workspace's")
     p.add_argument("--library", action="store_true", help="check: dl2llm's own implementation")
     p.set_defaults(func=cmd_exercise)
+    p = sub.add_parser("model-card", help="write a project model's model card from its results")
+    p.add_argument("model", choices=sorted(PROJECT_MODELS))
+    p.add_argument("--results", type=Path, default=paths.results_dir(), help="results folder")
+    p.add_argument("--out", type=Path, help="default: <results>/MODEL_CARD_<model>.md")
+    p.set_defaults(func=cmd_model_card)
     return parser
 
 
