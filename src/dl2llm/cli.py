@@ -9,6 +9,7 @@ dl2llm predict-sentiment "text" ...  classify text with the fine-tuned MiniLM (w
 dl2llm plan [--start DATE] [--hours-per-week N] [--ics FILE]  the study schedule
 dl2llm progress [--html FILE]     runs, results vs expected ranges, exercises
 dl2llm exercise start | check | list [NAME]  write the pieces yourself, checked
+dl2llm model-card sentiment|gpt2|smollm2  a model card (Mitchell et al. 2019) from results
 """
 
 from __future__ import annotations
