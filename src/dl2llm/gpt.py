@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 
 from dl2llm import paths
 from dl2llm.assets import AssetError, asset_file
-from dl2llm.data import gensim_test_file, lm_splits
+from dl2llm.data import lee_background_lines, lm_splits
 from dl2llm.io import atomic_save_torch, replace_dir
 from dl2llm.models import GPT2_EOT, GPT2_EOT_ID, GPT2_PATTERN, load_gpt2_tokenizer
 from dl2llm.runtime import UsageError
@@ -500,7 +500,7 @@ def pretraining_corpus() -> dict[str, str]:
     so the validation loss is measured on pages of the novel the model never saw.
     """
     splits = lm_splits()
-    news = gensim_test_file("lee_background.cor").read_text(encoding="utf-8")
+    news = "\n".join(lee_background_lines())
     return {"train": splits["train"] + news, "val": splits["val"], "test": splits["test"]}
 
 
