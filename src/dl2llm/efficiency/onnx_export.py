@@ -29,8 +29,6 @@ with and without its KV cache (see :mod:`dl2llm.efficiency.latency` for what is 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -42,6 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dl2llm.efficiency.latency import VariantReport, measure_latency, torch_threads
+from dl2llm.io import atomic_write_with
 
 
 class SentenceEncoder(nn.Module):
@@ -128,7 +127,7 @@ def export_onnx(
         dynamic_shapes=dynamic,
         verbose=False,
     )
-    _atomic(path, lambda tmp: program.save(tmp, external_data=False))
+    atomic_write_with(path, lambda tmp: program.save(tmp, external_data=False))
     return path
 
 
@@ -144,7 +143,7 @@ def quantize_int8(fp32_path: str | Path, int8_path: str | Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     int8_path = Path(int8_path)
-    _atomic(
+    atomic_write_with(
         int8_path,
         lambda tmp: quantize_dynamic(
             str(fp32_path), tmp, weight_type=QuantType.QInt8, per_channel=True
@@ -186,16 +185,6 @@ def cosine_agreement(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> np.ndarr
 def file_mb(path: str | Path) -> float:
     """Size of a file in MiB."""
     return Path(path).stat().st_size / 2**20
-
-
-def _atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".onnx")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ import torch
 from torch import Tensor, nn
 
 from dl2llm.efficiency.latency import measure_latency, torch_threads
-from dl2llm.efficiency.onnx_export import _atomic, export_onnx, ort_session, run_session
-from dl2llm.io import atomic_save_torch
+from dl2llm.efficiency.onnx_export import export_onnx, ort_session, run_session
+from dl2llm.io import atomic_save_torch, atomic_write_with
 
 Logits = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -113,7 +113,7 @@ def quantize_static_onnx(
     )
 
     int8_path = Path(int8_path)
-    _atomic(
+    atomic_write_with(
         int8_path,
         lambda tmp: quantize_static(
             str(fp32_path),
