@@ -133,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(args.data_dir or default_data_dir())
     if args.exit_after_check:
         return check_and_exit(args, started, data_dir)
-    if not args.no_build and not (data_dir / INDEX_FOLDER).exists():
-        print(f"first start: building the index in {data_dir} (a few minutes)", flush=True)
+    if not args.no_build:  # build on first start; rebuild a stale index of the bundled docs
+        if not (data_dir / INDEX_FOLDER).exists():
+            print(f"first start: building the index in {data_dir} (a few minutes)", flush=True)
         ensure_index(data_dir, shared_encoder(args.encoder), args.docs)
     url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
     checker = threading.Thread(target=self_check, args=(args, url, started), daemon=True)

@@ -16,6 +16,7 @@ from dl2llm.rag.generate import (
     build_messages,
     drop_unknown_citations,
     missing_citations,
+    sentences_end,
     use_one_thread,
 )
 from dl2llm.rag.index import Index
@@ -94,10 +95,14 @@ def pipeline():
 
 
 def test_smollm2_streams_the_same_answer_greedy_generate_gives(pipeline):
-    """End to end with the real SmolLM2: streamed pieces == one plain greedy ``generate``."""
+    """End to end with the real SmolLM2: streamed pieces == one plain greedy ``generate``.
+
+    The service decodes with prompt lookup and stops after two sentences; the
+    reference is plain greedy decoding, cut after two sentences: the same text.
+    """
     prepared = pipeline.prepare(QUESTION, k=5, mode="hybrid")
     assert not prepared.refused
-    pieces = list(pipeline.stream(prepared, max_new_tokens=16))
+    pieces = list(pipeline.stream(prepared, max_new_tokens=48))
     assert len(pieces) > 1
     generator = pipeline.generator
     inputs = generator.tokenizer.apply_chat_template(
@@ -110,14 +115,31 @@ def test_smollm2_streams_the_same_answer_greedy_generate_gives(pipeline):
     with torch.inference_mode():
         output = generator.model.generate(
             **inputs,
-            max_new_tokens=16,
+            max_new_tokens=48,
             do_sample=False,
             logits_processor=[AnswerNGramBlocker(prompt_length)],
             pad_token_id=generator.tokenizer.eos_token_id,
         )
     expected = generator.tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True)
+    expected = expected[: sentences_end(expected)]
     expected = "".join(drop_unknown_citations([expected], CONTEXT_PASSAGES))
     assert "".join(pieces) == expected + missing_citations(expected, prepared.hits)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("One. Two. Three.", "One. Two."),
+        ("It caches [1]. It is fast. [2] More", "It caches [1]. It is fast. [2]"),
+        ("It caches. [1] It is fast. [2][3]\nMore", "It caches. [1] It is fast. [2][3]"),
+        ("Use e.g. sorted(). Or i.e. this! And more", "Use e.g. sorted(). Or i.e. this!"),
+        ("Version 3.11 is out. Is it", None),  # the second sentence is not closed yet
+        ("No end at all", None),
+    ],
+)
+def test_answers_stop_after_two_sentences(text, expected):
+    end = sentences_end(text + " ")
+    assert (None if end is None else (text + " ")[:end]) == expected
 
 
 def test_off_topic_question_is_refused_without_generating(pipeline):

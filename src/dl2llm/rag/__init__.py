@@ -21,7 +21,7 @@ from pathlib import Path
 
 from dl2llm import paths
 from dl2llm.rag.generate import ExtractiveGenerator, LLMGenerator
-from dl2llm.rag.index import Encoder, Index, build_index, read_corpus
+from dl2llm.rag.index import Encoder, Index, build_index, chunker_version, read_corpus
 from dl2llm.rag.ingest import Document
 from dl2llm.rag.pipeline import RAGPipeline, load_min_confidence
 from dl2llm.rag.retrieve import Hit, Retriever
@@ -51,6 +51,14 @@ def sample_documents(doc_ids: tuple[str, ...] = SAMPLE_DOCUMENTS) -> tuple[list[
     return [d for d in documents if d.doc_id in doc_ids], source
 
 
+def _stale_bundled(index: Index) -> bool:
+    """True for an index of the bundled corpus made by other chunking code."""
+    from dl2llm.data import python_docs_dir
+
+    bundled = index.manifest.get("source") == str(python_docs_dir())
+    return bundled and index.manifest.get("chunker") != chunker_version()
+
+
 def ensure_index(
     data_dir: str | Path,
     encoder: Encoder,
@@ -62,8 +70,20 @@ def ensure_index(
     """Load the index in ``data_dir``; build it from ``docs`` first if asked to or absent.
 
     With ``build_missing=False`` an absent index is an error (see :meth:`Index.load`).
+    An index of the bundled corpus made by older chunking code (see
+    :func:`~dl2llm.rag.index.chunker_version`) is rebuilt, with a message,
+    reusing the vectors of the chunks that did not change.
     """
     folder = Path(data_dir) / "index"
+    if not rebuild and build_missing and folder.exists() and docs is None:
+        index = Index.load(data_dir)
+        if not _stale_bundled(index):
+            return index
+        print(f"the index in {folder} was chunked by older code: rebuilding it", flush=True)
+        documents, source = corpus_documents()
+        same_encoder = index.manifest.get("encoder") == Path(encoder.path).name
+        reuse = index if same_encoder else None
+        return build_index(documents, data_dir, encoder, source=source, reuse=reuse)
     if rebuild or (build_missing and not folder.exists()):
         documents, source = corpus_documents(docs)
         return build_index(documents, data_dir, encoder, source=source, progress=progress)

@@ -87,7 +87,7 @@ class Retriever:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         started = time.perf_counter()
-        query = self.encoder.encode([question])  # (1, dim)
+        query = self.encoder.encode_query(question)  # (1, dim)
         depth = max(k, CANDIDATES)
         dense = self.index.search_dense(query, depth)[0]
         confidence = dense[0][1] if dense else 0.0

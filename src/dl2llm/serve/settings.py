@@ -26,6 +26,7 @@ class Settings:
     llm: str | None = None  # a model folder or hub name (None: offline SmolLM2)
     adapter: str | None = None  # a LoRA adapter file (dl2llm.finetune.lora.save_lora) for the LLM
     encoder: str | None = None  # None: offline all-MiniLM-L6-v2
+    onnx_queries: bool = True  # embed questions with ONNX Runtime (same vectors, ~2x faster)
     extractive: bool = False  # answer without an LLM (tests, small machines)
     build_missing: bool = True  # build the index on first start when it is absent
     max_new_tokens: int = 128

@@ -85,10 +85,10 @@ class ServiceState:
             self.phase = "loading the index"
             index = Index.load(data_dir)
             self.phase = "loading the encoder"
-            self.encoder = shared_encoder(self.settings.encoder)
+            self.encoder = shared_encoder(self.settings.encoder, self.settings.onnx_queries)
             return index
         self.phase = "loading the encoder"
-        self.encoder = shared_encoder(self.settings.encoder)
+        self.encoder = shared_encoder(self.settings.encoder, self.settings.onnx_queries)
         self.phase = "building the index (first start)"
         return ensure_index(data_dir, self.encoder, self.settings.docs)
 
