@@ -23,7 +23,12 @@ from dl2llm import paths
 from dl2llm.rag.generate import ExtractiveGenerator, LLMGenerator
 from dl2llm.rag.index import Encoder, Index, build_index, chunker_version, read_corpus
 from dl2llm.rag.ingest import Document
-from dl2llm.rag.pipeline import RAGPipeline, load_min_confidence
+from dl2llm.rag.pipeline import (
+    RAGPipeline,
+    calibrate_threshold,
+    faq_questions,
+    load_min_confidence,
+)
 from dl2llm.rag.retrieve import Hit, Retriever
 
 CORPUS_SUFFIXES = (".rst.txt",)
@@ -51,6 +56,13 @@ def sample_documents(doc_ids: tuple[str, ...] = SAMPLE_DOCUMENTS) -> tuple[list[
     return [d for d in documents if d.doc_id in doc_ids], source
 
 
+def calibrated(index: Index, encoder: Encoder) -> Index:
+    """``index`` with its refusal threshold fitted and saved, when it has FAQ questions."""
+    if faq_questions(index):
+        calibrate_threshold(index, encoder)
+    return index
+
+
 def _stale_bundled(index: Index) -> bool:
     """True for an index of the bundled corpus made by other chunking code."""
     from dl2llm.data import python_docs_dir
@@ -70,6 +82,7 @@ def ensure_index(
     """Load the index in ``data_dir``; build it from ``docs`` first if asked to or absent.
 
     With ``build_missing=False`` an absent index is an error (see :meth:`Index.load`).
+    A freshly built index gets its refusal threshold calibrated (:func:`calibrated`).
     An index of the bundled corpus made by older chunking code (see
     :func:`~dl2llm.rag.index.chunker_version`) is rebuilt, with a message,
     reusing the vectors of the chunks that did not change.
@@ -83,10 +96,12 @@ def ensure_index(
         documents, source = corpus_documents()
         same_encoder = index.manifest.get("encoder") == Path(encoder.path).name
         reuse = index if same_encoder else None
-        return build_index(documents, data_dir, encoder, source=source, reuse=reuse)
+        index = build_index(documents, data_dir, encoder, source=source, reuse=reuse)
+        return calibrated(index, encoder)
     if rebuild or (build_missing and not folder.exists()):
         documents, source = corpus_documents(docs)
-        return build_index(documents, data_dir, encoder, source=source, progress=progress)
+        index = build_index(documents, data_dir, encoder, source=source, progress=progress)
+        return calibrated(index, encoder)
     return Index.load(data_dir)
 
 
