@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import pytest
 import torch
 from test_serve_fixtures import copy_index, encoder, sample_index_dir
 
-from dl2llm.rag import _stale_bundled, build_index, sample_documents
+from dl2llm.rag import _stale_bundled, build_index, ensure_index, sample_documents
 from dl2llm.rag.index import (
     INDEX_FOLDER,
     STAGING_PREFIX,
@@ -30,7 +31,13 @@ from dl2llm.rag.index import (
     tokenize,
 )
 from dl2llm.rag.ingest import Document
-from dl2llm.rag.pipeline import best_threshold
+from dl2llm.rag.pipeline import (
+    CALIBRATION,
+    DEFAULT_MIN_CONFIDENCE,
+    best_threshold,
+    faq_questions,
+    load_min_confidence,
+)
 from dl2llm.rag.retrieve import Retriever, reciprocal_rank_fusion
 
 
@@ -74,6 +81,19 @@ def test_only_a_bundled_index_made_by_other_chunking_code_is_stale(tmp_path):
     assert _stale_bundled(index)
     index.manifest["source"] = str(tmp_path / "my-docs")
     assert not _stale_bundled(index)
+
+
+def test_a_new_index_gets_its_refusal_threshold_calibrated(tmp_path):
+    from dl2llm.data import python_docs_dir
+
+    docs = tmp_path / "docs"
+    for name in ("faq/windows.rst.txt", "library/functools.rst.txt"):
+        (docs / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(python_docs_dir() / name, docs / name)
+    index = ensure_index(tmp_path / "data", encoder(), docs, progress=False)
+    saved = json.loads((index.folder / CALIBRATION).read_text())
+    assert saved["answerable_questions"] == len(faq_questions(index)) > 5
+    assert load_min_confidence(tmp_path / "data") == saved["threshold"] != DEFAULT_MIN_CONFIDENCE
 
 
 class CountingEncoder(Encoder):
