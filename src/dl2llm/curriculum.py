@@ -874,6 +874,16 @@ EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
         "bf16_max_abs_loss_diff": (0.0, 0.5),
         "fp16_underflow_share_unscaled": (0.0, 1.0),
     },
+    "inference_optimization": {
+        "minilm_int8_speedup_b1": (2.0, 10.0),
+        "minilm_int8_mean_cosine": (0.99, 1.0),
+        "minilm_ort_fp32_max_abs_diff": (0.0, 1e-4),
+    },
+    "vector_store_demo": {
+        "scale_vectors": (100_000, 100_000),
+        "hnsw_recall_at_10_at_scale": (0.95, 1.0),
+        "hnsw_speedup_vs_flat_at_scale": (10.0, 1000.0),
+    },
     "retrieval_augmented_generation": {
         "hybrid_mrr": (0.3, 1.0),
         "calibration_balanced_accuracy": (0.5, 1.0),
