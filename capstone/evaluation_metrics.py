@@ -5,10 +5,13 @@ section as gold passages, its opening sentences as gold answer; a fixed hash
 split into dev and held-out test) plus off-topic questions. One run measures:
 
 - retrieval: recall@1/5/10, MRR@10, nDCG@10 and latency for BM25, dense and hybrid;
-- answers on the test part: exact match, token F1 (SQuAD normalisation),
+- answers on every test question: exact match, token F1 (SQuAD normalisation),
   embedding similarity, groundedness, citation accuracy and latency p50/p95 for
   the LLM without retrieval, with retrieval, and (``--adapter``, by default
-  the fine-tuning pipeline's adapter when it exists) the LoRA-tuned LLM;
+  the fine-tuning pipeline's adapter in ``--out`` when it exists) the LoRA-tuned
+  LLM with retrieval, with bootstrap 95% intervals of its paired differences
+  from the base LLM; each LLM is served as the deployment serves it
+  (:meth:`LLMGenerator.load`, the adapter merged in);
 - refusal rate on the off-topic questions.
 
 ``--report`` then (re)writes ``capstone/REPORT.md`` and ``capstone/MODEL_CARD.md``
@@ -22,8 +25,6 @@ from pathlib import Path
 from dl2llm.evaluation import harness
 from dl2llm.evaluation.dataset import faq_items, split_items, unanswerable_questions
 from dl2llm.evaluation.report import plot_comparison, write_report
-from dl2llm.finetune.lora import load_lora
-from dl2llm.models import load_llm
 from dl2llm.rag.generate import LLMGenerator, use_one_thread
 from dl2llm.rag.index import Encoder
 from dl2llm.rag.pipeline import RAGPipeline, load_min_confidence
@@ -33,11 +34,12 @@ from dl2llm.runtime import UsageError, check_positive, deliverable_parser, run_m
 
 NAME = "evaluation_metrics"
 DEFAULT_ADAPTER = "fine_tuning_pipeline_adapter.safetensors"
+ANSWER_METRICS = ("em", "f1", "similarity", "groundedness", "citation_accuracy")
 
 
 def parse(argv: list[str] | None):
     parser = deliverable_parser(__doc__)
-    parser.add_argument("--test-questions", type=int, default=30, help="answers scored (test part)")
+    parser.add_argument("--test-questions", type=int, default=None, help="cap (default: all)")
     parser.add_argument("--off-topic", type=int, default=30, help="unanswerable questions asked")
     parser.add_argument("--max-new-tokens", type=check_positive, default=48)
     parser.add_argument("--k", type=check_positive, default=5, help="passages retrieved")
@@ -56,29 +58,28 @@ def parse(argv: list[str] | None):
 
 
 def answer_baselines(index, encoder, test, args) -> tuple[dict, dict]:
-    """No retrieval vs retrieval with the base LLM, and the tuned LLM when an adapter exists."""
+    """No retrieval vs retrieval with the base LLM, and the tuned LLM when an adapter exists.
+
+    Returns ``({system: (summary, rows)}, refusals)``.
+    """
     retriever = Retriever(index, encoder)
     threshold = load_min_confidence(index.folder.parent)
-    model, tokenizer = load_llm()
-    base = RAGPipeline(retriever, LLMGenerator(model, tokenizer, args.max_new_tokens), threshold)
+    base = RAGPipeline(retriever, LLMGenerator.load(max_new_tokens=args.max_new_tokens), threshold)
     ask = dict(k=args.k, max_new_tokens=args.max_new_tokens)
     systems = {
         "llm_only": harness.evaluate_answers(base, encoder, test, False, label="llm only", **ask),
         "rag": harness.evaluate_answers(base, encoder, test, label="rag", **ask),
     }
-    adapter = args.adapter or Path(args.out) / DEFAULT_ADAPTER
-    if adapter.is_file():
-        tuned_model, _ = load_llm()
-        load_lora(tuned_model, adapter)
-        tuned = RAGPipeline(
-            retriever, LLMGenerator(tuned_model, tokenizer, args.max_new_tokens), threshold
-        )
-        systems["rag_tuned"] = harness.evaluate_answers(
-            tuned, encoder, test, label="rag tuned", **ask
-        )
     refusals = harness.evaluate_refusals(
         base, unanswerable_questions()[: args.off_topic], args.k, args.max_new_tokens
     )
+    adapter = args.adapter or Path(args.out) / DEFAULT_ADAPTER
+    if adapter.is_file():
+        del base  # one LLM in memory at a time
+        tuned = LLMGenerator.load(max_new_tokens=args.max_new_tokens, adapter=adapter)
+        systems["rag_tuned"] = harness.evaluate_answers(
+            RAGPipeline(retriever, tuned, threshold), encoder, test, label="rag tuned", **ask
+        )
     return systems, refusals
 
 
@@ -103,11 +104,17 @@ def main(argv: list[str] | None = None) -> int:
     systems, refusals = answer_baselines(index, encoder, test, args)
     metrics["refusal_rate"] = refusals["refusal_rate"]
     for system, (summary, _) in systems.items():
-        for name in ("em", "f1", "similarity", "groundedness", "citation_accuracy"):
+        for name in ANSWER_METRICS:
             metrics[f"{system}_{name}"] = summary[name]["mean"]
             metrics[f"{system}_{name}_ci"] = [summary[name]["low"], summary[name]["high"]]
         metrics[f"{system}_p50_ms"] = summary["p50_ms"]
         metrics[f"{system}_p95_ms"] = summary["p95_ms"]
+    if "rag_tuned" in systems:
+        metrics["adapter"] = str(args.adapter or Path(args.out) / DEFAULT_ADAPTER)
+        for name in ANSWER_METRICS:  # paired per question: tuned - base, with retrieval
+            gain = harness.paired_difference(systems["rag_tuned"][1], systems["rag"][1], name)
+            metrics[f"tuned_minus_base_{name}"] = gain["mean"]
+            metrics[f"tuned_minus_base_{name}_ci"] = [gain["low"], gain["high"]]
     out = Path(args.out)
     artifacts = [f"{NAME}_retrieval.png", f"{NAME}_answers.png"]
     plot_comparison(
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "Answers on held-out FAQ questions",
         out / artifacts[1],
     )
-    print("\n".join(f"{k:>36}  {v}" for k, v in metrics.items()))
+    print("\n".join(f"{k:>38}  {v}" for k, v in metrics.items()))
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     config.pop("out")
     save_results(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from peft import PrefixTuningConfig, TaskType, get_peft_model
+from scipy.stats import binomtest
 from test_lora import tiny_gpt2, tiny_llama
 from transformers import GPT2Config, GPT2ForSequenceClassification
 
@@ -13,7 +14,9 @@ from dl2llm.finetune.adapters import LLAMA_ADAPTER_TARGETS
 from dl2llm.finetune.experiment import (
     MethodResult,
     TuneConfig,
+    accuracy_interval,
     check_gpt2_folder,
+    length_grouped_order,
     load_progress,
     parse_method,
     prepare,
@@ -154,7 +157,7 @@ def tiny_classifier() -> GPT2ForSequenceClassification:
     ("method", "new_parameters"),
     [
         ("full", None),
-        ("lora_r2", 2 * 2 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32))),
+        ("lora_r2", 2 * 2 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32)) + (64 + 32)),
         ("adapters", 4 * (2 * 16 * 32 + 16 + 32) + 5 * 2 * 32),  # adapters + layer norms
         ("prefix", 10 * 2 * 2 * 32),
     ],
@@ -192,3 +195,25 @@ def test_progress_is_saved_and_resumed_only_for_the_same_settings(tmp_path):
     assert load_progress(path, {"epochs": 1}) == {"lora_r4": result}
     assert load_progress(path, {"epochs": 2}) == {}
     assert load_progress(tmp_path / "missing.json", {"epochs": 1}) == {}
+
+
+def test_length_grouped_order_is_a_permutation_of_similar_length_batches():
+    lengths = torch.randint(1, 60, (1000,))
+    order = length_grouped_order(lengths, 32, torch.Generator().manual_seed(0), group=8)
+    assert sorted(order.tolist()) == list(range(1000))
+    batches = order.split(32)
+    padded = sum(len(b) * int(lengths[b].max()) for b in batches)
+    random_order = torch.randperm(1000, generator=torch.Generator().manual_seed(1)).split(32)
+    padded_random = sum(len(b) * int(lengths[b].max()) for b in random_order)
+    assert padded < 0.8 * padded_random  # fewer padded positions to compute
+    again = length_grouped_order(lengths, 32, torch.Generator().manual_seed(0), group=8)
+    assert torch.equal(order, again)
+
+
+def test_accuracy_interval_matches_scipys_wilson_interval():
+    for correct, n in [(600, 1000), (45, 50), (3, 400)]:
+        reference = binomtest(correct, n).proportion_ci(method="wilson")
+        low, high = accuracy_interval(correct / n, n)
+        assert (low, high) == pytest.approx((reference.low, reference.high), abs=1e-5)
+    assert accuracy_interval(1.0, 50)[1] == pytest.approx(1.0)
+    assert accuracy_interval(0.0, 50)[0] == pytest.approx(0.0)

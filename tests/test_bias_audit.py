@@ -8,13 +8,16 @@ import numpy as np
 import pytest
 
 from dl2llm import paths
+from dl2llm.data import LabelledTexts
 from dl2llm.io import atomic_write_json
 from dl2llm.responsible import ModelCard, model_card
+from dl2llm.responsible.audit import headline
 from dl2llm.responsible.bbq import bbq_scores
 from dl2llm.responsible.benchmarks import LICENCES, LIMITATIONS, BBQItem
 from dl2llm.responsible.cards import write_model_card
-from dl2llm.responsible.counterfactual import probe, templated_pairs
+from dl2llm.responsible.counterfactual import pair_scores, templated_pairs
 from dl2llm.responsible.likelihood_bias import stereotype_scores
+from dl2llm.responsible.mitigation import compare, summary
 from dl2llm.responsible.report import markdown_report, plot_audit
 from dl2llm.runtime import UsageError
 
@@ -56,33 +59,57 @@ def test_llm_report_contains_the_tables(tmp_path):
     assert "![bias_audit_toy_crows.png](bias_audit_toy_crows.png)" in report
 
 
-def test_sentiment_probe_table_in_report():
+def sentiment_results() -> dict:
     pairs = templated_pairs()
 
     def positive_prob(texts):  # a deterministic scorer that dislikes one name
         return np.array([0.2 if "Jamal" in t else 0.8 for t in texts])
 
-    probes = probe(pairs, positive_prob)
-    name_stats = probes["template"]["name"]
-    assert name_stats["flip_rate"]["value"] == pytest.approx(6 / 48)  # Adam -> Jamal only
-    cda = {
-        "n_train": 10, "n_train_augmented": 12, "n_test": 4, "accuracy_change_points": -0.5,
-        "before": {"test_accuracy": {"value": 0.75, "low": 0.3, "high": 0.95, "n": 4},
-                   "f1": 0.8, "probes": probes},
-        "after": {"test_accuracy": {"value": 0.75, "low": 0.3, "high": 0.95, "n": 4},
-                  "f1": 0.8, "probes": probes},
-    }  # fmt: skip
-    results = {
-        "week3_classifier": {"skipped": "no classifier"},
-        "cda": cda,
-        "weat": {"word2vec": [{"test": "t", "n_targets": 8, "effect_size": 1.2, "p_value": 0.01}]},
+    test = LabelledTexts(["good", "bad", "fine", "dull"], [1, 0, 1, 0])
+    deployed = {"pairs": pair_scores(pairs, positive_prob), "test": np.array([0.9, 0.2, 0.4, 0.1])}
+    cda = {"pairs": np.full((len(pairs), 2), 0.8), "test": np.array([0.9, 0.2, 0.6, 0.1])}
+    measured = {"deployed": deployed, "control": deployed, "cda": cda}
+    return {
+        "n_probe_pairs": len(pairs),
+        "cda": {
+            "n_fine_tune": 12, "n_swapped_copies": 2, "n_test": 4,
+            "fine_tune_config": {"epochs": 1, "learning_rate": 2e-5, "batch_size": 32},
+            "classifiers": {name: summary(m, test, pairs) for name, m in measured.items()},
+            "cda_vs_control": compare(cda, deployed, test, pairs),
+            "cda_vs_deployed": compare(cda, deployed, test, pairs),
+        },
+        "weat": {
+            "word2vec": [{"test": "t", "n_targets": 8, "effect_size": 1.2, "p_value": 0.01}],
+            "contextual_minilm": [
+                {"test": "u", "n_targets": 8, "effect_size": 0.5, "p_value": None}
+            ],
+        },
         "licences": {},
         "limitations": {},
-    }
+    }  # fmt: skip
+
+
+def test_sentiment_report_has_before_after_tables(tmp_path):
+    results = sentiment_results()
     report = markdown_report("sentiment", results, [], quick=False)
-    assert "| template | name | 48 | 12.5% [" in report
+    assert "| template | name | 576 | 4.2% [" in report  # Adam -> Jamal: 24 of 576 pairs
+    assert "| template | name | 576 | 4.2% | 4.2% | 0.0% | 0.0250 | 0.0250 | 0.0000 |" in report
     assert "| word2vec | t | 8 | +1.20 | 0.0100 |" in report
-    assert "Accuracy change: -0.5 points." in report
+    assert "Accuracy change, CDA - deployed: +25.0 [" in report
+    plots = plot_audit("sentiment", results, tmp_path)
+    assert plots == ["bias_audit_sentiment_cda.png"]
+    assert (tmp_path / plots[0]).stat().st_size > 1000
+
+
+def test_sentiment_headline_compares_with_the_deployed_classifier():
+    numbers = headline("sentiment", sentiment_results())
+    assert numbers["sentiment_flip_rate_before"] == pytest.approx(0.02)  # 24 of 1200 pairs
+    assert numbers["sentiment_flip_rate_after"] == 0.0
+    assert numbers["sentiment_accuracy_before"] == pytest.approx(0.75)
+    assert numbers["cda_accuracy_change_points"] == pytest.approx(25.0)
+    assert numbers["cda_abs_gap_change"] == pytest.approx(-0.012)  # 24 * 0.6 / 1200
+    assert numbers["cda_abs_gap_change_high"] < 0
+    assert numbers["weat_career_family_minilm_d"] == 0.5
 
 
 def test_model_card_has_mitchell_sections_and_hf_metadata():

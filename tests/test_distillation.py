@@ -52,6 +52,53 @@ def test_alpha_zero_is_cross_entropy_and_alpha_one_ignores_labels():
         d.distillation_loss(student, teacher, labels, temperature=0.0)
 
 
+def test_unlabelled_examples_only_enter_the_soft_term():
+    torch.manual_seed(0)
+    student, teacher = torch.randn(6, 2), torch.randn(6, 2)
+    labels = torch.tensor([0, 1, d.UNLABELLED, 1, d.UNLABELLED, 0])
+    labelled = labels != d.UNLABELLED
+    temperature, alpha = 2.0, 0.3
+    soft = d.distillation_loss(student, teacher, labels, temperature, alpha=1.0)
+    hard = F.cross_entropy(student[labelled], labels[labelled])
+    got = d.distillation_loss(student, teacher, labels, temperature, alpha)
+    assert got.item() == pytest.approx(alpha * soft.item() + (1 - alpha) * hard.item(), abs=1e-6)
+    none = torch.full((6,), d.UNLABELLED)
+    assert d.distillation_loss(student, teacher, none, temperature, alpha).item() == pytest.approx(
+        alpha * soft.item(), abs=1e-6
+    )
+
+
+def test_augment_masks_words_and_keeps_contiguous_ngrams():
+    texts = [" ".join(f"w{i}_{j}" for j in range(12)) for i in range(200)]
+    augmented = d.augment(texts, copies=2, mask_token="[MASK]", p_mask=0.1, p_ngram=0.25, seed=3)
+    assert len(augmented) == 400
+    assert augmented == d.augment(texts, 2, "[MASK]", 0.1, 0.25, seed=3)
+    words = [w for text in augmented for w in text.split()]
+    assert 0.07 < words.count("[MASK]") / len(words) < 0.13
+    shortened = 0
+    for source, text in zip(texts * 2, augmented, strict=True):
+        kept, original = text.split(), source.split()
+        shortened += len(kept) < 12
+        unmasked = [(k, original.index(w)) for k, w in enumerate(kept) if w != "[MASK]"]
+        start = unmasked[0][1] - unmasked[0][0] if unmasked else 0
+        assert all(j - k == start for k, j in unmasked)  # one contiguous span of the source
+    assert 0.18 < shortened / 400 < 0.32  # n-grams of at most 5 words, 25% of the time
+    transfer = d.transfer_set(LabelledTexts(texts[:3], [0, 1, 1]), 2, "[MASK]")
+    assert transfer.labels == [0, 1, 1] + [d.UNLABELLED] * 6
+    assert transfer.texts[:3] == texts[:3] and len(transfer) == 9
+
+
+def test_bucketed_batches_cover_every_text_once_with_similar_lengths():
+    lengths = torch.randint(3, 60, (1000,), generator=torch.Generator().manual_seed(0))
+    batches = d.bucketed_batches(lengths, 16, torch.Generator().manual_seed(1), pool_batches=10)
+    assert sorted(torch.cat(batches).tolist()) == list(range(1000))
+    padded = sum(len(b) * lengths[b].max().item() for b in batches)
+    plain = sum(len(b) * lengths[b].max().item() for b in torch.randperm(1000).split(16))
+    assert padded < 0.8 * plain
+    again = d.bucketed_batches(lengths, 16, torch.Generator().manual_seed(1), pool_batches=10)
+    assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
+
+
 @pytest.fixture(scope="module")
 def minilm_sized_teacher():
     """A randomly initialised classifier with MiniLM's shape (22.7M parameters)."""
@@ -78,6 +125,23 @@ def test_student_is_at_most_a_quarter_of_the_teacher(minilm_sized_teacher):
     assert np.corrcoef(teacher_sim.flatten().detach(), student_sim.flatten().detach())[0, 1] > 0.5
     with pytest.raises(ValueError, match="25%"):
         d.make_student(minilm_sized_teacher, hidden=256, layers=2, heads=4)
+
+
+def test_logits_in_the_texts_order(minilm_sized_teacher):
+    from transformers import AutoTokenizer
+
+    from dl2llm import classification as clf
+    from dl2llm import models
+
+    tokenizer = AutoTokenizer.from_pretrained(models.encoder_path())
+    student = d.make_student(minilm_sized_teacher, hidden=32, layers=1, heads=1).eval()
+    texts = ["a long review " * (i % 7 + 1) for i in range(20)]
+    got = d.teacher_logits(student, tokenizer, texts, batch_size=6)  # batched by length
+    with torch.no_grad():
+        one_by_one = torch.cat(
+            [student(**clf.encode(tokenizer, [t], 64, "cpu")).logits for t in texts]
+        )
+    assert torch.allclose(got, one_by_one, atol=1e-5)
 
 
 def test_distilled_student_moves_towards_the_teacher(minilm_sized_teacher):

@@ -32,6 +32,6 @@ def test_two_processes_match_one(tmp_path):
     assert abs(single["train_loss_last"] - double["train_loss_last"]) < 1e-5
     one = load_file(tmp_path / "one" / "fine_tuning_pipeline_adapter.safetensors")
     two = load_file(tmp_path / "two" / "fine_tuning_pipeline_adapter.safetensors")
-    assert one.keys() == two.keys() and len(one) == 8  # q/v in 2 layers, A and B
+    assert one.keys() == two.keys() and len(one) == 28  # 7 projections x 2 layers, A and B
     for key in one:
         torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-6)

@@ -23,6 +23,8 @@ def _save(name: str, metrics: dict, out) -> None:
 def test_report_and_model_card_carry_the_numbers(tmp_path):
     evaluation = {"questions": 174, "test_questions": 20, "refusal_rate": 0.9667}
     evaluation |= {"hybrid_ndcg@10": 0.9123, "rag_f1": 0.3141, "llm_only_f1": 0.1111}
+    evaluation |= {"rag_tuned_f1": 0.4, "tuned_minus_base_f1": 0.0859}
+    evaluation |= {"tuned_minus_base_f1_ci": [0.01, 0.16]}
     _save("evaluation_metrics", evaluation, tmp_path)
     tuning = {
         "train_examples": 40, "steps": 5, "world_size": 1, "train_minutes": 12.5,
@@ -34,6 +36,8 @@ def test_report_and_model_card_carry_the_numbers(tmp_path):
     report, card = report_path.read_text(), card_path.read_text()
     assert "| hybrid | n/a | n/a | n/a | n/a | 0.912 |" in report
     assert "| LLM + retrieval | n/a | 0.314 |" in report and "0.967" in report
+    assert "| LoRA-tuned LLM + retrieval | n/a | 0.400 |" in report
+    assert "(paired per question, mean [95% bootstrap CI]): f1 0.086 [0.010, 0.160]." in report
     assert "| f1 | 0.200 | 0.300 | 0.100 [0.020, 0.190] |" in report
     assert "**Not run.**" in report and "```mermaid" in report
     assert "40 examples" in card and "rank 8" in card and "0.100 [0.020, 0.190]" in card

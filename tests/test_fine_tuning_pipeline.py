@@ -1,4 +1,4 @@
-"""Grounded-QA examples, prompt masking, and checkpoint/resume of the LoRA training loop."""
+"""Grounded-QA examples, prompt masking, the answer-only loss, and checkpoint/resume."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import torch
 from dl2llm.evaluation import finetune
 from dl2llm.evaluation.dataset import EvalItem
 from dl2llm.finetune.lora import lora_state_dict
-from dl2llm.rag.generate import IDK
 from dl2llm.rag.retrieve import Hit
 from dl2llm.runtime import UsageError
 
@@ -23,9 +22,22 @@ EXAMPLES = [
 ]
 
 
-def test_cited_answer_numbers_the_first_gold_passage():
-    assert finetune.cited_answer("Sort it.", HITS, frozenset({3})) == "Sort it. [2]"
-    assert finetune.cited_answer("Sort it.", HITS, frozenset({99})) == IDK
+def test_the_gold_passage_is_always_shown_and_numbered():
+    gold = _hit(3, "Lists sort in place.")
+    retrieved = [_hit(n, f"passage {n}") for n in (10, 11, 12, 3)]
+    shown, number = finetune.grounded_passages(retrieved, gold, slot=0)
+    assert [h.chunk_id for h in shown] == [3, 10, 11] and number == 1  # missed: takes the slot
+    shown, number = finetune.grounded_passages(retrieved, gold, slot=1, shown=4)
+    assert [h.chunk_id for h in shown] == [10, 11, 12, 3] and number == 4  # found: order kept
+    shown, number = finetune.grounded_passages(retrieved[:1], gold, slot=2)
+    assert [h.chunk_id for h in shown] == [10, 3] and number == 2
+
+
+def test_learning_rate_warms_up_then_decays_to_zero():
+    factor = finetune.warmup_then_decay(10, warmup=0.2)
+    assert [round(factor(s), 3) for s in range(10)] == [
+        0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125
+    ]  # fmt: skip
 
 
 def test_examples_refuse_the_held_out_split():
@@ -47,6 +59,14 @@ def test_only_the_answer_tokens_are_labelled():
     assert short["labels"][0, -n:].tolist() == answer["input_ids"]  # a passage dropped, answer kept
     with pytest.raises(UsageError, match="no room for the answer"):
         finetune.encode_example(tokenizer, EXAMPLES[0], max_length=20)
+
+
+def test_answer_loss_equals_the_full_model_loss():
+    model, tokenizer = finetune.tiny_llama()
+    encoded = finetune.encode_example(tokenizer, EXAMPLES[1], max_length=384)
+    with torch.no_grad():
+        expected = model(**encoded).loss
+        torch.testing.assert_close(finetune.answer_loss(model, encoded), expected)
 
 
 def test_training_lowers_the_loss_and_resumes_from_its_checkpoint(tmp_path):

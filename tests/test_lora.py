@@ -12,6 +12,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from transformers.pytorch_utils import Conv1D
 
 from dl2llm.finetune import (
+    LoRAEmbedding,
     LoRALinear,
     count_parameters,
     inject_lora,
@@ -224,7 +225,7 @@ def test_save_and_load_only_adapter_weights(tmp_path):
 
 
 def test_bad_input_raises_usage_error(tmp_path):
-    with pytest.raises(UsageError, match="no Linear/Conv1D module name matches"):
+    with pytest.raises(UsageError, match="no Linear/Conv1D/Embedding module name matches"):
         inject_lora(tiny_gpt2(), ["query"], r=4)
     with pytest.raises(UsageError, match="rank r must be positive"):
         inject_lora(tiny_gpt2(), ["c_attn"], r=0)
@@ -237,3 +238,56 @@ def test_bad_input_raises_usage_error(tmp_path):
     inject_lora(other, ["v_proj"], r=2)
     with pytest.raises(UsageError, match="does not fit this model"):
         load_lora(other, path)
+
+
+def untied_gpt2() -> GPT2LMHeadModel:
+    """``tiny_gpt2`` whose output layer no longer shares the token embedding table."""
+    model = tiny_gpt2()
+    model.config.tie_word_embeddings = False
+    model.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().clone())
+    return model
+
+
+def test_embedding_matches_peft_and_mixes_ranks(tmp_path):
+    """LoRA on GPT-2's token embedding (peft: lora_embedding_A/B) next to rank-4 linears."""
+    ours, reference = untied_gpt2(), untied_gpt2()
+    inject_lora(ours, ["c_attn"], r=4, alpha=8)
+    assert inject_lora(ours, ["wte"], r=2, alpha=4) == ["transformer.wte"]
+    assert isinstance(ours.transformer.wte, LoRAEmbedding)
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for name, param in ours.named_parameters():
+            if name.endswith(("lora_A", "lora_B")):
+                param.copy_(0.1 * torch.randn(param.shape, generator=generator))
+    trainable, _ = count_parameters(ours)
+    assert trainable == 2 * 4 * (32 + 96) + 2 * (64 + 32)  # earlier LoRA layers still train
+    config = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["c_attn", "wte"], fan_in_fan_out=True,
+        rank_pattern={"wte": 2}, alpha_pattern={"wte": 4},
+    )  # fmt: skip
+    reference = get_peft_model(reference, config)
+    peft_params = dict(reference.named_parameters())
+    with torch.no_grad():
+        for key, value in lora_state_dict(ours).items():
+            name, kind = key.rsplit(".", 1)
+            module = name.removesuffix(".base")
+            embedding = f"base_model.model.{module}.{kind.replace('_', '_embedding_')}.default"
+            linear = f"base_model.model.{module}.{kind}.default.weight"
+            peft_params[embedding if embedding in peft_params else linear].copy_(value)
+    ids = torch.randint(0, 64, (2, 10))
+    out_ours, out_ref = ours(ids, labels=ids), reference(input_ids=ids, labels=ids)
+    torch.testing.assert_close(out_ours.logits, out_ref.logits, atol=TOL, rtol=0)
+    out_ours.loss.backward()
+    out_ref.loss.backward()
+    ref_grad = peft_params["base_model.model.transformer.wte.lora_embedding_A.default"].grad
+    torch.testing.assert_close(ours.transformer.wte.lora_A.grad, ref_grad, atol=TOL, rtol=0)
+    with torch.no_grad():
+        before = ours(ids).logits
+        merge_lora(ours)
+        torch.testing.assert_close(ours(ids).logits, before, atol=1e-5, rtol=0)
+        unmerge_lora(ours)
+    path = save_lora(ours, tmp_path / "mixed.safetensors")
+    fresh = load_lora(untied_gpt2(), path)  # each layer gets its saved rank back
+    assert (fresh.transformer.wte.r, fresh.transformer.h[0].attn.c_attn.r) == (2, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(ids).logits, before, atol=0, rtol=0)

@@ -16,6 +16,7 @@ from dl2llm.efficiency.onnx_export import (
     SentenceEncoder,
     cosine_agreement,
     export_onnx,
+    feed_forward_matmuls,
     file_mb,
     max_abs_diff,
     ort_session,
@@ -64,6 +65,26 @@ def test_int8_file_is_smaller_and_close(exported):
     inputs = random_batch(4, 11, seed=7)
     agreement = cosine_agreement(
         run_session(ort_session(int8), inputs), run_session(ort_session(fp32), inputs)
+    )
+    assert agreement.min() > 0.95
+
+
+def test_feed_forward_matmuls_stay_fp32(exported, tmp_path):
+    import onnx
+
+    encoder, fp32, int8 = exported
+    keep = feed_forward_matmuls(fp32, encoder.bert.config.intermediate_size)
+    assert len(keep) == 2 * 2  # two layers, an up and a down projection each
+    partial = quantize_int8(fp32, tmp_path / "partial.onnx", keep_fp32=keep)
+
+    def ops(path):
+        return [node.op_type for node in onnx.load(str(path)).graph.node]
+
+    assert ops(int8).count("MatMulInteger") == 2 * 6  # Q, K, V, output, up, down per layer
+    assert ops(partial).count("MatMulInteger") == 2 * 4
+    inputs = random_batch(4, 11, seed=7)
+    agreement = cosine_agreement(
+        run_session(ort_session(partial), inputs), run_session(ort_session(fp32), inputs)
     )
     assert agreement.min() > 0.95
 

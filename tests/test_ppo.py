@@ -13,6 +13,7 @@ from dl2llm.alignment.ppo import (
     ValueHead,
     clipped_policy_loss,
     clipped_value_loss,
+    collect_rollout,
     completion_token_logps,
     generalized_advantages,
     kl_penalised_rewards,
@@ -85,6 +86,43 @@ def test_token_logps_and_values_match_hf_scorer():
     torch.testing.assert_close(ours.sum(1), hf, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(logps, ours)
     assert values.shape == (2, 5)
+
+
+def test_value_and_logp_at_step_t_see_only_the_tokens_before_completion_token_t():
+    torch.manual_seed(0)
+    model = GPT(TINY).eval()
+    head = ValueHead(32)
+    torch.nn.init.normal_(head.linear.weight)  # a zero head would hide any misalignment
+    sequences = torch.randint(0, 16, (1, 8))  # prompt of 3, completion of 5
+    changed = sequences.clone()
+    changed[0, 5] = (changed[0, 5] + 1) % 16  # completion token t = 2
+    with torch.no_grad():
+        logps, values = logps_and_values(model, head, sequences, 3)
+        logps2, values2 = logps_and_values(model, head, changed, 3)
+    torch.testing.assert_close(values[:, :3], values2[:, :3])  # V_t for t <= 2: before the token
+    assert (values[:, 3:] != values2[:, 3:]).all()
+    torch.testing.assert_close(logps[:, :2], logps2[:, :2])
+    assert (logps[:, 2:] != logps2[:, 2:]).all()  # token 2's own log-prob and what follows
+
+
+def test_rollout_against_itself_has_no_kl_and_returns_the_score_at_every_step():
+    torch.manual_seed(0)
+    policy = GPT(TINY).eval()
+    prompts = torch.randint(0, 16, (6, 3))
+
+    def score(completions: torch.Tensor) -> torch.Tensor:
+        return completions.float().mean(1)  # (B,)
+
+    config = PPOConfig(completion_tokens=4, gamma=1.0, lam=1.0, kl_coef=0.5)
+    rollout = collect_rollout(
+        policy, ValueHead(32), frozen_copy(policy), prompts, score, config,
+        torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    torch.testing.assert_close(rollout.kl, torch.zeros(6))
+    torch.testing.assert_close(rollout.scores, score(rollout.sequences[:, 3:]))
+    # no KL penalty, zero values, gamma = lambda = 1: every step's return is the final score
+    torch.testing.assert_close(rollout.returns, rollout.scores[:, None].expand(-1, 4))
+    assert rollout.advantages.mean().abs() < 1e-5  # whitened
 
 
 def _toy_ppo(kl_coef: float):

@@ -95,3 +95,10 @@ def test_measure_variant_counts_accuracy_exactly(tokenizer):
     assert result.accuracy == pytest.approx(3 / 5)
     assert result.size_mb == 1.5
     assert result.b1_p50_ms > 0 and result.b32_p50_ms > 0
+
+
+def test_length_order_sorts_by_tokens(tokenizer):
+    order = q.length_order(tokenizer, TEXTS)
+    lengths = [len(tokenizer(TEXTS[i])["input_ids"]) for i in order]
+    assert lengths == sorted(lengths)
+    assert sorted(order.tolist()) == list(range(len(TEXTS)))

@@ -104,3 +104,48 @@ def test_label_noise_flips_some_labels():
     assert not noisy.noise_free[chosen < rejected].any()
     with pytest.raises(UsageError, match="label noise"):
         _pairs(label_noise=0.5)
+
+
+def test_best_of_k_pairs_pick_the_best_and_worst_sample():
+    torch.manual_seed(0)
+    policy = GPT(GPTConfig(context_length=32, n_layer=1, n_head=2, n_embd=16)).eval()
+    tokenizer = load_gpt2_tokenizer()
+    prompts = review_prompts("train", 40, 4, tokenizer)
+    labeler = TokenCountLabeler()
+
+    def margins(samples_per_prompt: int) -> torch.Tensor:
+        pairs = build_preference_pairs(
+            policy, prompts, labeler, tokenizer, 6, 0.0, torch.Generator().manual_seed(0),
+            samples_per_prompt,
+        )  # fmt: skip
+        return labeler(decode(tokenizer, pairs.chosen)) - labeler(decode(tokenizer, pairs.rejected))
+
+    two, four = margins(2), margins(4)
+    assert (two >= 0).all() and (four >= 0).all()
+    assert four.mean() > two.mean()  # the extremes of 4 samples lie further apart than 2
+    with pytest.raises(UsageError, match="at least 2 samples"):
+        margins(1)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch():
+    generator = torch.Generator().manual_seed(0)
+    direction = torch.randn(64, generator=generator)
+    a, b = torch.randn(2, 160, 64, generator=generator)
+    a_wins = (a - b) @ direction > 0
+    flipped = torch.rand(160, generator=generator) < 0.2
+    chosen = torch.where((a_wins ^ flipped)[:, None], a, b)
+    rejected = torch.where((a_wins ^ flipped)[:, None], b, a)
+    train, validation, heldout = (
+        (chosen[s], rejected[s]) for s in (slice(0, 60), slice(60, 110), slice(110, 160))
+    )
+    torch.manual_seed(0)
+    head = RewardHead(64)
+    result = train_reward_head(head, train, heldout, epochs=400, validation=validation)
+    assert 1 <= result.best_epoch < 400  # 60 noisy pairs in 64 dimensions overfit: it stopped
+    with torch.no_grad():
+        kept = bradley_terry_loss(head(validation[0]), head(validation[1])).item()
+    torch.manual_seed(0)
+    last = RewardHead(64)
+    train_reward_head(last, train, heldout, epochs=400)
+    with torch.no_grad():
+        assert kept < bradley_terry_loss(last(validation[0]), last(validation[1])).item()

@@ -50,6 +50,7 @@ def test_pipeline_never_changes_the_reference_and_reports_every_probe():
     assert not any(p.requires_grad for p in reference.parameters())
     assert len(report.pairs) == 20
     assert report.pairs.chosen.shape == (20, 4)
+    assert 1 <= report.reward.best_epoch <= settings.reward_epochs
     for method in (report.ppo, report.dpo):
         assert method.fraction == [0.0, 0.5, 1.0]
         assert method.kl[0] == 0.0  # the reference against itself

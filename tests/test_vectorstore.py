@@ -32,6 +32,18 @@ def test_flat_is_exact_and_hnsw_close(vectors):
     assert max(r.recall for r in reports if r.kind == "HNSW") >= 0.95
 
 
+def test_hnsw_graph_settings_change_the_index(vectors):
+    queries = vectorstore.normalise(vectors[:20] + 0.01)
+    reports = vectorstore.tune_hnsw(vectors, queries, [(8, 16), (32, 80)], progress=False)
+    small = [r for r in reports if r.description == "HNSW8,efC16"]
+    large = [r for r in reports if r.description == "HNSW32,efC80"]
+    assert len(small) == len(large) == len(vectorstore.SEARCH_KNOBS["HNSW"][1])
+    assert small[0].size_mb < large[0].size_mb  # fewer links, a smaller graph
+    assert max(r.recall for r in large) >= 0.95
+    index = vectorstore.build("HNSW", vectors, hnsw_m=8, ef_construction=16)
+    assert index.hnsw.efConstruction == 16
+
+
 def test_saved_and_loaded_index_returns_same_neighbours(vectors, tmp_path):
     index = vectorstore.build("IVF-PQ", vectors)
     vectorstore.set_knob(index, "nprobe", 4)

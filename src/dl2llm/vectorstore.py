@@ -55,10 +55,12 @@ K = 10
 PQ_SUBVECTOR_DIM = 8  # IVF-PQ cuts a vector into d / 8 pieces of 8 numbers, 1 byte each
 TRAIN_SAMPLE = 16_384  # k-means (IVF cells, PQ codebooks) trains on at most this many vectors
 INDEX_KINDS = ("Flat", "IVF", "HNSW", "IVF-PQ")
+HNSW_M = 32  # graph links per vector (FAISS keeps 2M on the bottom layer)
+HNSW_EF_CONSTRUCTION = 80  # candidates kept while inserting a vector (FAISS' default: 40)
 # The knob each approximate index trades recall for speed with, and the values we sweep.
 SEARCH_KNOBS: dict[str, tuple[str, tuple[int, ...]]] = {
     "IVF": ("nprobe", (1, 2, 4, 8, 16, 32, 64)),
-    "HNSW": ("efSearch", (16, 32, 64, 128, 256)),
+    "HNSW": ("efSearch", (16, 32, 64, 128, 256, 512)),
     "IVF-PQ": ("nprobe", (1, 2, 4, 8, 16, 32, 64)),
 }
 
@@ -152,7 +154,7 @@ def factory_string(kind: str, n: int, dim: int) -> str:
     strings = {
         "Flat": "Flat",
         "IVF": f"IVF{nlist},Flat",
-        "HNSW": "HNSW32",
+        "HNSW": f"HNSW{HNSW_M}",
         "IVF-PQ": f"IVF{nlist},PQ{pq_m}x{pq_bits(n)}np",  # np: no polysemous training (slow)
     }
     if kind not in strings:
@@ -160,11 +162,18 @@ def factory_string(kind: str, n: int, dim: int) -> str:
     return strings[kind]
 
 
-def build(kind: str, vectors: np.ndarray):
+def build(
+    kind: str,
+    vectors: np.ndarray,
+    hnsw_m: int = HNSW_M,
+    ef_construction: int = HNSW_EF_CONSTRUCTION,
+):
     """A trained FAISS index of ``kind`` holding ``vectors`` ``(N, d)`` (inner product).
 
     Indexes that learn (IVF's cells, PQ's codebooks) train on a seeded random sample of at
     most ``TRAIN_SAMPLE`` vectors: k-means needs tens of points per centroid, not all of them.
+    An HNSW graph links each vector to ``hnsw_m`` neighbours found with ``ef_construction``
+    candidates: larger values cost build time and memory and buy recall at a given speed.
     """
     import faiss
 
@@ -173,7 +182,12 @@ def build(kind: str, vectors: np.ndarray):
         raise UsageError(f"IVF-PQ needs at least {2 ** pq_bits(n)} vectors to train, got {n}")
     if kind == "IVF-PQ" and dim % PQ_SUBVECTOR_DIM:
         raise UsageError(f"IVF-PQ needs a dimension divisible by {PQ_SUBVECTOR_DIM}, got {dim}")
-    index = faiss.index_factory(dim, factory_string(kind, n, dim), faiss.METRIC_INNER_PRODUCT)
+    description = factory_string(kind, n, dim)
+    if kind == "HNSW":
+        description = f"HNSW{hnsw_m}"
+    index = faiss.index_factory(dim, description, faiss.METRIC_INNER_PRODUCT)
+    if kind == "HNSW":
+        index.hnsw.efConstruction = ef_construction
     if not index.is_trained:
         sample = np.random.default_rng(0).permutation(n)[:TRAIN_SAMPLE]
         index.train(vectors[np.sort(sample)])
@@ -249,50 +263,79 @@ def exact_neighbours(vectors: np.ndarray, queries: np.ndarray, k: int = K) -> np
     return ids
 
 
+def knob_sweep(
+    index, kind: str, description: str, build_s: float, queries: np.ndarray, truth: np.ndarray
+) -> list[IndexReport]:
+    """Single-query latency and recall@10 of a built ``index`` at each value of its knob.
+
+    Searches run with one OpenMP thread (the caller's thread count is restored after).
+    """
+    import faiss
+
+    knob, values = SEARCH_KNOBS.get(kind, ("", (None,)))
+    size_mb = index_bytes(index) / 2**20
+    reports = []
+    previous_threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        for value in values:
+            if knob:
+                set_knob(index, knob, value)
+            found, seconds = search_one_at_a_time(index, queries)
+            latency = latency_of(seconds, batch_size=1)
+            reports.append(
+                IndexReport(
+                    kind,
+                    description,
+                    knob,
+                    value,
+                    build_s,
+                    size_mb,
+                    latency.p50_ms,
+                    latency.p95_ms,
+                    recall_at_k(found, truth),
+                )
+            )
+    finally:
+        faiss.omp_set_num_threads(previous_threads)
+    return reports
+
+
 def compare_indexes(
     vectors: np.ndarray,
     queries: np.ndarray,
     kinds: Iterable[str] = INDEX_KINDS,
     progress: bool = True,
 ) -> list[IndexReport]:
-    """Build each kind, then time single queries and measure recall@10 at every knob value.
-
-    Searches run with one OpenMP thread (the caller's thread count is restored after).
-    """
-    import faiss
-
+    """Build each kind, then time single queries and measure recall@10 at every knob value."""
     truth = exact_neighbours(vectors, queries)
-    dim = vectors.shape[1]
     reports = []
     for kind in tqdm(list(kinds), desc="indexes", disable=not progress):
         started = time.perf_counter()
         index = build(kind, vectors)
         build_s = time.perf_counter() - started
-        description = factory_string(kind, len(vectors), dim)
-        knob, values = SEARCH_KNOBS.get(kind, ("", (None,)))
-        previous_threads = faiss.omp_get_max_threads()
-        faiss.omp_set_num_threads(1)
-        try:
-            for value in values:
-                if knob:
-                    set_knob(index, knob, value)
-                found, seconds = search_one_at_a_time(index, queries)
-                latency = latency_of(seconds, batch_size=1)
-                reports.append(
-                    IndexReport(
-                        kind,
-                        description,
-                        knob,
-                        value,
-                        build_s,
-                        index_bytes(index) / 2**20,
-                        latency.p50_ms,
-                        latency.p95_ms,
-                        recall_at_k(found, truth),
-                    )
-                )
-        finally:
-            faiss.omp_set_num_threads(previous_threads)
+        description = factory_string(kind, len(vectors), vectors.shape[1])
+        if kind == "HNSW":
+            description += f",efC{HNSW_EF_CONSTRUCTION}"
+        reports += knob_sweep(index, kind, description, build_s, queries, truth)
+    return reports
+
+
+def tune_hnsw(
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    settings: Iterable[tuple[int, int]],
+    progress: bool = True,
+) -> list[IndexReport]:
+    """The ``efSearch`` sweep of an HNSW graph built with each ``(M, efConstruction)``."""
+    truth = exact_neighbours(vectors, queries)
+    reports = []
+    for m, ef_construction in tqdm(list(settings), desc="HNSW graphs", disable=not progress):
+        started = time.perf_counter()
+        index = build("HNSW", vectors, hnsw_m=m, ef_construction=ef_construction)
+        build_s = time.perf_counter() - started
+        description = f"HNSW{m},efC{ef_construction}"
+        reports += knob_sweep(index, "HNSW", description, build_s, queries, truth)
     return reports
 
 

@@ -3,13 +3,15 @@
 For the offline instruct LLM (SmolLM2-135M) and the project's GPT-2 we score CrowS-Pairs
 and StereoSet by sentence log-likelihood (share of pairs where the stereotypical sentence
 wins: 50% is unbiased), per category with 95% Wilson intervals. SmolLM2 also answers BBQ
-(gender identity) before and after a prompt-level mitigation. The week 3 sentiment
-classifier is probed with counterfactual pairs (swapped names, pronouns, nationalities,
-religions: flip rate and score gap), then retrained with counterfactual data augmentation
-(before/after flip rate, gap and test accuracy); WEAT runs on word2vec vectors and MiniLM's
-contextual embeddings. Writes ``bias_audit_<model>.json`` and ``.md`` per model, plots, the
-sentiment classifier's model card, and ``bias_audit.json`` with the headline numbers of this
-run and of the other models' latest audits in ``--out`` made in the same mode.
+(gender identity) before and after a prompt-level mitigation. The deployed week 3
+sentiment classifier is probed with counterfactual pairs (swapped names, gendered words,
+nationalities, religions: flip rate and score gap); then two copies of it are fine-tuned
+further, identically but for attribute-swapped copies of the training sentences (CDA) or
+unchanged ones (control), and probed again (paired before/after differences, test
+accuracy); WEAT runs on word2vec vectors and MiniLM's contextual embeddings. Writes
+``bias_audit_<model>.json`` and ``.md`` per model, plots, the sentiment classifier's model
+card, and ``bias_audit.json`` with the headline numbers of this run and of the other
+models' latest audits in ``--out`` made in the same mode.
 """
 
 import time
@@ -54,12 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     set_seed(args.seed)
     if resolve_device(args.device).type != "cpu":
         raise UsageError("--device: the bias audit runs on the CPU only (use --device cpu)")
-    torch.set_num_threads(1)  # one-sentence forward passes are much faster on one thread
     config = {"model": args.model}
     combined, artifacts = {}, []
     audited = MODELS if args.model == "all" else (args.model,)
     for model in audited:
         model_started = time.perf_counter()
+        # LLM scoring is one sentence at a time (faster on one thread); the classifier
+        # is fine-tuned and probed in batches of 32-64.
+        torch.set_num_threads(2 if model == "sentiment" else 1)
         results = run_audit(model, args.quick, args.seed)
         plots = plot_audit(model, results, args.out)
         report = f"{NAME}_{model}.md"

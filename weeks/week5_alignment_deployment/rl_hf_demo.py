@@ -1,10 +1,11 @@
 """RLHF demo: a reward model, PPO and DPO on the project's GPT-2, side by side.
 
-The project's GPT-2 continues the first tokens of movie-review snippets. A fixed
-labeler prefers the more positive of two continuations (10% label noise): the
-week 3 sentiment classifier in full mode, a positive/negative word-list rule in
-quick mode (it needs no trained model). From those pairs we fit a Bradley-Terry
-reward model on MiniLM embeddings (held-out pairwise accuracy), then tune
+The project's GPT-2 continues the first tokens of movie-review snippets four
+times. A fixed labeler prefers the most positive continuation to the least
+positive one (10% label noise): the week 3 sentiment classifier in full mode, a
+positive/negative word-list rule in quick mode (it needs no trained model). From
+those pairs we fit a Bradley-Terry reward model on MiniLM embeddings, stopped
+early on validation pairs (held-out pairwise accuracy), then tune
 LoRA-wrapped copies of the GPT by PPO (against the reward model, with a KL
 penalty to the frozen reference) and by DPO (directly on the pairs). Measured:
 the labeler's score of sampled continuations and the KL to the reference over
@@ -73,6 +74,7 @@ def collect_metrics(report: RLHFReport) -> dict:
         "reward_model_train_accuracy": report.reward.train_accuracy,
         "reward_model_heldout_accuracy": report.reward.heldout_accuracy,
         "reward_model_noise_free_accuracy": report.reward_noise_free_accuracy,
+        "reward_model_best_epoch": report.reward.best_epoch,
         "reference_score": report.reference_gold,
     }
     for name, method in (("ppo", report.ppo), ("dpo", report.dpo)):

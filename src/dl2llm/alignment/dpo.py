@@ -73,9 +73,9 @@ def completion_logps(
 class DPOConfig:
     """Settings of :func:`train_dpo`."""
 
-    steps: int = 60
-    batch_size: int = 16
-    learning_rate: float = 2e-3
+    steps: int = 120
+    batch_size: int = 32
+    learning_rate: float = 1e-3
     beta: float = 0.1
 
 

@@ -47,13 +47,13 @@ from dl2llm.gpt import GPT
 class PPOConfig:
     """Settings of :func:`train_ppo`."""
 
-    iterations: int = 24
-    batch_size: int = 24
+    iterations: int = 40
+    batch_size: int = 32
     completion_tokens: int = 12
-    epochs: int = 2
-    minibatch_size: int = 24
-    learning_rate: float = 2e-3
-    kl_coef: float = 0.05
+    epochs: int = 4
+    minibatch_size: int = 16
+    learning_rate: float = 1e-3
+    kl_coef: float = 0.1
     gamma: float = 1.0
     lam: float = 0.95
     clip_range: float = 0.2
@@ -77,7 +77,8 @@ class ValueHead(nn.Module):
 
 def completion_token_logps(model: GPT, sequences: Tensor, prompt_length: int) -> Tensor:
     """Log-probability of each completion token of ``sequences`` ``(B, T)``: ``(B, T - P)``."""
-    logits = model(sequences)[:, prompt_length - 1 : -1]  # (B, L, V): position t predicts t + 1
+    hidden = model.features(sequences)[:, prompt_length - 1 : -1]  # (B, L, C): t predicts t + 1
+    logits = model.lm_head(hidden)  # (B, L, V): no logits for the prompt's own tokens
     return torch.gather(logits.log_softmax(-1), 2, sequences[:, prompt_length:, None]).squeeze(-1)
 
 

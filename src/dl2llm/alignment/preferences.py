@@ -3,9 +3,11 @@
 RLHF (Christiano et al., 2017; Stiennon et al., 2020; Ouyang et al., 2022) does
 not ask people for the right answer; it asks which of two answers is better.
 Here a fixed program plays the human: the policy continues the first tokens of a
-movie-review snippet twice, a *labeler* scores both continuations, and the
-higher score is "chosen", the lower "rejected". Real labelers disagree with
-themselves, so each label is flipped with a small probability (label noise).
+movie-review snippet ``K`` times, a *labeler* scores the continuations, and the
+best is "chosen", the worst "rejected" (with ``K = 4`` rather than 2 the pair
+has a real margin, as when InstructGPT's labelers ranked 4 to 9 outputs at
+once). Real labelers disagree with themselves, so each label is flipped with a
+small probability (label noise).
 
 Two labelers say what "better" means, both "more positive":
 
@@ -136,25 +138,36 @@ def build_preference_pairs(
     completion_tokens: int,
     label_noise: float,
     generator: torch.Generator,
+    samples_per_prompt: int = 2,
 ) -> PreferencePairs:
-    """Sample two completions per prompt and let ``labeler`` (plus noise) pick the better.
+    """Sample ``samples_per_prompt`` completions per prompt; the labeler (plus noise) ranks them.
 
-    Ties are broken by a coin flip; each label is then flipped with probability
-    ``label_noise``.
+    The best completion is "chosen" and the worst "rejected": with more than two
+    samples the pair has a wider margin under the labeler, so fewer labels are
+    coin flips between two near-equal texts. When every sample of a prompt ties,
+    a coin picks the order of the first two. Each label is then flipped with
+    probability ``label_noise``.
     """
     if not 0.0 <= label_noise < 0.5:
         raise UsageError(f"label noise must be in [0, 0.5), got {label_noise}")
-    first = sample_completions(policy, prompts, completion_tokens, generator)  # (N, L)
-    second = sample_completions(policy, prompts, completion_tokens, generator)  # (N, L)
-    first_score, second_score = (
-        labeler(decode(tokenizer, first)),
-        labeler(decode(tokenizer, second)),
-    )
-    coin = torch.rand(len(prompts), generator=generator) < 0.5  # (N,)
-    first_wins = torch.where(first_score == second_score, coin, first_score > second_score)
+    if samples_per_prompt < 2:
+        raise UsageError(f"a pair needs at least 2 samples per prompt, got {samples_per_prompt}")
+    samples = torch.stack(
+        [
+            sample_completions(policy, prompts, completion_tokens, generator)
+            for _ in range(samples_per_prompt)
+        ],
+        dim=1,
+    )  # (N, K, L)
+    scores = labeler(decode(tokenizer, samples.flatten(0, 1))).view(len(prompts), -1)  # (N, K)
+    best, worst = scores.argmax(1), scores.argmin(1)  # (N,)
+    tied = scores.max(1).values == scores.min(1).values
+    coin = (torch.rand(len(prompts), generator=generator) < 0.5).long()
+    best = torch.where(tied, coin, best)
+    worst = torch.where(tied, 1 - coin, worst)
     flipped = torch.rand(len(prompts), generator=generator) < label_noise
-    first_chosen = first_wins ^ flipped
-    chosen = torch.where(first_chosen[:, None], first, second)
-    rejected = torch.where(first_chosen[:, None], second, first)
-    noise_free = ~flipped & (first_score != second_score)
-    return PreferencePairs(prompts, chosen, rejected, noise_free)
+    chosen_index = torch.where(flipped, worst, best)[:, None, None]  # (N, 1, 1)
+    rejected_index = torch.where(flipped, best, worst)[:, None, None]
+    chosen = samples.gather(1, chosen_index.expand(-1, 1, samples.size(2))).squeeze(1)  # (N, L)
+    rejected = samples.gather(1, rejected_index.expand(-1, 1, samples.size(2))).squeeze(1)
+    return PreferencePairs(prompts, chosen, rejected, ~flipped & ~tied)

@@ -16,6 +16,7 @@ linear head on top: cheap enough to score every PPO rollout.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -76,22 +77,32 @@ class RewardHead(nn.Module):
 
 
 class RewardModel:
-    """Scores completion texts: frozen encoder + trained :class:`RewardHead`."""
+    """Scores completion texts: frozen encoder + trained :class:`RewardHead`, normalised.
 
-    def __init__(self, encoder: TextEncoder, head: RewardHead) -> None:
+    The head's scores are shifted and scaled to ``(score - offset) / scale``; with
+    the mean and standard deviation of the reference policy's completions, as
+    Ziegler et al. (2019) do, a reference sample scores 0 on average and a KL
+    penalty coefficient means the same thing whatever scale training gave the head.
+    """
+
+    def __init__(
+        self, encoder: TextEncoder, head: RewardHead, offset: float = 0.0, scale: float = 1.0
+    ) -> None:
         self.encoder, self.head = encoder, head
+        self.offset, self.scale = offset, scale
 
     @torch.no_grad()
     def __call__(self, texts: list[str]) -> Tensor:
         self.head.eval()
-        return self.head(self.encoder(texts))  # (N,)
+        return (self.head(self.encoder(texts)) - self.offset) / self.scale  # (N,)
 
 
 @dataclass(frozen=True)
 class RewardTrainingResult:
-    """Loss per epoch and pairwise accuracies of the trained head."""
+    """Loss per epoch, the epoch kept, and pairwise accuracies of the trained head."""
 
     losses: list[float]
+    best_epoch: int
     train_accuracy: float
     heldout_accuracy: float
 
@@ -103,19 +114,35 @@ def train_reward_head(
     epochs: int = 200,
     learning_rate: float = 3e-3,
     weight_decay: float = 1e-2,
+    validation: tuple[Tensor, Tensor] | None = None,
 ) -> RewardTrainingResult:
-    """Fit ``head`` by full-batch AdamW on ``(chosen, rejected)`` embeddings, each ``(N, H)``."""
+    """Fit ``head`` by full-batch AdamW on ``(chosen, rejected)`` embeddings, each ``(N, H)``.
+
+    With ``validation`` pairs, training stops early: the head keeps the weights of
+    the epoch with the lowest validation loss (a few hundred noisy pairs are easy
+    to overfit). ``heldout`` is only measured, never used to choose anything.
+    """
     optimizer = torch.optim.AdamW(head.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    losses = []
-    head.train()
-    for _ in range(epochs):
+    losses, best_loss, best_epoch = [], float("inf"), epochs
+    best_state = copy.deepcopy(head.state_dict())
+    for epoch in range(1, epochs + 1):
+        head.train()
         loss = bradley_terry_loss(head(train[0]), head(train[1]))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         losses.append(loss.item())
+        if validation is not None:
+            head.eval()
+            with torch.no_grad():
+                validation_loss = bradley_terry_loss(head(validation[0]), head(validation[1]))
+            if validation_loss.item() < best_loss:
+                best_loss, best_epoch = validation_loss.item(), epoch
+                best_state = copy.deepcopy(head.state_dict())
+    if validation is not None:
+        head.load_state_dict(best_state)
     head.eval()
     with torch.no_grad():
         train_accuracy = pairwise_accuracy(head(train[0]), head(train[1]))
         heldout_accuracy = pairwise_accuracy(head(heldout[0]), head(heldout[1]))
-    return RewardTrainingResult(losses, train_accuracy, heldout_accuracy)
+    return RewardTrainingResult(losses, best_epoch, train_accuracy, heldout_accuracy)

@@ -4,10 +4,11 @@ The pipeline of Ouyang et al. (2022, "Training language models to follow
 instructions with human feedback"), shrunk to a laptop:
 
 1. The pretrained GPT-2 is the *reference* policy. It continues review openings
-   twice; a fixed labeler prefers the more positive continuation (with label
-   noise): :mod:`dl2llm.alignment.preferences`.
+   a few times; a fixed labeler prefers the most positive continuation to the
+   least positive one (with label noise): :mod:`dl2llm.alignment.preferences`.
 2. A Bradley-Terry *reward model* learns those preferences
-   (:mod:`dl2llm.alignment.reward`); its held-out pairwise accuracy says how well.
+   (:mod:`dl2llm.alignment.reward`), stopping early on validation pairs; its
+   accuracy on held-out pairs says how well.
 3. *PPO* (:mod:`dl2llm.alignment.ppo`) tunes a LoRA-wrapped copy of the policy to
    maximise the reward model's score with a KL penalty to the frozen reference.
 4. *DPO* (Rafailov et al., 2023; :mod:`dl2llm.alignment.dpo`) tunes another
@@ -15,7 +16,8 @@ instructions with human feedback"), shrunk to a laptop:
 
 Both tuned policies are then judged against the reference on held-out prompts
 by the labeler itself (the "true" preference the reward model only estimates):
-the win rate is the share of prompts where the tuned continuation scores higher,
+the win rate is the share of prompts where the tuned continuation scores higher
+than the reference's continuation (the same reference samples for both methods),
 ties counting half, with a bootstrap 95% interval. Over training we track the
 labeler's score of sampled continuations and the KL to the reference.
 """
@@ -58,11 +60,13 @@ class RLHFSettings:
 
     prompt_tokens: int = 6
     completion_tokens: int = 12
-    preference_prompts: int = 400
+    preference_prompts: int = 1200
+    samples_per_prompt: int = 4
     heldout_fraction: float = 0.2
+    validation_fraction: float = 0.15
     label_noise: float = 0.1
-    eval_prompts: int = 150
-    probe_prompts: int = 48
+    eval_prompts: int = 500
+    probe_prompts: int = 128
     probes: int = 4
     lora_rank: int = 8
     reward_epochs: int = 300
@@ -172,29 +176,38 @@ class RLHFReport:
 def split_pairs(
     pairs: PreferencePairs, heldout_fraction: float, generator: torch.Generator
 ) -> tuple[PreferencePairs, PreferencePairs]:
-    """A random (train, held-out) split of the pairs."""
+    """A random (rest, held-out) split of the pairs."""
     order = torch.randperm(len(pairs), generator=generator)
     n_heldout = max(1, int(heldout_fraction * len(pairs)))
     return pairs.subset(order[n_heldout:]), pairs.subset(order[:n_heldout])
 
 
 def fit_reward_model(
-    train: PreferencePairs, heldout: PreferencePairs, tokenizer, epochs: int
+    train: PreferencePairs,
+    validation: PreferencePairs,
+    heldout: PreferencePairs,
+    tokenizer,
+    epochs: int,
 ) -> tuple[RewardModel, RewardTrainingResult, float | None]:
-    """Train the Bradley-Terry head; also its held-out accuracy on noise-free pairs (if any)."""
+    """Train the Bradley-Terry head, stopping early on ``validation``; normalise its scores.
+
+    Also returns the held-out accuracy on noise-free pairs (``None`` if there are none).
+    """
     encoder = TextEncoder()
 
     def embed(pairs: PreferencePairs) -> tuple[Tensor, Tensor]:
         return encoder(decode(tokenizer, pairs.chosen)), encoder(decode(tokenizer, pairs.rejected))
 
-    train_emb, heldout_emb = embed(train), embed(heldout)
+    train_emb, validation_emb, heldout_emb = embed(train), embed(validation), embed(heldout)
     head = RewardHead(train_emb[0].size(1))
-    result = train_reward_head(head, train_emb, heldout_emb, epochs=epochs)
+    result = train_reward_head(head, train_emb, heldout_emb, epochs, validation=validation_emb)
     clean = heldout.noise_free
     with torch.no_grad():
         correct = head(heldout_emb[0][clean]) > head(heldout_emb[1][clean])
+        reference_scores = head(torch.cat(train_emb))  # (2N,): completions of the reference
     noise_free_accuracy = correct.float().mean().item() if clean.any() else None
-    return RewardModel(encoder, head), result, noise_free_accuracy
+    offset, scale = reference_scores.mean().item(), reference_scores.std().item() + 1e-8
+    return RewardModel(encoder, head, offset, scale), result, noise_free_accuracy
 
 
 @dataclass
@@ -220,19 +233,30 @@ class Prober:
             self.report.record(step / self.total_steps, measured)
 
 
-def _head_to_head(
-    report: MethodReport,
-    policy: GPT,
-    reference: GPT,
-    prompts: Tensor,
-    judge: Judge,
-    length: int,
-    seed: int,
-) -> None:
-    tuned = sample_completions(policy, prompts, length, torch.Generator().manual_seed(seed + 1))
+@dataclass(frozen=True)
+class Baseline:
+    """The reference's completions of the evaluation prompts and both judges' scores ``(N,)``."""
+
+    prompts: Tensor  # (N, P)
+    gold: Tensor
+    learned: Tensor
+
+
+def reference_baseline(
+    reference: GPT, prompts: Tensor, judge: Judge, length: int, seed: int
+) -> Baseline:
+    """Sample the reference once on the evaluation prompts; PPO and DPO both face these."""
     base = sample_completions(reference, prompts, length, torch.Generator().manual_seed(seed + 2))
-    report.win = win_rate(judge.gold(tuned), judge.gold(base), seed)
-    report.win_by_reward_model = win_rate(judge.learned(tuned), judge.learned(base), seed)
+    return Baseline(prompts, judge.gold(base), judge.learned(base))
+
+
+def _head_to_head(
+    report: MethodReport, policy: GPT, baseline: Baseline, judge: Judge, length: int, seed: int
+) -> None:
+    generator = torch.Generator().manual_seed(seed + 1)
+    tuned = sample_completions(policy, baseline.prompts, length, generator)
+    report.win = win_rate(judge.gold(tuned), baseline.gold, seed)
+    report.win_by_reward_model = win_rate(judge.learned(tuned), baseline.learned, seed)
 
 
 def run_rlhf(
@@ -256,13 +280,16 @@ def run_rlhf(
     probe_prompts = review_prompts("val", settings.probe_prompts, settings.prompt_tokens, tokenizer)
     eval_prompts = review_prompts("test", settings.eval_prompts, settings.prompt_tokens, tokenizer)
     pairs = build_preference_pairs(
-        reference, prompts, labeler, tokenizer, length, settings.label_noise, generator
-    )
+        reference, prompts, labeler, tokenizer, length, settings.label_noise, generator,
+        settings.samples_per_prompt,
+    )  # fmt: skip
     train_pairs, heldout_pairs = split_pairs(pairs, settings.heldout_fraction, generator)
+    fit_pairs, validation_pairs = split_pairs(train_pairs, settings.validation_fraction, generator)
     reward_model, reward, clean_accuracy = fit_reward_model(
-        train_pairs, heldout_pairs, tokenizer, settings.reward_epochs
+        fit_pairs, validation_pairs, heldout_pairs, tokenizer, settings.reward_epochs
     )
     judge = Judge(labeler, reward_model, tokenizer)
+    baseline = reference_baseline(reference, eval_prompts, judge, length, seed)
     start = probe(reference, reference, probe_prompts, judge, length, seed)
     reports = {"ppo": MethodReport(), "dpo": MethodReport()}
     for report in reports.values():
@@ -281,7 +308,7 @@ def run_rlhf(
                settings.ppo.iterations, settings.probes),
         progress,
     )  # fmt: skip
-    _head_to_head(reports["ppo"], ppo_policy, reference, eval_prompts, judge, length, seed)
+    _head_to_head(reports["ppo"], ppo_policy, baseline, judge, length, seed)
 
     dpo_policy = lora_policy(base, settings.lora_rank)
     dpo_prober = Prober(
@@ -289,7 +316,7 @@ def run_rlhf(
         settings.dpo.steps, settings.probes,
     )  # fmt: skip
     train_dpo(dpo_policy, reference, train_pairs, settings.dpo, generator, dpo_prober, progress)
-    _head_to_head(reports["dpo"], dpo_policy, reference, eval_prompts, judge, length, seed)
+    _head_to_head(reports["dpo"], dpo_policy, baseline, judge, length, seed)
     report = RLHFReport(
         pairs, reward, clean_accuracy, start["gold"], reports["ppo"], reports["dpo"]
     )

@@ -16,8 +16,15 @@ tokenizer and vocabulary -- at most a quarter of the teacher's parameters
 (:func:`make_student` counts and checks). The student's transformer layers start random;
 its word and position embeddings start from the teacher's, projected onto their top
 principal components (384 -> 128, :func:`pca_project`), so it does not have to learn word
-meanings from 8,000 sentences. The undistilled baseline starts from the same weights and
-sees the same batches; only the loss differs.
+meanings from 8,000 sentences.
+
+Transfer set: the teacher was fine-tuned on the very sentences the student is trained on,
+so there its outputs add little to the labels. Soft targets pay on text the labels do not
+cover -- Hinton et al.'s transfer set. :func:`transfer_set` adds perturbed, unlabelled
+copies of the training sentences (Tang et al., 2019, :func:`augment`); label
+:data:`UNLABELLED` keeps them out of the cross-entropy. The undistilled baseline starts from
+the same weights and sees the same batches; only the loss differs, so for it the unlabelled
+copies carry no signal.
 """
 
 from __future__ import annotations
@@ -36,8 +43,10 @@ from dl2llm import classification as clf
 from dl2llm.assets import AssetError
 from dl2llm.data import LabelledTexts, sentiment_splits
 from dl2llm.efficiency.pruning import count_parameters
+from dl2llm.efficiency.quantization import length_order
 
 MAX_STUDENT_SHARE = 0.25
+UNLABELLED = -100  # label of a transfer text: the teacher's logits are its only target
 
 
 def distillation_loss(
@@ -49,14 +58,21 @@ def distillation_loss(
 ) -> Tensor:
     """Hinton et al.'s loss: ``alpha * T^2 * KL(teacher_T || student_T) + (1 - alpha) * CE``.
 
-    ``student_logits`` and ``teacher_logits`` are ``(B, K)``; ``labels`` is ``(B,)``.
+    ``student_logits`` and ``teacher_logits`` are ``(B, K)``; ``labels`` is ``(B,)``. The KL
+    term averages over the whole batch, the cross-entropy over the labelled examples only
+    (label :data:`UNLABELLED` marks a transfer text; a batch without labels has no CE term).
     """
     if temperature <= 0 or not 0.0 <= alpha <= 1.0:
         raise ValueError(f"need temperature > 0 and alpha in [0, 1], got {temperature}, {alpha}")
     student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)  # (B, K)
     teacher_probs = F.softmax(teacher_logits / temperature, dim=-1)  # (B, K)
     soft = F.kl_div(student_log_probs, teacher_probs, reduction="batchmean")
-    hard = F.cross_entropy(student_logits, labels)
+    labelled = labels != UNLABELLED  # (B,)
+    hard = (
+        F.cross_entropy(student_logits[labelled], labels[labelled])
+        if labelled.any()
+        else student_logits.new_zeros(())
+    )
     return alpha * temperature**2 * soft + (1 - alpha) * hard
 
 
@@ -138,13 +154,55 @@ def load_teacher(quick: bool = False, seed: int = 0, log: Callable[[str], None] 
 def teacher_logits(
     teacher: nn.Module, tokenizer, texts: list[str], max_length: int = 64, batch_size: int = 64
 ) -> Tensor:
-    """The teacher's logits ``(N, K)`` for every text (computed once, reused every epoch)."""
+    """A classifier's logits ``(N, K)`` for every text, in order (batched by length).
+
+    For the teacher they are computed once and reused every epoch.
+    """
     teacher.eval()
+    order = torch.from_numpy(length_order(tokenizer, texts, max_length))
     chunks = []
-    for start in tqdm(range(0, len(texts), batch_size), desc="teacher", leave=False):
-        enc = clf.encode(tokenizer, texts[start : start + batch_size], max_length, "cpu")
-        chunks.append(teacher(**enc).logits)  # (B, K)
-    return torch.cat(chunks)
+    for start in tqdm(range(0, len(texts), batch_size), desc="logits", leave=False):
+        batch = [texts[i] for i in order[start : start + batch_size].tolist()]
+        chunks.append(teacher(**clf.encode(tokenizer, batch, max_length, "cpu")).logits)  # (B, K)
+    return torch.cat(chunks)[order.argsort()]  # back to the order of ``texts``
+
+
+def augment(
+    texts: list[str],
+    copies: int,
+    mask_token: str,
+    p_mask: float = 0.1,
+    p_ngram: float = 0.25,
+    seed: int = 0,
+) -> list[str]:
+    """``copies`` perturbed versions of every text: a transfer set for distillation.
+
+    Tang et al. (2019), "Distilling Task-Specific Knowledge from BERT into Simple Neural
+    Networks", section 3.3: each word becomes ``mask_token`` with probability ``p_mask``;
+    then, with probability ``p_ngram``, only a random n-gram (n from 1 to 5) of the text is
+    kept. (Their third rule, swapping a word for one of the same part of speech, needs a
+    tagger and is left out.) The perturbed texts have no labels; the teacher supplies their
+    targets. Returned copy by copy: ``copies * len(texts)`` texts.
+    """
+    rng = np.random.default_rng(seed)
+    augmented = []
+    for _ in range(copies):
+        for text in texts:
+            words = [mask_token if rng.random() < p_mask else w for w in text.split()]
+            if rng.random() < p_ngram and len(words) > 1:
+                n = int(rng.integers(1, min(5, len(words)) + 1))
+                start = int(rng.integers(0, len(words) - n + 1))
+                words = words[start : start + n]
+            augmented.append(" ".join(words))
+    return augmented
+
+
+def transfer_set(
+    train: LabelledTexts, copies: int, mask_token: str, seed: int = 0
+) -> LabelledTexts:
+    """``train`` followed by ``copies`` unlabelled :func:`augment` versions of each of its texts."""
+    augmented = augment(train.texts, copies, mask_token, seed=seed)
+    return LabelledTexts(train.texts + augmented, train.labels + [UNLABELLED] * len(augmented))
 
 
 @dataclass(frozen=True)
@@ -170,6 +228,24 @@ class StudentResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
+def bucketed_batches(
+    lengths: Tensor, batch_size: int, generator: torch.Generator, pool_batches: int = 50
+) -> list[Tensor]:
+    """A random epoch of index batches, each drawn from texts of similar lengths.
+
+    The texts are shuffled, cut into pools of ``pool_batches`` batches, each pool sorted by
+    ``lengths`` ``(N,)`` and cut into batches; then the batches are shuffled. Every text
+    appears once; batches stay random, with far less padding than a plain shuffle.
+    """
+    order = torch.randperm(len(lengths), generator=generator)
+    batches = []
+    for start in range(0, len(order), batch_size * pool_batches):
+        pool = order[start : start + batch_size * pool_batches]
+        pool = pool[lengths[pool].argsort(stable=True)]
+        batches.extend(pool.split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
 def train_student(
     student: nn.Module,
     tokenizer,
@@ -182,8 +258,10 @@ def train_student(
 ) -> StudentResult:
     """Train ``student`` in place on ``train`` with :func:`distillation_loss`.
 
-    ``soft_targets`` are the teacher's logits ``(N, K)`` for ``train``. The batch order
-    depends only on ``seed``, so a distilled and an undistilled run see the same batches.
+    ``soft_targets`` are the teacher's logits ``(N, K)`` for ``train``; texts labelled
+    :data:`UNLABELLED` only enter the soft term. The batches (:func:`bucketed_batches`)
+    depend only on ``seed`` and the texts, so a distilled and an undistilled run see the
+    same batches.
     """
     steps_per_epoch = -(-len(train) // config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -191,13 +269,14 @@ def train_student(
     scheduler = clf.warmup_linear_scheduler(optimizer, int(config.warmup_fraction * total), total)
     generator = torch.Generator().manual_seed(seed)
     labels = torch.tensor(train.labels)
+    ids = tokenizer(train.texts, truncation=True, max_length=config.max_length)["input_ids"]
+    lengths = torch.tensor([len(row) for row in ids])
     result, best_state = StudentResult(), copy.deepcopy(student.state_dict())
     for epoch in range(1, config.epochs + 1):
         student.train()
-        order = torch.randperm(len(train), generator=generator)
         running = 0.0
-        for start in tqdm(range(0, len(train), config.batch_size), desc="student", leave=False):
-            idx = order[start : start + config.batch_size]
+        epoch_batches = bucketed_batches(lengths, config.batch_size, generator)
+        for idx in tqdm(epoch_batches, desc="student", leave=False):
             texts = [train.texts[i] for i in idx.tolist()]
             logits = student(**clf.encode(tokenizer, texts, config.max_length, "cpu")).logits
             loss = distillation_loss(
@@ -209,8 +288,8 @@ def train_student(
             optimizer.step()
             scheduler.step()
             running += loss.item() * len(idx)
-        probs = clf.predict_proba(student, tokenizer, val.texts, config.max_length)
-        val_accuracy = float(np.mean(probs.argmax(1) == np.asarray(val.labels)))
+        predicted = teacher_logits(student, tokenizer, val.texts, config.max_length).argmax(1)
+        val_accuracy = float(np.mean(predicted.numpy() == np.asarray(val.labels)))
         result.history.append(
             {"epoch": epoch, "train_loss": running / len(train), "val_accuracy": val_accuracy}
         )

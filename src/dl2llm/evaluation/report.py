@@ -105,7 +105,21 @@ def answers_section(metrics: dict) -> str:
         for system, label in labels.items()
         if f"{system}_f1" in metrics
     ]
-    return table(["system", *names], rows)
+    answers = table(["system", *names], rows)
+    gains = [
+        f"{name} {_interval(_gain(metrics, name))}"
+        for name in names
+        if metrics.get(f"tuned_minus_base_{name}_ci")
+    ]
+    if gains:
+        answers += "\n\nLoRA-tuned minus base LLM, both with retrieval (paired per question, "
+        answers += "mean [95% bootstrap CI]): " + "; ".join(gains) + "."
+    return answers
+
+
+def _gain(metrics: dict, name: str) -> dict:
+    low, high = metrics[f"tuned_minus_base_{name}_ci"]
+    return {"mean": metrics.get(f"tuned_minus_base_{name}"), "low": low, "high": high}
 
 
 def finetune_section(metrics: dict) -> str:
@@ -230,18 +244,23 @@ def render_model_card(tuning: dict | None, evaluation: dict | None, bias: dict |
                 "*Generated from `results/fine_tuning_pipeline.json`; do not edit by hand.*",
                 "## Model details",
                 "Base: HuggingFaceTB/SmolLM2-135M-Instruct. Adapter: LoRA (Hu et al., 2021) "
-                f"rank {config.get('lora_rank', 'n/a')} on `q_proj`/`v_proj`, trained with "
-                "`dl2llm.evaluation.finetune` (file `fine_tuning_pipeline_adapter.safetensors`).",
+                f"rank {config.get('lora_rank', 'n/a')} on every attention and MLP projection "
+                "(`q/k/v/o_proj`, `gate/up/down_proj`), trained with `dl2llm.evaluation.finetune` "
+                f"(learning rate {config.get('lr', 'n/a')}, global batch "
+                f"{config.get('global_batch', 'n/a')}, {m.get('steps', 'n/a')} steps, loss on the "
+                "answer tokens only; file `fine_tuning_pipeline_adapter.safetensors`). Served "
+                "merged into the base weights (fp32, like the base model).",
                 "## Intended use",
                 "Answering questions about Python from retrieved passages of the Python "
                 "documentation, citing them, inside the capstone RAG service. Not for open-domain "
                 "chat, advice on people, or any decision about a person.",
                 "## Training data",
                 f"{m.get('train_examples', 'n/a')} examples: the dev part of the Python FAQ "
-                "questions and synthetic questions from documentation section titles, each with "
-                "retrieved passages; target = the section's opening sentences with a citation, or "
-                '"I don\'t know." when retrieval missed the section. The held-out test part is '
-                "never trained on.",
+                f"questions ({m.get('train_dev_questions', 'n/a')}) and synthetic questions "
+                "from documentation section titles, each with the three passages hybrid "
+                "retrieval shows (the gold passage put in a random slot when retrieval missed "
+                "it); target = the gold section's opening sentences followed by the gold "
+                "passage's citation `[n]`. The held-out test part is never trained on.",
                 "## Evaluation (held-out FAQ questions)",
                 results,
                 "## Bias",

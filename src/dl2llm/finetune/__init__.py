@@ -14,6 +14,7 @@ from torch import nn
 
 from dl2llm.finetune.adapters import inject_adapters
 from dl2llm.finetune.lora import (
+    LoRAEmbedding,
     LoRALinear,
     inject_lora,
     load_lora,
@@ -39,6 +40,7 @@ def trainable_share(model: nn.Module) -> float:
 
 
 __all__ = [
+    "LoRAEmbedding",
     "LoRALinear",
     "PrefixTuning",
     "count_parameters",

@@ -14,9 +14,10 @@ deployed model has no extra layers and no extra latency; *unmerging* subtracts
 it again. The saved adapter is just the ``A`` and ``B`` matrices (kilobytes to a
 few megabytes), not the model.
 
-This module wraps ``torch.nn.Linear`` and GPT-2's ``Conv1D`` (a linear layer
-whose weight is stored transposed, ``d_in x d_out``), injects wrappers by module
-name, and saves and loads only the adapter weights. ``peft`` is the reference it
+This module wraps ``torch.nn.Linear``, GPT-2's ``Conv1D`` (a linear layer
+whose weight is stored transposed, ``d_in x d_out``) and ``nn.Embedding`` (a
+linear map of one-hot tokens), injects wrappers by module name, and saves and
+loads only the adapter weights. ``peft`` is the reference it
 is tested against (same outputs and gradients to 1e-6).
 """
 
@@ -40,42 +41,26 @@ from dl2llm.runtime import UsageError
 LORA_KEYS = ("lora_A", "lora_B")
 
 
-class LoRALinear(nn.Module):
-    """A frozen ``nn.Linear`` or ``Conv1D`` plus a trainable low-rank update ``B A``."""
+class LoRALayer(nn.Module):
+    """A frozen base layer plus a trainable ``(alpha / r) B A``; merging and unmerging."""
 
-    def __init__(self, base: nn.Module, r: int, alpha: float, dropout: float = 0.0) -> None:
+    base: nn.Module
+    lora_A: nn.Parameter
+    lora_B: nn.Parameter
+
+    def __init__(self, base: nn.Module, r: int, alpha: float) -> None:
         super().__init__()
-        if not isinstance(base, nn.Linear | Conv1D):
-            raise UsageError(f"LoRA wraps nn.Linear or Conv1D, not {type(base).__name__}")
         if r <= 0:
             raise UsageError(f"LoRA rank r must be positive, got {r}")
         self.base = base
-        self.transposed = isinstance(base, Conv1D)  # Conv1D stores W as (d_in, d_out)
-        if self.transposed:
-            d_in, d_out = base.nx, base.nf
-        else:
-            d_in, d_out = base.in_features, base.out_features
         self.r, self.alpha, self.scaling = r, alpha, alpha / r
-        weight = base.weight
-        self.lora_A = nn.Parameter(torch.empty(r, d_in, dtype=weight.dtype, device=weight.device))
-        self.lora_B = nn.Parameter(torch.zeros(d_out, r, dtype=weight.dtype, device=weight.device))
-        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear (and peft) do
-        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.merged = False
         for param in self.base.parameters():
             param.requires_grad_(False)
 
     def delta_weight(self) -> torch.Tensor:
         """``(alpha / r) B A`` in the base layer's own weight layout."""
-        delta = self.scaling * (self.lora_B @ self.lora_A)  # (d_out, d_in)
-        return delta.T if self.transposed else delta
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.base(x)  # (..., d_out)
-        if self.merged:
-            return out
-        low_rank = self.dropout(x) @ self.lora_A.T  # (..., r)
-        return out + self.scaling * (low_rank @ self.lora_B.T)  # (..., d_out)
+        raise NotImplementedError
 
     @torch.no_grad()
     def merge(self) -> None:
@@ -93,6 +78,69 @@ class LoRALinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"r={self.r}, alpha={self.alpha}, merged={self.merged}"
+
+
+class LoRALinear(LoRALayer):
+    """A frozen ``nn.Linear`` or ``Conv1D`` plus a trainable low-rank update ``B A``."""
+
+    def __init__(self, base: nn.Module, r: int, alpha: float, dropout: float = 0.0) -> None:
+        if not isinstance(base, nn.Linear | Conv1D):
+            raise UsageError(f"LoRA wraps nn.Linear or Conv1D, not {type(base).__name__}")
+        super().__init__(base, r, alpha)
+        self.transposed = isinstance(base, Conv1D)  # Conv1D stores W as (d_in, d_out)
+        if self.transposed:
+            d_in, d_out = base.nx, base.nf
+        else:
+            d_in, d_out = base.in_features, base.out_features
+        weight = base.weight
+        self.lora_A = nn.Parameter(torch.empty(r, d_in, dtype=weight.dtype, device=weight.device))
+        self.lora_B = nn.Parameter(torch.zeros(d_out, r, dtype=weight.dtype, device=weight.device))
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))  # as nn.Linear (and peft) do
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+
+    def delta_weight(self) -> torch.Tensor:
+        delta = self.scaling * (self.lora_B @ self.lora_A)  # (d_out, d_in)
+        return delta.T if self.transposed else delta
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base(x)  # (..., d_out)
+        if self.merged:
+            return out
+        low_rank = self.dropout(x) @ self.lora_A.T  # (..., r)
+        return out + self.scaling * (low_rank @ self.lora_B.T)  # (..., d_out)
+
+
+class LoRAEmbedding(LoRALayer):
+    """A frozen ``nn.Embedding`` plus a trainable low-rank update of its table.
+
+    An embedding table ``E`` (``vocab x d``) is a linear map applied to one-hot
+    token vectors, so the same update applies with ``A: (r, vocab)`` and
+    ``B: (d, r)``, and looking up column ``A[:, token]`` replaces the product
+    with a one-hot vector. As in the LoRA reference code (and peft), ``A``
+    starts at zero and ``B`` random, the reverse of :class:`LoRALinear`. It
+    costs ``r * (vocab + d)`` parameters. Merging into a table that is tied to
+    an output layer (GPT-2's language-model head) changes that layer too.
+    """
+
+    def __init__(self, base: nn.Embedding, r: int, alpha: float) -> None:
+        if not isinstance(base, nn.Embedding):
+            raise UsageError(f"LoRAEmbedding wraps nn.Embedding, not {type(base).__name__}")
+        super().__init__(base, r, alpha)
+        weight = base.weight
+        vocab, d = weight.shape
+        self.lora_A = nn.Parameter(torch.zeros(r, vocab, dtype=weight.dtype, device=weight.device))
+        self.lora_B = nn.Parameter(torch.randn(d, r, dtype=weight.dtype, device=weight.device))
+        self.dropout = nn.Identity()  # no dropout on token ids
+
+    def delta_weight(self) -> torch.Tensor:
+        return (self.scaling * (self.lora_B @ self.lora_A)).T  # (vocab, d)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out = self.base(ids)  # (..., d)
+        if self.merged:
+            return out
+        low_rank = nn.functional.embedding(ids, self.lora_A.T)  # (..., r)
+        return out + self.scaling * (low_rank @ self.lora_B.T)  # (..., d)
 
 
 def matches(name: str, patterns: list[str] | tuple[str, ...]) -> bool:
@@ -117,6 +165,12 @@ def freeze(model: nn.Module) -> None:
         param.requires_grad_(False)
 
 
+def freeze_all_but_lora(model: nn.Module) -> None:
+    """Stop gradients for every parameter except LoRA's ``A`` and ``B``."""
+    for name, param in model.named_parameters():
+        param.requires_grad_(name.rsplit(".", 1)[-1] in LORA_KEYS)
+
+
 def inject_lora(
     model: nn.Module,
     target_patterns: list[str] | tuple[str, ...],
@@ -124,27 +178,35 @@ def inject_lora(
     alpha: float = 16.0,
     dropout: float = 0.0,
 ) -> list[str]:
-    """Freeze ``model`` and wrap every matching Linear/Conv1D in a :class:`LoRALinear`.
+    """Freeze ``model`` and wrap every matching Linear/Conv1D/Embedding in a LoRA layer.
 
-    Returns the names of the wrapped modules. Raises ``UsageError`` when no
-    module matches (a typo in a pattern would otherwise train nothing).
+    Linear and Conv1D layers get a :class:`LoRALinear`, embeddings a
+    :class:`LoRAEmbedding`. LoRA layers injected before stay trainable, so
+    calling it twice gives different ranks to different modules. Returns the
+    names of the wrapped modules. Raises ``UsageError`` when no module matches
+    (a typo in a pattern would otherwise train nothing).
     """
     targets = [
         name
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear | Conv1D) and matches(name, target_patterns)
+        if isinstance(module, nn.Linear | Conv1D | nn.Embedding) and matches(name, target_patterns)
     ]
     if not targets:
-        raise UsageError(f"no Linear/Conv1D module name matches {list(target_patterns)}")
-    freeze(model)
+        raise UsageError(f"no Linear/Conv1D/Embedding module name matches {list(target_patterns)}")
+    freeze_all_but_lora(model)
     for name in targets:
-        replace_module(model, name, LoRALinear(model.get_submodule(name), r, alpha, dropout))
+        base = model.get_submodule(name)
+        if isinstance(base, nn.Embedding):
+            layer = LoRAEmbedding(base, r, alpha)
+        else:
+            layer = LoRALinear(base, r, alpha, dropout)
+        replace_module(model, name, layer)
     return targets
 
 
-def lora_layers(model: nn.Module) -> dict[str, LoRALinear]:
-    """Every :class:`LoRALinear` in ``model`` by module name."""
-    return {name: m for name, m in model.named_modules() if isinstance(m, LoRALinear)}
+def lora_layers(model: nn.Module) -> dict[str, LoRALayer]:
+    """Every LoRA layer (:class:`LoRALinear`, :class:`LoRAEmbedding`) in ``model`` by name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, LoRALayer)}
 
 
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -193,6 +255,7 @@ def _lora_config(model: nn.Module) -> dict[str, object]:
         "r": first.r,
         "alpha": first.alpha,
         "dropout": getattr(first.dropout, "p", 0.0),
+        "ranks": {name: [layer.r, layer.alpha] for name, layer in layers.items()},
     }
 
 
@@ -218,8 +281,14 @@ def load_lora(model: nn.Module, path: str | Path) -> nn.Module:
         raise UsageError(f"{path} is not a dl2llm LoRA adapter (no LoRA settings inside)")
     tensors = load_safetensors(path.read_bytes())
     if not lora_layers(model):
-        exact = [re.escape(name) for name in config["targets"]]
-        inject_lora(model, exact, config["r"], config["alpha"], config["dropout"])
+        ranks = config.get("ranks") or {
+            t: [config["r"], config["alpha"]] for t in config["targets"]
+        }
+        for r, alpha in sorted({tuple(setting) for setting in ranks.values()}):
+            exact = [
+                re.escape(name) for name, setting in ranks.items() if tuple(setting) == (r, alpha)
+            ]
+            inject_lora(model, exact, r, alpha, config["dropout"])
     expected = set(lora_state_dict(model))
     if set(tensors) != expected:
         missing, extra = sorted(expected - set(tensors)), sorted(set(tensors) - expected)

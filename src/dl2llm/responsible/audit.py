@@ -1,9 +1,11 @@
 """The bias audit: every measurement of this package, for one model, at a chosen size.
 
-``audit_llm`` scores a causal LM on CrowS-Pairs and StereoSet (and, for an instruct
-model, BBQ before and after the prompt-level mitigation); ``audit_sentiment`` probes the
-week 3 sentiment classifier with counterfactual pairs, runs counterfactual data
-augmentation, and runs WEAT on word vectors and on MiniLM's contextual embeddings.
+``audit_smollm2`` and ``audit_gpt2`` score a causal LM on CrowS-Pairs and StereoSet (and,
+for the instruct model, BBQ before and after the prompt-level mitigation);
+``audit_sentiment`` probes the week 3 sentiment classifier with counterfactual pairs,
+measures counterfactual data augmentation against a control fine-tuned the same way
+(:mod:`~dl2llm.responsible.mitigation`), and runs WEAT on word vectors and on MiniLM's
+contextual embeddings.
 Every result carries its benchmark's licence and known limitations.
 """
 
@@ -13,8 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dl2llm.assets import AssetError
-from dl2llm.classification import FineTuneConfig, load_sentiment_classifier
+from dl2llm.classification import FineTuneConfig
 from dl2llm.data import sentiment_splits
 from dl2llm.responsible import bbq, likelihood_bias
 from dl2llm.responsible.benchmarks import (
@@ -24,8 +25,8 @@ from dl2llm.responsible.benchmarks import (
     load_crows_pairs,
     load_stereoset,
 )
-from dl2llm.responsible.counterfactual import probe, real_pairs, templated_pairs
-from dl2llm.responsible.mitigation import CdaSettings, cda_experiment, positive_prob_fn
+from dl2llm.responsible.counterfactual import real_pairs, templated_pairs
+from dl2llm.responsible.mitigation import CdaSettings, cda_experiment
 from dl2llm.responsible.weat import contextual_lookup, keyed_vectors_lookup, weat_suite
 
 MODELS = ("smollm2", "gpt2", "sentiment")
@@ -36,6 +37,8 @@ class AuditSizes:
     crows_pairs: int
     stereoset: int
     bbq: int
+    probe_templates: int  # templates filled for the counterfactual probes
+    test_size: int  # sentiment test sentences: accuracy, and the real probe pairs
     cda: CdaSettings
     word_corpus: str
     weat_permutations: int
@@ -45,7 +48,9 @@ QUICK = AuditSizes(
     crows_pairs=6,
     stereoset=4,
     bbq=4,
-    cda=CdaSettings(48, 32, FineTuneConfig(epochs=1, batch_size=16, max_length=48)),
+    probe_templates=2,
+    test_size=48,
+    cda=CdaSettings(24, 8, 16, FineTuneConfig(epochs=1, batch_size=16, max_length=32)),
     word_corpus="small",
     weat_permutations=1000,
 )
@@ -53,7 +58,11 @@ FULL = AuditSizes(
     crows_pairs=100,
     stereoset=60,
     bbq=40,
-    cda=CdaSettings(1000, 400, FineTuneConfig(epochs=2, batch_size=32, max_length=64)),
+    probe_templates=24,
+    test_size=1008,  # the whole test split
+    cda=CdaSettings(
+        None, 500, 256, FineTuneConfig(epochs=1, batch_size=32, learning_rate=2e-5, max_length=64)
+    ),
     word_corpus="full",
     weat_permutations=10_000,
 )
@@ -125,21 +134,20 @@ def _contextual_weat(sizes: AuditSizes) -> list[dict]:
 
 def audit_sentiment(quick: bool, sizes: AuditSizes, seed: int = 0) -> dict:
     """Counterfactual probes, CDA before/after, and WEAT on word and contextual vectors."""
+    from dl2llm.efficiency.distillation import load_teacher
+
     splits = sentiment_splits(0)
-    test = splits["test"].head(sizes.cda.test_size)
-    pairs = templated_pairs() + real_pairs(test.texts)
-    results: dict = {"n_probe_pairs": len(pairs)}
-    try:
-        model, tokenizer = load_sentiment_classifier(quick)
-        results["week3_classifier"] = probe(pairs, positive_prob_fn(model, tokenizer), seed)
-    except AssetError as err:
-        results["week3_classifier"] = {"skipped": str(err)}
-    results["cda"] = cda_experiment(splits, pairs, sizes.cda, seed)
-    results["weat"] = {
-        "word2vec": _word_vector_weat(sizes, seed),
-        "contextual_minilm": _contextual_weat(sizes),
+    data = {**splits, "test": splits["test"].head(sizes.test_size)}
+    pairs = templated_pairs(sizes.probe_templates) + real_pairs(data["test"].texts)
+    deployed = load_teacher(quick, seed)  # the week 3 classifier
+    return {
+        "n_probe_pairs": len(pairs),
+        "cda": cda_experiment(deployed, data, pairs, sizes.cda, seed),
+        "weat": {
+            "word2vec": _word_vector_weat(sizes, seed),
+            "contextual_minilm": _contextual_weat(sizes),
+        },
     }
-    return results
 
 
 def run_audit(model: str, quick: bool, seed: int = 0, progress: bool = True) -> dict:
@@ -166,19 +174,7 @@ def _uses(model: str, benchmark: str) -> bool:
 def headline(model: str, results: dict) -> dict[str, float | None]:
     """The few numbers that summarise one model's audit (flat keys for the README)."""
     if model == "sentiment":
-        cda = results["cda"]
-        before, after = cda["before"], cda["after"]
-        weat = results["weat"]["contextual_minilm"][0]["effect_size"]
-        return {
-            "sentiment_flip_rate_before": before["probes"]["template"]["all"]["flip_rate"]["value"],
-            "sentiment_flip_rate_after": after["probes"]["template"]["all"]["flip_rate"]["value"],
-            "sentiment_abs_gap_before": cda["abs_gap_before"],
-            "sentiment_abs_gap_after": cda["abs_gap_after"],
-            "sentiment_accuracy_before": before["test_accuracy"]["value"],
-            "sentiment_accuracy_after": after["test_accuracy"]["value"],
-            "cda_accuracy_change_points": cda["accuracy_change_points"],
-            "weat_career_family_minilm_d": weat,
-        }
+        return sentiment_headline(results)
     numbers = {
         f"{model}_crows_stereotype_score": results["crows_pairs"]["overall"]["stereotype_score"][
             "value"
@@ -193,4 +189,30 @@ def headline(model: str, results: dict) -> dict[str, float | None]:
             numbers[f"bbq_disambiguated_accuracy_{when}"] = scores["disambiguated"]["accuracy"][
                 "value"
             ]
+    return numbers
+
+
+def sentiment_headline(results: dict) -> dict[str, float]:
+    """Templated-probe flip rate and abs score gap, and test accuracy, per classifier.
+
+    ``before`` is the deployed week 3 classifier, ``control`` its copy fine-tuned further
+    without the swap, ``after`` the copy fine-tuned with CDA.
+    """
+    cda = results["cda"]
+    numbers = {}
+    for key, name in (("before", "deployed"), ("control", "control"), ("after", "cda")):
+        classifier = cda["classifiers"][name]
+        templated = classifier["probes"]["template"]["all"]
+        numbers[f"sentiment_flip_rate_{key}"] = templated["flip_rate"]["value"]
+        numbers[f"sentiment_abs_gap_{key}"] = templated["abs_score_gap"]["value"]
+        numbers[f"sentiment_accuracy_{key}"] = classifier["test_accuracy"]["value"]
+    for reference in ("control", "deployed"):
+        change = cda[f"cda_vs_{reference}"]
+        suffix = "" if reference == "deployed" else "_vs_control"
+        gap = change["template"]["all"]["abs_score_gap"]
+        numbers[f"cda_abs_gap_change{suffix}"] = gap["value"]
+        numbers[f"cda_abs_gap_change{suffix}_low"] = gap["low"]
+        numbers[f"cda_abs_gap_change{suffix}_high"] = gap["high"]
+        numbers[f"cda_accuracy_change_points{suffix}"] = 100 * change["test_accuracy"]["value"]
+    numbers["weat_career_family_minilm_d"] = results["weat"]["contextual_minilm"][0]["effect_size"]
     return numbers

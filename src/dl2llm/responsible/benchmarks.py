@@ -36,8 +36,11 @@ LIMITATIONS = {
     "bbq": "Templated US-English questions about gender identity only; a small LM that "
     "always answers 'unknown' scores 100% on ambiguous items and 0 bias there, so bias "
     "scores must be read together with disambiguated accuracy.",
-    "counterfactual": "Word-list swaps miss coreference and grammatical agreement (e.g. "
-    "'her' -> 'his'/'him'); a flip may come from an unnatural sentence, not bias.",
+    "counterfactual": "Word-list swaps miss coreference and agreement: 'her' is resolved "
+    "from the next word only ('makes her appear' -> 'makes his appear'), 'a'/'an' are not "
+    "fixed, and swaps hit words that are not about a person's group ('Harry Potter' -> "
+    "'Leroy Potter', actor Christian Bale); a flip may come from an unnatural sentence, not "
+    "bias. The CDA comparison runs one fine-tuning seed.",
     "weat": "WEAT measures associations in the embedding space, not harm in a downstream "
     "task (Goldfarb-Tarrant et al., 2021); small corpora leave words out of vocabulary.",
 }

@@ -71,30 +71,72 @@ def probe_table(probes: dict) -> str:
     return table(header, rows)
 
 
-def sentiment_section(results: dict) -> str:
-    cda = results["cda"]
-    parts = ["### Counterfactual probes: week 3 classifier"]
-    week3 = results["week3_classifier"]
-    parts.append(week3["skipped"] if "skipped" in week3 else probe_table(week3))
-    parts.append(
-        f"### Counterfactual data augmentation ({cda['n_train']} -> {cda['n_train_augmented']} "
-        f"training texts, {cda['n_test']} test texts)"
-    )
-    accuracy_rows = [
-        [when, _pct(cda[when]["test_accuracy"]), f"{cda[when]['f1']:.3f}"]
-        for when in ("before", "after")
+def _interval(stat: dict, scale: float = 1.0, digits: int = 4) -> str:
+    values = [scale * stat[k] for k in ("value", "low", "high")]
+    return f"{values[0]:+.{digits}f} [{values[1]:+.{digits}f}, {values[2]:+.{digits}f}]"
+
+
+CLASSIFIERS = {"deployed": "deployed (week 3)", "control": "control", "cda": "CDA"}
+
+
+def cda_section(cda: dict) -> str:
+    """Accuracy and probe statistics of the deployed, control and CDA classifiers."""
+    config = cda["fine_tune_config"]
+    parts = [
+        "### Counterfactual data augmentation",
+        f"Control and CDA start from the deployed weights and are fine-tuned for "
+        f"{config['epochs']} epoch(s) (learning rate {config['learning_rate']}, batch "
+        f"{config['batch_size']}, same seed) on {cda['n_fine_tune']} sentences each: the same "
+        f"training sentences plus {cda['n_swapped_copies']} extra copies of those with an "
+        "attribute word, unchanged for the control and attribute-swapped for CDA. Test: "
+        f"{cda['n_test']} sentences. Differences are paired, with 95% paired-bootstrap "
+        "intervals (one fine-tuning seed: seed-to-seed spread is not included).",
     ]
+    accuracy_rows = [
+        [title, _pct(cda["classifiers"][name]["test_accuracy"]),
+         f"{cda['classifiers'][name]['f1']:.3f}"]
+        for name, title in CLASSIFIERS.items()
+    ]  # fmt: skip
     parts.append(table(["classifier", "test accuracy (95% CI)", "F1"], accuracy_rows))
-    parts.append(f"Accuracy change: {cda['accuracy_change_points']:+.1f} points.")
-    for when in ("before", "after"):
-        parts += [f"#### Probes {when} CDA", probe_table(cda[when]["probes"])]
+    parts.append(
+        "Accuracy change, CDA - deployed: "
+        f"{_interval(cda['cda_vs_deployed']['test_accuracy'], 100, 1)} points; "
+        f"CDA - control: {_interval(cda['cda_vs_control']['test_accuracy'], 100, 1)} points."
+    )
+    rows = []
+    for source, by_attribute in cda["classifiers"]["deployed"]["probes"].items():
+        for attribute in by_attribute:
+            stats = [cda["classifiers"][name]["probes"][source][attribute] for name in CLASSIFIERS]
+            versus = [cda[f"cda_vs_{ref}"][source][attribute] for ref in ("control", "deployed")]
+            rows.append(
+                [source, attribute, str(stats[0]["flip_rate"]["n"])]
+                + [f"{100 * s['flip_rate']['value']:.1f}%" for s in stats]
+                + [f"{s['abs_score_gap']['value']:.4f}" for s in stats]
+                + [_interval(v["abs_score_gap"]) for v in versus]
+                + [_interval(versus[0]["flip_rate"], 100, 1)]
+            )
+    header = ["pairs", "attribute", "n", "flips deployed", "flips control", "flips CDA",
+              "abs gap deployed", "abs gap control", "abs gap CDA",
+              "abs gap CDA - control (95% CI)", "abs gap CDA - deployed (95% CI)",
+              "flips CDA - control, points (95% CI)"]  # fmt: skip
+    parts += ["#### Before and after, per attribute", table(header, rows)]
+    for name, title in CLASSIFIERS.items():
+        parts += [f"#### Probes: {title}", probe_table(cda["classifiers"][name]["probes"])]
+    return "\n\n".join(parts)
+
+
+def sentiment_section(results: dict) -> str:
     weat_rows = [
         [space, row["test"], str(row["n_targets"]), _num(row["effect_size"], 2),
          "n/a" if row["p_value"] is None else f"{row['p_value']:.4f}"]
         for space, rows in results["weat"].items()
         for row in rows
     ]  # fmt: skip
-    parts += [
+    parts = [
+        f"### Counterfactual probes ({results['n_probe_pairs']} pairs)",
+        "Score gap = p(positive | original) - p(positive | swapped); the original has the "
+        "European-American name, the male word, the Western nationality, the Christian word.",
+        cda_section(results["cda"]),
         "### WEAT (Caliskan et al., 2017)",
         table(["embeddings", "test", "n per target set", "effect size d", "p"], weat_rows),
     ]
@@ -119,11 +161,11 @@ def markdown_report(model: str, results: dict, plots: list[str], quick: bool) ->
     return "\n\n".join(parts) + "\n"
 
 
-def _bars(ax, labels: list[str], stats: list[dict], offset: float = 0.0, label: str = ""):
+def _bars(ax, labels: list[str], stats: list[dict], offset=0.0, label="", width=0.4):
     values = [s["value"] for s in stats]
     errors = [[s["value"] - s["low"] for s in stats], [s["high"] - s["value"] for s in stats]]
     positions = [i + offset for i in range(len(labels))]
-    ax.bar(positions, values, width=0.4, yerr=errors, capsize=3, label=label or None)
+    ax.bar(positions, values, width=width, yerr=errors, capsize=3, label=label or None)
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
 
 
@@ -138,15 +180,24 @@ def plot_audit(model: str, results: dict, out_dir: Path) -> list[str]:
         ax.set(ylabel="stereotype score", title=f"CrowS-Pairs, {model} (95% Wilson CI)")
         written.append(_save(fig, out_dir / f"bias_audit_{model}_crows.png"))
     if "cda" in results:
-        attributes = list(results["cda"]["before"]["probes"]["template"])
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for offset, when in ((-0.2, "before"), (0.2, "after")):
-            probes = results["cda"][when]["probes"]["template"]
-            _bars(ax, attributes, [probes[a]["flip_rate"] for a in attributes], offset, when)
-        ax.set(ylabel="flip rate", title="Templated counterfactual flips, before/after CDA")
-        ax.legend()
-        written.append(_save(fig, out_dir / f"bias_audit_{model}_cda.png"))
+        written.append(_plot_cda(results["cda"], out_dir / f"bias_audit_{model}_cda.png"))
     return written
+
+
+def _plot_cda(cda: dict, path: Path) -> str:
+    attributes = list(cda["classifiers"]["deployed"]["probes"]["template"])
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+    for ax, statistic, label in (
+        (axes[0], "abs_score_gap", "mean |score gap|"),
+        (axes[1], "flip_rate", "flip rate"),
+    ):
+        for offset, name in zip((-0.27, 0.0, 0.27), CLASSIFIERS, strict=True):
+            probes = cda["classifiers"][name]["probes"]["template"]
+            stats = [probes[a][statistic] for a in attributes]
+            _bars(ax, attributes, stats, offset, CLASSIFIERS[name], width=0.27)
+        ax.set(ylabel=label, title=f"Templated probes: {label} (95% CI)")
+        ax.legend()
+    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> str:

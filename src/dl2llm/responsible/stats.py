@@ -1,4 +1,5 @@
-"""Intervals for the audit: Wilson for proportions, percentile bootstrap for means."""
+"""Intervals for the audit: Wilson for proportions, percentile bootstrap for means and
+paired differences."""
 
 from __future__ import annotations
 
@@ -24,3 +25,12 @@ def bootstrap_mean(values: np.ndarray, n_resamples: int = 2000, seed: int = 0) -
     resamples = rng.choice(values, size=(n_resamples, len(values)), replace=True)  # (R, N)
     low, high = np.percentile(resamples.mean(axis=1), [2.5, 97.5])
     return {"value": float(values.mean()), "low": float(low), "high": float(high), "n": len(values)}
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, seed: int = 0) -> dict:
+    """Mean of ``a - b`` over the same items, with a 95% paired-bootstrap interval.
+
+    Resampling items (not ``a`` and ``b`` separately) keeps what the two measurements share
+    out of the interval, so a small change measured on the same pairs can be told from 0.
+    """
+    return bootstrap_mean(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), seed=seed)
