@@ -89,7 +89,7 @@ def bench_baselines(retriever: Retriever, questions: list[str], label: str) -> d
 
     index = retriever.index
     sparse, encoder = index.sparse, retriever.encoder
-    okapi = BM25Okapi([tokenize(f"{c.title}\n{c.text}") or ["\0"] for c in index.chunks.values()])
+    okapi = BM25Okapi([tokenize(c.embedding_text()) or ["\0"] for c in index.chunks.values()])
     queries = [tokenize(q) for q in questions]
     full_scan = statistics.median(timed(lambda t=t: okapi.get_scores(t)) for t in queries)
     ours = statistics.median(timed(lambda q=q: sparse.search(q, 50)) for q in questions)

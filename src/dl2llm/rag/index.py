@@ -88,6 +88,10 @@ class StoredChunk:
     def path(self) -> str:
         return self.doc_id
 
+    def embedding_text(self) -> str:
+        """What the encoder and BM25 saw (as :meth:`dl2llm.rag.ingest.Chunk.embedding_text`)."""
+        return f"{self.title}\n{self.text}"
+
 
 class Encoder:
     """all-MiniLM-L6-v2 through ``sentence-transformers``: text -> unit vectors ``(N, 384)``.
@@ -213,7 +217,7 @@ class Index:
         self.chunks = chunks
         self.vectors = vectors
         ids = list(chunks)
-        self.sparse = SparseIndex(ids, [f"{c.title}\n{c.text}" for c in chunks.values()])
+        self.sparse = SparseIndex(ids, [c.embedding_text() for c in chunks.values()])
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -252,7 +256,7 @@ class Index:
     def vectors_by_text(self) -> dict[str, np.ndarray]:
         """``{embedding text: vector}`` of every chunk, for a rebuild to reuse."""
         return {
-            f"{chunk.title}\n{chunk.text}": self.vectors.reconstruct(chunk_id)
+            chunk.embedding_text(): self.vectors.reconstruct(chunk_id)
             for chunk_id, chunk in self.chunks.items()
         }
 
