@@ -16,7 +16,6 @@ from dl2llm.finetune.experiment import (
     TuneConfig,
     accuracy_interval,
     check_gpt2_folder,
-    length_grouped_order,
     load_progress,
     parse_method,
     prepare,
@@ -195,19 +194,6 @@ def test_progress_is_saved_and_resumed_only_for_the_same_settings(tmp_path):
     assert load_progress(path, {"epochs": 1}) == {"lora_r4": result}
     assert load_progress(path, {"epochs": 2}) == {}
     assert load_progress(tmp_path / "missing.json", {"epochs": 1}) == {}
-
-
-def test_length_grouped_order_is_a_permutation_of_similar_length_batches():
-    lengths = torch.randint(1, 60, (1000,))
-    order = length_grouped_order(lengths, 32, torch.Generator().manual_seed(0), group=8)
-    assert sorted(order.tolist()) == list(range(1000))
-    batches = order.split(32)
-    padded = sum(len(b) * int(lengths[b].max()) for b in batches)
-    random_order = torch.randperm(1000, generator=torch.Generator().manual_seed(1)).split(32)
-    padded_random = sum(len(b) * int(lengths[b].max()) for b in random_order)
-    assert padded < 0.8 * padded_random  # fewer padded positions to compute
-    again = length_grouped_order(lengths, 32, torch.Generator().manual_seed(0), group=8)
-    assert torch.equal(order, again)
 
 
 def test_accuracy_interval_matches_scipys_wilson_interval():

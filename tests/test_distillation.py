@@ -88,17 +88,6 @@ def test_augment_masks_words_and_keeps_contiguous_ngrams():
     assert transfer.texts[:3] == texts[:3] and len(transfer) == 9
 
 
-def test_bucketed_batches_cover_every_text_once_with_similar_lengths():
-    lengths = torch.randint(3, 60, (1000,), generator=torch.Generator().manual_seed(0))
-    batches = d.bucketed_batches(lengths, 16, torch.Generator().manual_seed(1), pool_batches=10)
-    assert sorted(torch.cat(batches).tolist()) == list(range(1000))
-    padded = sum(len(b) * lengths[b].max().item() for b in batches)
-    plain = sum(len(b) * lengths[b].max().item() for b in torch.randperm(1000).split(16))
-    assert padded < 0.8 * plain
-    again = d.bucketed_batches(lengths, 16, torch.Generator().manual_seed(1), pool_batches=10)
-    assert all(torch.equal(a, b) for a, b in zip(batches, again, strict=True))
-
-
 @pytest.fixture(scope="module")
 def minilm_sized_teacher():
     """A randomly initialised classifier with MiniLM's shape (22.7M parameters)."""

@@ -41,6 +41,7 @@ from tqdm.auto import tqdm
 
 from dl2llm import classification as clf
 from dl2llm.assets import AssetError
+from dl2llm.batching import length_grouped_batches
 from dl2llm.data import LabelledTexts, sentiment_splits
 from dl2llm.efficiency.pruning import count_parameters
 from dl2llm.efficiency.quantization import length_order
@@ -228,24 +229,6 @@ class StudentResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def bucketed_batches(
-    lengths: Tensor, batch_size: int, generator: torch.Generator, pool_batches: int = 50
-) -> list[Tensor]:
-    """A random epoch of index batches, each drawn from texts of similar lengths.
-
-    The texts are shuffled, cut into pools of ``pool_batches`` batches, each pool sorted by
-    ``lengths`` ``(N,)`` and cut into batches; then the batches are shuffled. Every text
-    appears once; batches stay random, with far less padding than a plain shuffle.
-    """
-    order = torch.randperm(len(lengths), generator=generator)
-    batches = []
-    for start in range(0, len(order), batch_size * pool_batches):
-        pool = order[start : start + batch_size * pool_batches]
-        pool = pool[lengths[pool].argsort(stable=True)]
-        batches.extend(pool.split(batch_size))
-    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
-
-
 def train_student(
     student: nn.Module,
     tokenizer,
@@ -259,9 +242,9 @@ def train_student(
     """Train ``student`` in place on ``train`` with :func:`distillation_loss`.
 
     ``soft_targets`` are the teacher's logits ``(N, K)`` for ``train``; texts labelled
-    :data:`UNLABELLED` only enter the soft term. The batches (:func:`bucketed_batches`)
-    depend only on ``seed`` and the texts, so a distilled and an undistilled run see the
-    same batches.
+    :data:`UNLABELLED` only enter the soft term. The batches
+    (:func:`dl2llm.batching.length_grouped_batches`) depend only on ``seed`` and the texts,
+    so a distilled and an undistilled run see the same batches.
     """
     steps_per_epoch = -(-len(train) // config.batch_size)
     total = steps_per_epoch * config.epochs
@@ -275,7 +258,9 @@ def train_student(
     for epoch in range(1, config.epochs + 1):
         student.train()
         running = 0.0
-        epoch_batches = bucketed_batches(lengths, config.batch_size, generator)
+        epoch_batches = length_grouped_batches(
+            lengths, config.batch_size, generator, pool_batches=50
+        )
         for idx in tqdm(epoch_batches, desc="student", leave=False):
             texts = [train.texts[i] for i in idx.tolist()]
             logits = student(**clf.encode(tokenizer, texts, config.max_length, "cpu")).logits

@@ -34,6 +34,7 @@ from transformers import (
     get_linear_schedule_with_warmup,
 )
 
+from dl2llm.batching import length_grouped_batches
 from dl2llm.data import LabelledTexts
 from dl2llm.efficiency.memory import PeakMemory
 from dl2llm.finetune import PrefixTuning, count_parameters, inject_adapters, inject_lora
@@ -163,24 +164,6 @@ def encode(tokenizer, data: LabelledTexts, max_length: int) -> dict[str, torch.T
     }
 
 
-def length_grouped_order(
-    lengths: torch.Tensor, batch_size: int, generator: torch.Generator, group: int = 16
-) -> torch.Tensor:
-    """A random order whose consecutive ``batch_size`` slices hold similar lengths.
-
-    Shuffles, sorts each run of ``group`` batches by length, then shuffles the
-    batches (Hugging Face's ``group_by_length``): much less padding per batch,
-    still a random batch order every epoch.
-    """
-    shuffled = torch.randperm(len(lengths), generator=generator)
-    runs = [
-        run[torch.argsort(lengths[run], descending=True)]
-        for run in shuffled.split(batch_size * group)
-    ]
-    batches = [batch for run in runs for batch in run.split(batch_size)]
-    return torch.cat([batches[i] for i in torch.randperm(len(batches), generator=generator)])
-
-
 def minibatches(split: dict[str, torch.Tensor], batch_size: int, order: torch.Tensor):
     """Slices of a split in ``order``, trimmed to their longest sequence."""
     for start in range(0, len(order), batch_size):
@@ -233,7 +216,9 @@ def fine_tune(
     with PeakMemory(device) as memory:
         for _ in range(config.epochs):
             model.train()
-            order = length_grouped_order(lengths, config.batch_size, generator)
+            order = torch.cat(
+                length_grouped_batches(lengths, config.batch_size, generator, pool_batches=16)
+            )
             for batch in minibatches(splits["train"], config.batch_size, order):
                 batch = {k: v.to(device) for k, v in batch.items()}
                 loss = model(**batch).loss
