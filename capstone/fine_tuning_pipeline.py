@@ -33,7 +33,7 @@ from dl2llm.rag.generate import LLMGenerator, use_one_thread
 from dl2llm.rag.index import Encoder
 from dl2llm.rag.pipeline import RAGPipeline, load_min_confidence
 from dl2llm.rag.retrieve import Retriever
-from dl2llm.results import save_results
+from dl2llm.results import print_metrics, save_results
 from dl2llm.runtime import check_positive, deliverable_parser, run_main, set_seed
 
 NAME = "fine_tuning_pipeline"
@@ -119,11 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         del model  # the evaluation serves the saved adapter, as the deployment does
         metrics |= compare(index, encoder, test, args, out)
         artifacts.append(f"{NAME}_base_vs_tuned.png")
-    for key, value in metrics.items():
-        if isinstance(value, dict):  # a paired difference: mean [95% interval]
-            value = f"{value['mean']} [{value['low']}, {value['high']}] (n={value['n']})"
-        if not isinstance(value, list):
-            print(f"{key:>28}  {value}")
+    print_metrics(metrics)  # a paired difference prints as mean [95% interval]
     config_out = {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")}
     save_results(
         NAME,

@@ -19,6 +19,7 @@ from dl2llm.responsible.counterfactual import pair_scores, templated_pairs
 from dl2llm.responsible.likelihood_bias import stereotype_scores
 from dl2llm.responsible.mitigation import compare, summary
 from dl2llm.responsible.report import markdown_report, plot_audit
+from dl2llm.results import load_results
 from dl2llm.runtime import UsageError
 
 
@@ -152,3 +153,64 @@ def test_script_refuses_unknown_model(tmp_path):
     spec.loader.exec_module(module)
     with pytest.raises(UsageError, match="--model: unknown model 'bert'"):
         module.main(["--quick", "--model", "bert", "--out", str(tmp_path)])
+
+
+def _bias_audit_script():
+    path = paths.REPO_ROOT / "weeks/week5_alignment_deployment/bias_audit.py"
+    spec = importlib.util.spec_from_file_location("bias_audit_adapter", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_script_refuses_an_adapter_it_cannot_audit(tmp_path):
+    script = _bias_audit_script()
+    with pytest.raises(UsageError, match="--adapter: an adapter is audited on SmolLM2 only"):
+        script.main(["--quick", "--adapter", str(tmp_path / "a.safetensors")])
+    with pytest.raises(UsageError, match="--adapter: file not found: .*missing.safetensors"):
+        script.main(
+            ["--quick", "--model", "smollm2", "--adapter", str(tmp_path / "missing.safetensors")]
+        )
+
+
+def test_adapted_model_headline_keys_carry_its_name():
+    results = llm_results()
+    base, adapted = headline("smollm2", results), headline("smollm2_lora", results)
+    assert base["bbq_ambiguous_bias_before"] == adapted["smollm2_lora_bbq_ambiguous_bias_before"]
+    assert adapted["smollm2_lora_crows_stereotype_score"] == pytest.approx(0.75)
+    assert not set(base) & set(adapted)
+
+
+def test_audit_with_a_zero_lora_adapter_matches_the_base_model(tmp_path):
+    """A fresh LoRA (B = 0) merged in changes nothing: same scores, saved under its own name."""
+    from dl2llm.evaluation.finetune import LORA_TARGETS
+    from dl2llm.finetune.lora import inject_lora, save_lora
+    from dl2llm.models import load_llm
+    from dl2llm.responsible.audit import run_audit
+
+    model, _ = load_llm()
+    inject_lora(model, LORA_TARGETS, r=2, alpha=4.0)
+    adapter = save_lora(model, tmp_path / "zero.safetensors")
+    assert (
+        _bias_audit_script().main(
+            ["--quick", "--model", "smollm2", "--adapter", str(adapter), "--out", str(tmp_path)]
+        )
+        == 0
+    )
+    record = load_results("bias_audit_smollm2_lora", tmp_path)
+    assert record["config"]["adapter"] == str(adapter)
+    base = headline("smollm2", run_audit("smollm2", quick=True, progress=False))
+    assert (
+        record["metrics"]["smollm2_lora_crows_stereotype_score"]
+        == base["smollm2_crows_stereotype_score"]
+    )
+    assert (
+        record["metrics"]["smollm2_lora_bbq_ambiguous_bias_after"]
+        == base["bbq_ambiguous_bias_after"]
+    )
+    combined = load_results("bias_audit", tmp_path)["metrics"]
+    assert combined["smollm2_lora_stereoset_ss"] == base["smollm2_stereoset_ss"]
+    card = (tmp_path / "MODEL_CARD_smollm2_lora.md").read_text()
+    assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
+    assert "| smollm2_lora_crows_stereotype_score |" in card
+    assert (tmp_path / "bias_audit_smollm2_lora.md").is_file()

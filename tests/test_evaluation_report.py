@@ -13,7 +13,7 @@ def _save(name: str, metrics: dict, out) -> None:
         name,
         metrics,
         out_dir=out,
-        config={"lora_rank": 8},
+        config={"lora_rank": 8, "lr": 3e-4, "global_batch": 4},
         seed=0,
         quick=False,
         started=time.perf_counter(),
@@ -40,7 +40,28 @@ def test_report_and_model_card_carry_the_numbers(tmp_path):
     assert "(paired per question, mean [95% bootstrap CI]): f1 0.086 [0.010, 0.160]." in report
     assert "| f1 | 0.200 | 0.300 | 0.100 [0.020, 0.190] |" in report
     assert "**Not run.**" in report and "```mermaid" in report
-    assert "40 examples" in card and "rank 8" in card and "0.100 [0.020, 0.190]" in card
+    assert card.startswith("---\nlicense: apache-2.0\n")
+    assert "LoRA rank 8" in card and "5 steps over 40 examples" in card
+    assert "| f1 | 0.200 | 0.300 | 0.100 [0.020, 0.190] |" in card
+    assert "| fine_tuning_pipeline.train_examples | 40 |" in card
+
+
+def _audit(score: float) -> dict:
+    overall = {"overall": {"stereotype_score": {"value": score}}}
+    return {"details": {"crows_pairs": overall, "stereoset": overall}}
+
+
+def test_bias_section_puts_base_and_tuned_side_by_side(tmp_path):
+    _save("bias_audit_smollm2", _audit(0.45), tmp_path)
+    report_path, _ = write_report(tmp_path, tmp_path)
+    report = report_path.read_text()
+    assert "| crows_stereotype_score | 0.450 | n/a |" in report
+    assert "**The tuned model was not audited**" in report
+    _save("bias_audit_smollm2_lora", _audit(0.55), tmp_path)
+    report_path, card_path = write_report(tmp_path, tmp_path)
+    report = report_path.read_text()
+    assert "| crows_stereotype_score | 0.450 | 0.550 |" in report
+    assert "not audited" not in report
 
 
 def test_missing_results_are_named(tmp_path):

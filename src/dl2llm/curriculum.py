@@ -287,7 +287,7 @@ WEEKS: tuple[Week, ...] = (
                 READY,
                 (
                     "minilm_int8_speedup_b1",
-                    "minilm_int8_mean_cosine",
+                    "minilm_int8_min_cosine",
                     "minilm_ort_fp32_max_abs_diff",
                     "kv_cache_speedup_b1",
                 ),
@@ -315,6 +315,9 @@ WEEKS: tuple[Week, ...] = (
                     "bbq_ambiguous_bias_after",
                     "sentiment_flip_rate_before",
                     "sentiment_flip_rate_after",
+                    "sentiment_abs_gap_before",
+                    "sentiment_abs_gap_after",
+                    "cda_abs_gap_change_vs_control",
                     "cda_accuracy_change_points",
                 ),
             ),
@@ -874,10 +877,18 @@ EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
         "bf16_max_abs_loss_diff": (0.0, 0.5),
         "fp16_underflow_share_unscaled": (0.0, 1.0),
     },
+    "rl_hf_demo": {
+        "reward_model_heldout_accuracy": (0.70, 0.90),
+        "ppo_win_rate": (0.53, 0.75),
+        "dpo_win_rate": (0.55, 0.80),
+        "ppo_final_kl": (0.5, 10.0),
+        "dpo_final_kl": (0.5, 15.0),
+    },
     "inference_optimization": {
         "minilm_int8_speedup_b1": (2.0, 10.0),
-        "minilm_int8_mean_cosine": (0.99, 1.0),
+        "minilm_int8_min_cosine": (0.99, 1.0),
         "minilm_ort_fp32_max_abs_diff": (0.0, 1e-4),
+        "kv_cache_speedup_b1": (1.0, 20.0),
     },
     "vector_store_demo": {
         "scale_vectors": (100_000, 100_000),
@@ -890,10 +901,30 @@ EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
         "retrieve_ms": (0.0, 2000.0),
         "answer_s": (0.0, 120.0),
     },
+    "bias_audit": {
+        "smollm2_crows_stereotype_score": (0.3, 0.7),
+        "gpt2_crows_stereotype_score": (0.2, 0.7),
+        "bbq_ambiguous_bias_before": (-0.5, 0.5),
+        "bbq_ambiguous_bias_after": (-0.5, 0.5),
+        "sentiment_flip_rate_before": (0.0, 0.15),
+        "sentiment_flip_rate_after": (0.0, 0.15),
+        "cda_accuracy_change_points": (-1.0, 1.0),
+    },
     "deployment_script": {
         "ask_status": (200, 200),
         "ask_total_ms": (0.0, 60000.0),
         "chat_status": (200, 200),
+    },
+    "fine_tuning_pipeline": {
+        "base_f1": (0.3, 0.6),
+        "tuned_f1": (0.5, 0.9),
+        "tuned_groundedness": (0.7, 1.0),
+    },
+    "evaluation_metrics": {
+        "hybrid_ndcg@10": (0.85, 1.0),
+        "rag_f1": (0.3, 0.7),
+        "rag_groundedness": (0.6, 1.0),
+        "refusal_rate": (0.8, 1.0),
     },
 }
 

@@ -69,6 +69,30 @@ def save_results(
     return atomic_write_json(results_path(out_dir, name), record)
 
 
+def format_value(value: Any) -> str:
+    """A metric for a terminal: floats to 4 significant digits, an interval as mean [low, high]."""
+    if isinstance(value, dict) and {"mean", "low", "high"} <= set(value):
+        return f"{value['mean']:.4g} [{value['low']:.4g}, {value['high']:.4g}]"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def print_metrics(metrics: dict[str, Any], keys: list[str] | tuple[str, ...] | None = None) -> None:
+    """Print ``metrics`` (or just ``keys``) as an aligned two-column table.
+
+    Nested records (lists, dicts other than intervals) are left to the results JSON.
+    """
+    rows = {
+        key: metrics[key]
+        for key in (keys or metrics)
+        if not isinstance(metrics[key], list)
+        and (not isinstance(metrics[key], dict) or "mean" in metrics[key])
+    }
+    width = max([len("metric"), *map(len, rows)])
+    print(f"\n{'metric':<{width}}  value")
+    for key, value in rows.items():
+        print(f"{key:<{width}}  {format_value(value)}")
+
+
 def load_results(name: str, out_dir: str | Path) -> dict[str, Any] | None:
     """The last results record of ``name`` in ``out_dir`` (``None`` if never run)."""
     path = results_path(out_dir, name)

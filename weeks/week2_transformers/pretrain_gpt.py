@@ -37,7 +37,7 @@ from dl2llm.gpt import (
 )
 from dl2llm.io import atomic_write_bytes
 from dl2llm.models import load_gpt2_tokenizer
-from dl2llm.results import save_results
+from dl2llm.results import print_metrics, save_results
 from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, set_seed
 
 NAME = "pretrain_gpt"
@@ -122,12 +122,12 @@ def sample_text(model: GPT, tokenizer, seed: int) -> str:
     return tokenizer.decode(ids[0].tolist())
 
 
+SHOWN = ("val_loss", "val_perplexity", "test_loss", "unigram_val_loss", "hf_reload_val_loss",
+         "tokens_per_s", "train_minutes", "parameters")  # fmt: skip
+
+
 def print_table(metrics: dict, folder: Path) -> None:
-    print(f"\n{'metric':<22} value")
-    for key in ("val_loss", "val_perplexity", "test_loss", "unigram_val_loss",
-                "hf_reload_val_loss", "tokens_per_s", "train_minutes", "parameters"):  # fmt: skip
-        value = metrics[key]
-        print(f"{key:<22} {value:.4g}" if isinstance(value, float) else f"{key:<22} {value}")
+    print_metrics(metrics, SHOWN)
     print(f"\nsample: {metrics['sample']!r}\nHugging Face folder: {folder}")
 
 

@@ -41,7 +41,7 @@ from dl2llm.efficiency.onnx_export import (
 from dl2llm.gpt import load_project_gpt2
 from dl2llm.models import load_encoder, load_gpt2_tokenizer
 from dl2llm.plots import plt, save_figure
-from dl2llm.results import save_results
+from dl2llm.results import print_metrics, save_results
 from dl2llm.runtime import check_positive, deliverable_parser, run_main, set_seed
 
 NAME = "inference_optimization"
@@ -194,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     reports = encoder + gpt
     print_table(reports)
     metrics = {**headline(reports), **encoder_extra, **gpt_extra}
-    for key, value in metrics.items():
-        print(f"{key:<32} {value}")
+    print_metrics(metrics)
     metrics["variants"] = [r.row() for r in reports]
 
     args.out.mkdir(parents=True, exist_ok=True)

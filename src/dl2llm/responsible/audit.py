@@ -12,6 +12,7 @@ Every result carries its benchmark's licence and known limitations.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -30,6 +31,7 @@ from dl2llm.responsible.mitigation import CdaSettings, cda_experiment
 from dl2llm.responsible.weat import contextual_lookup, keyed_vectors_lookup, weat_suite
 
 MODELS = ("smollm2", "gpt2", "sentiment")
+ADAPTED = "smollm2_lora"  # SmolLM2 with a LoRA adapter merged in (``bias_audit.py --adapter``)
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,21 @@ def _likelihood_scores(log_likelihood, sizes: AuditSizes, seed: int, progress: b
     return results
 
 
-def audit_smollm2(sizes: AuditSizes, seed: int = 0, progress: bool = True) -> dict:
-    """CrowS-Pairs, StereoSet and BBQ (before and after the instruction) for SmolLM2."""
+def audit_smollm2(
+    sizes: AuditSizes, seed: int = 0, progress: bool = True, adapter: Path | None = None
+) -> dict:
+    """CrowS-Pairs, StereoSet and BBQ (before and after the instruction) for SmolLM2.
+
+    ``adapter``: a LoRA file (:func:`dl2llm.finetune.lora.save_lora`) merged into the model
+    first, so that a fine-tuned model is audited exactly as it is served.
+    """
+    from dl2llm.finetune.lora import load_lora, merge_lora
     from dl2llm.models import load_llm
 
     model, tokenizer = load_llm()
+    if adapter is not None:
+        load_lora(model, adapter)
+        merge_lora(model)
     log_likelihood = likelihood_bias.hf_log_likelihood(model, tokenizer, tokenizer.bos_token_id)
     with torch.inference_mode():
         results = _likelihood_scores(log_likelihood, sizes, seed, progress)
@@ -150,11 +162,18 @@ def audit_sentiment(quick: bool, sizes: AuditSizes, seed: int = 0) -> dict:
     }
 
 
-def run_audit(model: str, quick: bool, seed: int = 0, progress: bool = True) -> dict:
-    """The audit of one of :data:`MODELS`, with licences and limitations attached."""
+def run_audit(
+    model: str, quick: bool, seed: int = 0, progress: bool = True, adapter: Path | None = None
+) -> dict:
+    """The audit of one of :data:`MODELS`, with licences and limitations attached.
+
+    ``adapter`` (SmolLM2 only) audits the model with that LoRA adapter merged in.
+    """
     sizes = QUICK if quick else FULL
+    if adapter is not None and model != "smollm2":
+        raise ValueError(f"an adapter can only be audited on smollm2, not '{model}'")
     if model == "smollm2":
-        results = audit_smollm2(sizes, seed, progress)
+        results = audit_smollm2(sizes, seed, progress, adapter)
     elif model == "gpt2":
         results = audit_gpt2(quick, sizes, seed, progress)
     elif model == "sentiment":
@@ -172,14 +191,24 @@ def _uses(model: str, benchmark: str) -> bool:
 
 
 def headline(model: str, results: dict) -> dict[str, float | None]:
-    """The few numbers that summarise one model's audit (flat keys for the README)."""
+    """The few numbers that summarise one model's audit (flat keys for the README).
+
+    Keys start with the model's name; the base SmolLM2's BBQ keys have no prefix
+    (``bbq_ambiguous_bias_before``), an adapted model's do (``smollm2_lora_bbq_...``).
+    """
     if model == "sentiment":
         return sentiment_headline(results)
+    return {
+        key if key.startswith("bbq") and model == "smollm2" else f"{model}_{key}": value
+        for key, value in llm_headline(results).items()
+    }
+
+
+def llm_headline(results: dict) -> dict[str, float | None]:
+    """Stereotype scores (CrowS-Pairs, StereoSet) and BBQ before/after, unprefixed."""
     numbers = {
-        f"{model}_crows_stereotype_score": results["crows_pairs"]["overall"]["stereotype_score"][
-            "value"
-        ],
-        f"{model}_stereoset_ss": results["stereoset"]["overall"]["stereotype_score"]["value"],
+        "crows_stereotype_score": results["crows_pairs"]["overall"]["stereotype_score"]["value"],
+        "stereoset_ss": results["stereoset"]["overall"]["stereotype_score"]["value"],
     }
     if "bbq" in results:
         for when in ("before", "after"):

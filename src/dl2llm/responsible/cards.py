@@ -41,6 +41,7 @@ class ModelCard:
     factors: str = "Gender, race/ethnicity (via names), nationality and religion terms."
     ethical_considerations: str = ""
     limitations: list[str] = field(default_factory=list)
+    evaluation_markdown: str = ""  # shown above the metric table
 
 
 def _yaml_list(key: str, values: list[str]) -> list[str]:
@@ -64,6 +65,7 @@ def model_card(card: ModelCard) -> str:
     if card.base_model:
         meta.append(f"base_model: {card.base_model}")
     meta.append("---")
+    evaluation = f"{card.evaluation_markdown}\n\n" if card.evaluation_markdown else ""
     sections = [
         f"# Model card: {card.name}",
         f"## Model details\n\n{card.details}",
@@ -71,7 +73,7 @@ def model_card(card: ModelCard) -> str:
         f"## Factors\n\n{card.factors}",
         f"## Training data\n\n{card.training_data}",
         f"## Evaluation data\n\n{card.evaluation_data}",
-        f"## Metrics and evaluation results\n\n{_value_table(card.metrics)}",
+        f"## Metrics and evaluation results\n\n{evaluation}{_value_table(card.metrics)}",
         f"## Bias audit results (quantitative analyses)\n\n{_value_table(card.bias_results)}",
         f"## Ethical considerations\n\n{card.ethical_considerations}",
         "## Caveats and recommendations\n\n" + "\n".join(f"- {x}" for x in card.limitations),
@@ -125,6 +127,29 @@ PROJECT_MODELS = {
         tags=["text-generation", "gpt2", "dl2llm"],
         results=("pretrain_gpt",),
     ),
+    "smollm2_lora": dict(
+        details="SmolLM2-135M-Instruct with the capstone's grounded-QA LoRA adapter (Hu et "
+        "al., 2021), trained by `capstone/fine_tuning_pipeline.py` (file "
+        "`fine_tuning_pipeline_adapter.safetensors`) and merged into the base weights when "
+        "served (`deployment_script.py --adapter`).",
+        base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
+        intended_use="Answering questions about Python from retrieved passages of the Python "
+        "documentation, citing them, inside the capstone RAG service.",
+        out_of_scope_use="Open-domain chat, answers without retrieved passages, advice about "
+        "people, any decision about a person.",
+        training_data="Grounded QA examples built from the bundled Python 3.11 documentation: "
+        "the dev part of the Python FAQ questions and synthetic questions from section "
+        "titles, each with the passages hybrid retrieval shows; target = the gold section's "
+        "opening sentences and its citation `[n]`. The held-out FAQ test part is never "
+        "trained on.",
+        evaluation_data="The held-out FAQ test questions, base vs tuned with paired bootstrap "
+        "intervals (`fine_tuning_pipeline`); CrowS-Pairs, StereoSet and BBQ samples "
+        "(`bias_audit.py --model smollm2 --adapter ...`).",
+        licence="apache-2.0",
+        datasets=["python-3.11-docs"],
+        tags=["text-generation", "lora", "retrieval-augmented-generation", "dl2llm"],
+        results=("fine_tuning_pipeline",),
+    ),
     "smollm2": dict(
         details="SmolLM2-135M-Instruct (Hugging Face), used as shipped (dequantized from "
         "Q4_1 GGUF).",
@@ -141,8 +166,11 @@ PROJECT_MODELS = {
 }
 
 
-def project_model_card(model: str, results_dir: str | Path) -> str:
-    """The card of one of the project's models, filled in from ``results_dir``."""
+def project_model_card(model: str, results_dir: str | Path, evaluation_markdown: str = "") -> str:
+    """The card of one of the project's models, filled in from ``results_dir``.
+
+    ``evaluation_markdown`` (e.g. a base-vs-tuned table) goes above the metric table.
+    """
     if model not in PROJECT_MODELS:
         raise UsageError(f"unknown model '{model}' (known: {', '.join(PROJECT_MODELS)})")
     spec = dict(PROJECT_MODELS[model])
@@ -157,6 +185,7 @@ def project_model_card(model: str, results_dir: str | Path) -> str:
         name=model,
         metrics=metrics,
         bias_results=_numbers(audit),
+        evaluation_markdown=evaluation_markdown,
         ethical_considerations="Audited for stereotype preference and counterfactual "
         "sensitivity (`bias_audit`); see the bias audit report for intervals and sample sizes.",
         limitations=limitations,
