@@ -75,6 +75,8 @@ def test_feed_forward_matmuls_stay_fp32(exported, tmp_path):
     encoder, fp32, int8 = exported
     keep = feed_forward_matmuls(fp32, encoder.bert.config.intermediate_size)
     assert len(keep) == 2 * 2  # two layers, an up and a down projection each
+    down = feed_forward_matmuls(fp32, encoder.bert.config.intermediate_size, outputs_only=True)
+    assert len(down) == 2 and set(down) < set(keep)
     partial = quantize_int8(fp32, tmp_path / "partial.onnx", keep_fp32=keep)
 
     def ops(path):

@@ -13,7 +13,12 @@ from torch import nn
 
 from dl2llm import models
 from dl2llm.efficiency import quantization as q
-from dl2llm.efficiency.onnx_export import file_mb, max_abs_diff, quantize_int8
+from dl2llm.efficiency.onnx_export import (
+    feed_forward_matmuls,
+    file_mb,
+    max_abs_diff,
+    quantize_int8,
+)
 
 TEXTS = [
     "a gorgeous, moving film",
@@ -50,6 +55,10 @@ def classifier(tokenizer):
 def test_torch_dynamic_int8_is_smaller_and_close(classifier, tokenizer, tmp_path):
     int8 = q.quantize_dynamic_torch(classifier)
     assert isinstance(classifier.bert.encoder.layer[0].output.dense, nn.Linear)  # a copy
+    weight = int8.bert.encoder.layer[0].output.dense.weight()
+    assert (
+        weight.qscheme() == torch.per_channel_affine and weight.q_per_channel_scales().numel() == 64
+    )
     feed = q.tokenize(tokenizer, TEXTS)
     expected = q.torch_logits(classifier)(feed)
     got = q.torch_logits(int8)(feed)
@@ -71,6 +80,23 @@ def test_onnx_fp32_dynamic_and_static_int8(classifier, tokenizer, tmp_path):
     for path in (dynamic, static):
         assert file_mb(path) < file_mb(fp32)
         assert max_abs_diff(q.onnx_logits(path)(feed), expected) < 0.05
+
+
+def test_static_int8_keeps_the_named_products_fp32(classifier, tokenizer, tmp_path):
+    import onnx
+
+    fp32 = q.export_classifier(classifier, tokenizer, tmp_path / "fp32.onnx")
+    down = feed_forward_matmuls(fp32, 256, outputs_only=True)
+    assert len(down) == 2  # one (4C, C) product per layer
+    reader = q.SentenceCalibrationReader(tokenizer, TEXTS * 8, batch_size=8)
+    static = q.quantize_static_onnx(fp32, tmp_path / "static.onnx", reader, keep_fp32=down)
+    graph = onnx.load(str(static)).graph
+    made_by = {output: node.op_type for node in graph.node for output in node.output}
+    weight_source = {n.name: made_by.get(n.input[1]) for n in graph.node if n.op_type == "MatMul"}
+    assert {weight_source[name] for name in down} == {None}  # an fp32 initializer, read as is
+    others = [source for name, source in weight_source.items() if name not in down]
+    # per layer: the Q, K, V, attention-output and up projections, and Q K^T and A V
+    assert len(others) == 2 * 7 and set(others) == {"DequantizeLinear"}
 
 
 def test_calibration_reader_yields_every_sentence_once(tokenizer):

@@ -161,11 +161,14 @@ def quantize_int8(
     return int8_path
 
 
-def feed_forward_matmuls(path: str | Path, intermediate_size: int) -> list[str]:
+def feed_forward_matmuls(
+    path: str | Path, intermediate_size: int, outputs_only: bool = False
+) -> list[str]:
     """Names of the ``MatMul`` nodes whose constant weight has a side of ``intermediate_size``.
 
     In a BERT these are the two feed-forward products of every layer, ``(C, 4C)`` and
-    ``(4C, C)``; the attention projections are ``(C, C)``. The exporter names nodes by
+    ``(4C, C)``; the attention projections are ``(C, C)``. ``outputs_only`` keeps the
+    ``(4C, C)`` ones, whose output joins the residual stream. The exporter names nodes by
     position (``node_MatMul_158``), so they are found by the shape of their weight.
     On all-MiniLM-L6-v2 they are where int8 loses most: with every weight quantized the
     worst of 200 review embeddings had a cosine of 0.98 to fp32; keeping the feed-forward
@@ -176,12 +179,13 @@ def feed_forward_matmuls(path: str | Path, intermediate_size: int) -> list[str]:
 
     model = onnx.load(str(path), load_external_data=False)
     weights = {tensor.name: tuple(tensor.dims) for tensor in model.graph.initializer}
+    sides = (0,) if outputs_only else (0, 1)
     return [
         node.name
         for node in model.graph.node
         if node.op_type == "MatMul"
         and len(weights.get(node.input[1], ())) == 2
-        and intermediate_size in weights[node.input[1]]
+        and any(weights[node.input[1]][side] == intermediate_size for side in sides)
     ]
 
 

@@ -23,7 +23,7 @@ at batch 1 and 32 on one thread, accuracy -- never assumed (:func:`measure_varia
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,10 +39,18 @@ Logits = Callable[[dict[str, np.ndarray]], np.ndarray]
 
 
 def quantize_dynamic_torch(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` whose ``nn.Linear`` layers hold int8 weights (PyTorch dynamic)."""
-    from torch.ao.quantization import quantize_dynamic
+    """A copy of ``model`` whose ``nn.Linear`` layers hold int8 weights (PyTorch dynamic).
 
-    return quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+    One scale per output channel (``per_channel_dynamic_qconfig``), as in ONNX Runtime's
+    :func:`~dl2llm.efficiency.onnx_export.quantize_int8`: PyTorch's default, one scale per
+    matrix, cost the MiniLM sentiment teacher 2.3 accuracy points on held-out validation
+    sentences; one per channel, 0.7.
+    """
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    return quantize_dynamic(
+        copy.deepcopy(model).eval(), {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
+    )
 
 
 def saved_size_mb(model: nn.Module, path: str | Path) -> float:
@@ -97,13 +105,23 @@ class SentenceCalibrationReader:
 
 
 def quantize_static_onnx(
-    fp32_path: str | Path, int8_path: str | Path, calibration: SentenceCalibrationReader
+    fp32_path: str | Path,
+    int8_path: str | Path,
+    calibration: SentenceCalibrationReader,
+    keep_fp32: Sequence[str] = (),
 ) -> Path:
     """Static int8 (QDQ format) of the ``MatMul``/``Gemm`` ops, activation ranges from MinMax.
 
     Weights are quantized per output channel (signed int8); activations unsigned int8.
     Only the matrix products are quantized: they hold the weights and the time, while
-    softmax, GELU and LayerNorm are sensitive to rounding and cheap.
+    softmax, GELU and LayerNorm are sensitive to rounding and cheap. The nodes named in
+    ``keep_fp32`` stay fp32. The feed-forward output products of a BERT are the ones to
+    keep (:func:`~dl2llm.efficiency.onnx_export.feed_forward_matmuls` with
+    ``outputs_only``): their inputs have a few huge outlier values (Bondarenko et al.,
+    2021, "Understanding and Overcoming the Challenges of Efficient Transformer
+    Quantization"), so one calibrated uint8 scale per tensor rounds every other value
+    coarsely. On the MiniLM sentiment teacher, quantizing them cost 1.5 accuracy points
+    on held-out validation sentences; keeping these 6 of 36 products fp32 cost none.
     """
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -125,6 +143,7 @@ def quantize_static_onnx(
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=list(keep_fp32),
         ),
     )
     return int8_path
