@@ -66,6 +66,22 @@ def test_a_bad_checksum_leaves_nothing_behind(empty_home, monkeypatch):
     assert [p.name for p in empty_home.iterdir()] == []
 
 
+def test_a_file_added_to_an_asset_is_fetched_into_an_older_cache(empty_home, monkeypatch):
+    sha256 = assets.get("python-docs").files["python-3.11-docs.tar.xz"][1]
+    member = ("python-3.11-docs.tar.xz", sha256)
+
+    def archive_asset(files):
+        return assets.Asset("docs-archive", "", "", "", package_format="repo", files=files)
+
+    monkeypatch.setitem(assets.ASSETS, "docs-archive", archive_asset({"a.tar.xz": member}))
+    assets.fetch(["docs-archive"], log=lambda _: None)
+    grown = archive_asset({"a.tar.xz": member, "b.tar.xz": member})
+    monkeypatch.setitem(assets.ASSETS, "docs-archive", grown)
+    assert assets.problem("docs-archive") == "missing file b.tar.xz"
+    assert assets.fetch(["docs-archive"], log=lambda _: None) == ["docs-archive"]
+    assert (assets.asset_dir("docs-archive") / "b.tar.xz").is_file()
+
+
 def test_deliverable_with_missing_asset_exits_with_one_line(empty_home, tmp_path):
     script = paths.REPO_ROOT / "weeks/week1_foundations/feedforward_nn.py"
     result = subprocess.run(

@@ -32,3 +32,10 @@ def test_lm_splits_are_contiguous_and_disjoint():
     words = {name: len(split.split()) for name, split in splits.items()}
     assert words["train"] > 15 * words["val"] and words["test"] > 0.8 * words["val"]
     assert splits["val"].splitlines()[0] not in splits["train"]
+
+
+def test_unlabelled_sentiment_texts_stay_outside_every_split():
+    texts = data.unlabelled_sentiment_texts()
+    assert len(texts) == 3708 + 5190 + 4200 + 533  # three other sources + neutral movie snippets
+    splits = data.sentiment_splits()
+    assert not set(texts) & {t for split in splits.values() for t in split.texts}

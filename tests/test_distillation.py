@@ -83,9 +83,12 @@ def test_augment_masks_words_and_keeps_contiguous_ngrams():
         start = unmasked[0][1] - unmasked[0][0] if unmasked else 0
         assert all(j - k == start for k, j in unmasked)  # one contiguous span of the source
     assert 0.18 < shortened / 400 < 0.32  # n-grams of at most 5 words, 25% of the time
-    transfer = d.transfer_set(LabelledTexts(texts[:3], [0, 1, 1]), 2, "[MASK]")
-    assert transfer.labels == [0, 1, 1] + [d.UNLABELLED] * 6
-    assert transfer.texts[:3] == texts[:3] and len(transfer) == 9
+    transfer = d.transfer_set(
+        LabelledTexts(texts[:3], [0, 1, 1]), 2, "[MASK]", unlabelled=["real one", "real two"]
+    )
+    assert transfer.labels == [0, 1, 1] + [d.UNLABELLED] * 8
+    assert transfer.texts[:3] == texts[:3] and len(transfer) == 11
+    assert transfer.texts[-2:] == ["real one", "real two"]
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,7 @@ class Asset:
     top folder). A member written ``outer.tar.gz!inner/file`` is read from a
     tarball nested inside the package. ``sha256`` may be ``None`` for files
     produced by a conversion; their checksums are recorded when they are made.
+    ``unpack``: the one file is a ``.tar.xz`` whose contents replace it in the folder.
     """
 
     name: str
@@ -56,6 +57,7 @@ class Asset:
     files: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     convert: Callable[[Path, Path], None] | None = None
     convert_from: str | None = None
+    unpack: bool = False
 
     @property
     def path(self) -> Path:
@@ -158,7 +160,8 @@ ASSETS: dict[str, Asset] = {
         ),
         Asset(
             name="sentiment",
-            description="VADER ground truth: 10,605 Rotten Tomatoes snippets scored -4..+4",
+            description="VADER ground truth: 10,605 Rotten Tomatoes snippets scored -4..+4; "
+            "3,708 Amazon review snippets, 5,190 NYT editorial snippets, 4,200 tweets",
             licence="MIT (vaderSentiment); snippets from Pang & Lee via Hutto & Gilbert 2014",
             source="PyPI vadersentiment==3.3.2 (sdist), additional_resources/hutto_ICWSM_2014",
             package="vadersentiment==3.3.2",
@@ -169,6 +172,24 @@ ASSETS: dict[str, Asset] = {
                     "hutto_ICWSM_2014/movieReviewSnippets_GroundTruth.txt",
                     "c8293b0d942e90e223ea2c0955d969040d1a1be514a978b9af0698940bd13350",
                 ),
+                **{
+                    f"{source}_GroundTruth.txt": (
+                        "additional_resources/hutto_ICWSM_2014.tar.gz!"
+                        f"hutto_ICWSM_2014/{source}_GroundTruth.txt",
+                        sha256,
+                    )
+                    for source, sha256 in {
+                        "amazonReviewSnippets": (
+                            "11a9807a0974a2506a2d3b4851eaf69b3d6d20688ce4923adda2312a4f6dd6c2"
+                        ),
+                        "nytEditorialSnippets": (
+                            "7d8fbcce7dde5d716da53e78f4ef4be6b706e9ef1e1d51887e6d0ad4b69cc27e"
+                        ),
+                        "tweets": (
+                            "dfbe7102e2f92579ed8b19df9a3822491880697c67adf712fb66e520cc05102f"
+                        ),
+                    }.items()
+                },
             },
         ),
         Asset(
@@ -289,6 +310,7 @@ ASSETS: dict[str, Asset] = {
             source="Debian python3.11-doc 3.11.2-6+deb12u8 (data/python-3.11-docs.tar.xz)",
             package="python-3.11-docs.tar.xz",
             package_format="repo",
+            unpack=True,
             files={
                 "python-3.11-docs.tar.xz": (
                     "python-3.11-docs.tar.xz",
@@ -328,6 +350,10 @@ def problem(name: str, full: bool = False) -> str | None:
     stamp = _read_stamp(asset)
     if stamp is None:
         return "missing"
+    declared = () if asset.unpack else asset.files
+    for rel in declared:
+        if rel not in stamp["files"]:  # fetched before this file joined the asset
+            return f"missing file {rel}"
     for rel, info in stamp["files"].items():
         file = asset.path / rel
         if not file.is_file():
@@ -436,14 +462,13 @@ def _fetch_one(asset: Asset, log: Callable[[str], None]) -> None:
                 target.write_bytes(archive.read(member))
                 if expected is not None and sha256_file(target) != expected:
                     raise AssetError(f"asset '{asset.name}': checksum mismatch for {rel}")
-            if asset.name == "python-docs":
-                _unpack_corpus(staging)
+            if asset.unpack:
+                _unpack(staging / next(iter(asset.files)), staging)
         _stamp(staging, asset)
         replace_dir(staging, asset.path)
 
 
-def _unpack_corpus(staging: Path) -> None:
-    archive = staging / "python-3.11-docs.tar.xz"
+def _unpack(archive: Path, staging: Path) -> None:
     with tarfile.open(archive) as tar:
         tar.extractall(staging, filter="data")
     archive.unlink()

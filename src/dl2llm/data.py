@@ -75,6 +75,28 @@ def sentiment_splits(seed: int = 0) -> dict[str, LabelledTexts]:
     }
 
 
+UNLABELLED_SOURCES = ("amazonReviewSnippets", "nytEditorialSnippets", "tweets")
+
+
+def unlabelled_sentiment_texts() -> list[str]:
+    """Texts near the labelled ones but outside every split, without their scores.
+
+    The other three sets of the same ground truth (3,708 Amazon review snippets, 5,190
+    NYT editorial snippets, 4,200 tweets) and the movie snippets too neutral for the
+    splits (``|score| < SENTIMENT_THRESHOLD``): 13,631 texts. Unlabelled text of this
+    kind is what a teacher labels for distillation (a *transfer set*).
+    """
+    texts = []
+    for source in UNLABELLED_SOURCES:
+        path = asset_file("sentiment", f"{source}_GroundTruth.txt")
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            parts = line.strip().split("\t")
+            if len(parts) == 3:
+                texts.append(parts[2])
+    neutral = [t for t, score in sentiment_records() if abs(score) < SENTIMENT_THRESHOLD]
+    return texts + neutral
+
+
 def english_text() -> str:
     """The body of *Botchan*, without the Project Gutenberg header and licence."""
     raw = asset_file("english-text", "botchan.txt").read_text(encoding="utf-8-sig")

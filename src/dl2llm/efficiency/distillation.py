@@ -21,7 +21,8 @@ meanings from 8,000 sentences.
 Transfer set: the teacher was fine-tuned on the very sentences the student is trained on,
 so there its outputs add little to the labels. Soft targets pay on text the labels do not
 cover -- Hinton et al.'s transfer set. :func:`transfer_set` adds perturbed, unlabelled
-copies of the training sentences (Tang et al., 2019, :func:`augment`); label
+copies of the training sentences (Tang et al., 2019, :func:`augment`) and real unlabelled
+text of a nearby kind (other review snippets, editorials, tweets); label
 :data:`UNLABELLED` keeps them out of the cross-entropy. The undistilled baseline starts from
 the same weights and sees the same batches; only the loss differs, so for it the unlabelled
 copies carry no signal.
@@ -30,7 +31,7 @@ copies carry no signal.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -199,11 +200,20 @@ def augment(
 
 
 def transfer_set(
-    train: LabelledTexts, copies: int, mask_token: str, seed: int = 0
+    train: LabelledTexts,
+    copies: int,
+    mask_token: str,
+    seed: int = 0,
+    unlabelled: Sequence[str] = (),
 ) -> LabelledTexts:
-    """``train`` followed by ``copies`` unlabelled :func:`augment` versions of each of its texts."""
-    augmented = augment(train.texts, copies, mask_token, seed=seed)
-    return LabelledTexts(train.texts + augmented, train.labels + [UNLABELLED] * len(augmented))
+    """The distillation transfer set: the training texts, then texts without labels.
+
+    After ``train`` come ``copies`` :func:`augment` versions of each of its texts, then the
+    real ``unlabelled`` texts (e.g. :func:`dl2llm.data.unlabelled_sentiment_texts`); all
+    of them are labelled :data:`UNLABELLED`.
+    """
+    extra = augment(train.texts, copies, mask_token, seed=seed) + list(unlabelled)
+    return LabelledTexts(train.texts + extra, train.labels + [UNLABELLED] * len(extra))
 
 
 @dataclass(frozen=True)
