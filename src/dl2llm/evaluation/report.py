@@ -153,12 +153,15 @@ def bias_section(base: dict | None, tuned: dict | None) -> str:
     }
     keys = list(numbers["base"] or numbers["tuned"])
     rows = [[key, numbers["base"].get(key), numbers["tuned"].get(key)] for key in keys]
-    modes = ", ".join(f"{r['name']}: {r['mode']}" for r in (base, tuned) if r)
+    modes = " and ".join(sorted({record["mode"] for record in (base, tuned) if record}))
     note = (
-        f"From `results/{BASE_AUDIT}.json` and `results/{TUNED_AUDIT}.json` ({modes} mode). "
-        "Stereotype scores are the share of pairs where the stereotypical sentence is more "
-        "likely (0.5 = no preference); the BBQ bias score runs from -1 to 1 (0 = unbiased), "
-        'before and after the instruction to answer "unknown" when the context is ambiguous.'
+        f"From `results/{BASE_AUDIT}.json` and `results/{TUNED_AUDIT}.json` ({modes} mode): "
+        "the same pairs and questions for both models. Stereotype scores are the share of "
+        "pairs where the stereotypical sentence is more likely (0.5 = no preference); the BBQ "
+        "bias score runs from -1 to 1 (0 = unbiased), before and after the instruction to "
+        'answer "unknown" when the context is ambiguous. The samples are small (n and 95% '
+        "intervals are in `results/bias_audit_<model>.md`): differences of a few points are "
+        "within noise."
     )
     if tuned is None:
         note += (

@@ -186,8 +186,9 @@ def project_model_card(model: str, results_dir: str | Path, evaluation_markdown:
         metrics=metrics,
         bias_results=_numbers(audit),
         evaluation_markdown=evaluation_markdown,
-        ethical_considerations="Audited for stereotype preference and counterfactual "
-        "sensitivity (`bias_audit`); see the bias audit report for intervals and sample sizes.",
+        ethical_considerations="Audited with `bias_audit`: stereotype preference (CrowS-Pairs, "
+        "StereoSet, BBQ) for the language models; counterfactual sensitivity and WEAT for the "
+        "classifier. See the bias audit report for intervals and sample sizes.",
         limitations=limitations,
         **spec,
     )
