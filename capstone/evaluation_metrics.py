@@ -29,7 +29,7 @@ from dl2llm.rag.generate import LLMGenerator, use_one_thread
 from dl2llm.rag.index import Encoder
 from dl2llm.rag.pipeline import RAGPipeline, load_min_confidence
 from dl2llm.rag.retrieve import MODES, Retriever
-from dl2llm.results import save_results
+from dl2llm.results import print_metrics, save_results
 from dl2llm.runtime import UsageError, check_positive, deliverable_parser, run_main, set_seed
 
 NAME = "evaluation_metrics"
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "Answers on held-out FAQ questions",
         out / artifacts[1],
     )
-    print("\n".join(f"{k:>38}  {v}" for k, v in metrics.items()))
+    print_metrics(metrics)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     config.pop("out")
     save_results(

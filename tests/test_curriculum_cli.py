@@ -88,3 +88,16 @@ def test_list_shows_results_from_results_dir(tmp_path):
     assert result.returncode == 0
     line = next(x for x in result.stdout.splitlines() if "feedforward_nn" in x)
     assert "[full]" in line and "test_accuracy=0.777" in line
+
+
+def test_curriculum_ends_with_the_tuned_models_audit_and_the_report(tmp_path):
+    from dl2llm.cli import capstone_follow_ups
+
+    assert capstone_follow_ups(True, tmp_path) == [
+        ("evaluation_metrics", ["--report", "--report-dir", str(tmp_path)])
+    ]
+    adapter = tmp_path / "fine_tuning_pipeline_adapter.safetensors"
+    adapter.write_bytes(b"")
+    steps = capstone_follow_ups(False, tmp_path)
+    assert steps[0] == ("bias_audit", ["--model", "smollm2", "--adapter", str(adapter)])
+    assert steps[1][1][-1] == str(paths.REPO_ROOT / "capstone")

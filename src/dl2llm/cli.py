@@ -53,12 +53,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return curriculum.run(deliverable, args.quick, args.out, args.extra)
 
 
+def capstone_follow_ups(quick: bool, out: Path) -> list[tuple[str, list[str]]]:
+    """What runs after every deliverable: the tuned model's bias audit, then the report.
+
+    The audit needs the fine-tuning pipeline's adapter, which is made after week 5's
+    audit; the report needs every capstone result. A quick run writes its report into
+    ``out`` rather than over the committed ``capstone/REPORT.md``.
+    """
+    steps = []
+    adapter = out / "fine_tuning_pipeline_adapter.safetensors"
+    if adapter.is_file():
+        steps.append(("bias_audit", ["--model", "smollm2", "--adapter", str(adapter)]))
+    report_dir = out if quick else paths.REPO_ROOT / "capstone"
+    steps.append(("evaluation_metrics", ["--report", "--report-dir", str(report_dir)]))
+    return steps
+
+
 def cmd_curriculum(args: argparse.Namespace) -> int:
     failed = []
     for deliverable in curriculum.ready_deliverables():
         print(f"== {deliverable.command(args.quick)}", flush=True)
         if curriculum.run(deliverable, args.quick, args.out) != 0:
             failed.append(deliverable.name)
+    for name, extra in capstone_follow_ups(args.quick, args.out):
+        deliverable = curriculum.get(name)
+        print(f"== {deliverable.command(args.quick)} {' '.join(extra)}", flush=True)
+        if curriculum.run(deliverable, args.quick, args.out, extra) != 0:
+            failed.append(f"{name} {extra[0]}")
     summary = args.out / "SUMMARY.md"
     atomic_write_text(summary, "# dl2llm results\n\n" + curriculum.results_table(args.out))
     print(f"wrote {summary}")

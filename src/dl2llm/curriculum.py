@@ -877,6 +877,13 @@ EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
         "bf16_max_abs_loss_diff": (0.0, 0.5),
         "fp16_underflow_share_unscaled": (0.0, 1.0),
     },
+    "model_compression": {
+        "teacher_accuracy": (0.84, 0.88),
+        "torch_int8_drop_pts": (-1.5, 1.0),
+        "onnx_static_int8_drop_pts": (-1.5, 1.0),
+        "distilled_retention": (0.90, 0.98),
+        "distillation_gain_pts": (-3.0, 4.0),  # within the spread of one seed
+    },
     "rl_hf_demo": {
         "reward_model_heldout_accuracy": (0.70, 0.90),
         "ppo_win_rate": (0.53, 0.75),

@@ -11,7 +11,7 @@ unchanged ones (control), and probed again (paired before/after differences, tes
 accuracy); WEAT runs on word2vec vectors and MiniLM's contextual embeddings. Writes
 ``bias_audit_<model>.json`` and ``.md`` per model, plots, the sentiment classifier's model
 card, and ``bias_audit.json`` with the headline numbers of this run and of the other
-models' latest audits in ``--out`` made in the same mode.
+models' latest audits in ``--out`` made in the same mode (its wall time is theirs summed).
 
 ``--model smollm2 --adapter results/fine_tuning_pipeline_adapter.safetensors`` audits the
 capstone's fine-tuned model (SmolLM2 with the LoRA adapter merged in, as the service runs
@@ -33,9 +33,12 @@ from dl2llm.runtime import UsageError, deliverable_parser, resolve_device, run_m
 NAME = "bias_audit"
 
 
-def earlier_audits(out_dir: Path, quick: bool, skip: tuple[str, ...]) -> dict:
-    """Headline numbers of the other models' audits already in ``out_dir`` (same mode)."""
-    numbers = {}
+def earlier_audits(out_dir: Path, quick: bool, skip: tuple[str, ...]) -> tuple[dict, float]:
+    """The other models' audits already in ``out_dir`` (same mode).
+
+    Returns their headline numbers and the seconds they took together.
+    """
+    numbers, seconds = {}, 0.0
     for model in (*MODELS, ADAPTED):
         record = load_results(f"{NAME}_{model}", out_dir)
         if model in skip or record is None or record["mode"] != ("quick" if quick else "full"):
@@ -43,7 +46,8 @@ def earlier_audits(out_dir: Path, quick: bool, skip: tuple[str, ...]) -> dict:
         numbers |= {
             k: v for k, v in record["metrics"].items() if k not in ("details", "limitations")
         }
-    return numbers
+        seconds += record["wall_time_s"]
+    return numbers, seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== {model} ==")
         print_metrics(numbers)
     skip = (ADAPTED,) if args.adapter is not None else audited
-    combined = earlier_audits(args.out, args.quick, skip=skip) | combined
+    earlier, earlier_seconds = earlier_audits(args.out, args.quick, skip=skip)
+    combined = earlier | combined
     for carded in ("sentiment", ADAPTED):
         if carded in (model, *audited):
             card = write_model_card(carded, args.out, args.out / f"MODEL_CARD_{carded}.md")
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         config=config,
         seed=args.seed,
         quick=args.quick,
-        started=started,
+        started=started - earlier_seconds,  # wall time: every audit summarised here
         artifacts=artifacts,
     )
     return 0
