@@ -21,7 +21,13 @@ import threading
 import time
 from pathlib import Path
 
-from dl2llm.rag import build_index, default_data_dir, ensure_index, sample_documents
+from dl2llm.rag import (
+    GENERATORS,
+    build_index,
+    default_data_dir,
+    ensure_index,
+    sample_documents,
+)
 from dl2llm.rag.index import INDEX_FOLDER, shared_encoder
 from dl2llm.results import save_results
 from dl2llm.runtime import UsageError, check_positive, deliverable_parser, run_main, set_seed
@@ -41,7 +47,13 @@ def parse(argv: list[str] | None):
     parser.add_argument("--llm", default=None, help="LLM folder or hub name (default: SmolLM2)")
     parser.add_argument("--adapter", type=Path, default=None, help="LoRA adapter file for the LLM")
     parser.add_argument("--encoder", default=None, help="encoder folder (default: MiniLM)")
-    parser.add_argument("--extractive", action="store_true", help="answer without an LLM")
+    parser.add_argument(
+        "--generator",
+        choices=GENERATORS,
+        default="evidence",
+        help="evidence: the docs' own API entry and sentences, no LLM (default, best measured); "
+        "llm: SmolLM2 phrases that evidence, checked; previous: SmolLM2 on 80-word passages",
+    )
     parser.add_argument("--max-new-tokens", type=check_positive, default=128)
     parser.add_argument("--max-concurrent", type=check_positive, default=8)
     parser.add_argument("--no-build", action="store_true", help="fail if the index is missing")
@@ -67,7 +79,7 @@ def settings_from(args, data_dir: Path) -> Settings:
         llm=args.llm,
         adapter=str(args.adapter) if args.adapter else None,
         encoder=args.encoder,
-        extractive=args.extractive,
+        generator=args.generator,
         build_missing=not args.no_build,
         max_new_tokens=args.max_new_tokens,
         max_concurrent=args.max_concurrent,

@@ -31,7 +31,7 @@ from dl2llm.models import load_llm
 from dl2llm.plots import plot_curves
 from dl2llm.rag.generate import LLMGenerator, use_one_thread
 from dl2llm.rag.index import Encoder
-from dl2llm.rag.pipeline import RAGPipeline, load_min_confidence
+from dl2llm.rag.pipeline import RAGPipeline, load_thresholds
 from dl2llm.rag.retrieve import Retriever
 from dl2llm.results import print_metrics, save_results
 from dl2llm.runtime import check_positive, deliverable_parser, run_main, set_seed
@@ -65,7 +65,7 @@ def parse(argv: list[str] | None):
 
 
 def evaluate(generator: LLMGenerator, index, encoder, test, args) -> tuple[dict, list[dict]]:
-    threshold = load_min_confidence(index.folder.parent)
+    threshold, _ = load_thresholds(index)
     pipeline = RAGPipeline(Retriever(index, encoder), generator, threshold)
     return harness.evaluate_answers(pipeline, encoder, test, max_new_tokens=args.max_new_tokens)
 
@@ -136,9 +136,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def compare(index, encoder, test, args, out: Path) -> dict:
     """Base vs tuned answers on the held-out questions, with paired bootstrap intervals."""
-    base_generator = LLMGenerator.load(max_new_tokens=args.max_new_tokens)
+    base_generator = LLMGenerator.load(max_new_tokens=args.max_new_tokens, style="passages")
     base, base_rows = evaluate(base_generator, index, encoder, test, args)
-    tuned_generator = LLMGenerator.load(max_new_tokens=args.max_new_tokens, adapter=out / ADAPTER)
+    tuned_generator = LLMGenerator.load(
+        max_new_tokens=args.max_new_tokens, adapter=out / ADAPTER, style="passages"
+    )
     tuned, tuned_rows = evaluate(tuned_generator, index, encoder, test, args)
     metrics = {"test_questions": len(test)}
     for name in GAINS:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from dl2llm.rag import (
+    GENERATORS,
     build_index,
     default_data_dir,
     ensure_index,
@@ -46,7 +47,13 @@ def parse(argv: list[str] | None):
     parser.add_argument("--k", type=check_positive, default=5, help="passages to retrieve")
     parser.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode")
     parser.add_argument("--llm", default=None, help="LLM folder or hub name (default: SmolLM2)")
-    parser.add_argument("--extractive", action="store_true", help="answer without an LLM")
+    parser.add_argument(
+        "--generator",
+        choices=GENERATORS,
+        default="evidence",
+        help="evidence: the docs' own API entry and sentences, no LLM (default, best measured); "
+        "llm: SmolLM2 phrases that evidence, checked; previous: SmolLM2 on 80-word passages",
+    )
     parser.add_argument("--max-new-tokens", type=check_positive, default=128)
     args = parser.parse_args(argv)
     if not args.question.strip():
@@ -81,7 +88,7 @@ def run(args, index_dir: Path, build_documents=None) -> dict:
         calibration = calibrate_threshold(index, encoder)
         metrics.update({f"calibration_{k}": v for k, v in calibration.items()})
     use_one_thread()
-    pipeline = load_pipeline(index, encoder, args.llm, args.extractive, args.max_new_tokens)
+    pipeline = load_pipeline(index, encoder, args.llm, args.generator, args.max_new_tokens)
     if questions:
         metrics["faq_questions"] = len(questions)
         metrics.update(evaluate(pipeline, questions, args.k))

@@ -1,4 +1,5 @@
-"""Grounded generation: prompt, n-gram blocking, extractive baseline, SmolLM2 end to end."""
+"""Generation: prompts, n-gram blocking, citations next to code, the checked LLM phrasing,
+SmolLM2 end to end."""
 
 from __future__ import annotations
 
@@ -7,19 +8,22 @@ import torch
 from test_serve_fixtures import TorchThreads, encoder, sample_index_dir
 
 from dl2llm.rag import load_pipeline
+from dl2llm.rag.evidence import Evidence
 from dl2llm.rag.generate import (
     CONTEXT_PASSAGES,
     IDK,
     INSTRUCTION,
     AnswerNGramBlocker,
-    ExtractiveGenerator,
+    LLMGenerator,
     build_messages,
+    check_phrasing,
     drop_unknown_citations,
     missing_citations,
     sentences_end,
     use_one_thread,
 )
 from dl2llm.rag.index import Index
+from dl2llm.rag.pipeline import Prepared
 from dl2llm.rag.retrieve import Hit
 
 QUESTION = "What does functools.lru_cache do?"
@@ -53,25 +57,18 @@ def test_ngram_blocker_bans_only_repeats_of_the_answer():
     assert not torch.isinf(quoting).any()
 
 
-def test_extractive_answer_is_the_best_overlapping_sentence_cited():
-    hits = [
-        hit(1, "Cats sleep a lot. Dogs bark."),
-        hit(2, "Parrots talk. Dogs bark loudly at cats."),
-    ]
-    answer = "".join(ExtractiveGenerator().stream("Why do dogs bark at cats?", hits))
-    assert answer == "Dogs bark loudly at cats. [2]"
-
-
 @pytest.mark.parametrize(
     ("pieces", "expected"),
     [
-        (["See [1] and [4]."], "See [1] and ."),
-        (["See [", "3", "] then [", "12", "]!"], "See [3] then !"),
+        (["See [1] and [4]."], "See 【1】 and ."),
+        (["See [", "3", "] then [", "12", "]!"], "See 【3】 then !"),
         (["a [x] b [2"], "a [x] b [2"),
-        (["[0][1][", "2]"], "[1][2]"),
+        (["[0][1][", "2]"], "【1】【2】"),
+        (["Use sys.argv[0] [1] or lst[5]."], "Use sys.argv[0] 【1】 or lst[5]."),
+        (["Index with x", "[", "2", "] and d['k'][3]"], "Index with x[2] and d['k'][3]"),
     ],
 )
-def test_citations_of_unseen_passages_are_dropped_while_streaming(pieces, expected):
+def test_citations_of_unseen_passages_are_dropped_and_code_survives(pieces, expected):
     assert "".join(drop_unknown_citations(pieces, passages=3)) == expected
 
 
@@ -81,8 +78,8 @@ def test_missing_citations_are_attributed_to_overlapping_passages():
         hit(2, "Windows executables are made with py2exe."),
         hit(3, "lru_cache takes maxsize and typed parameters for caching calls."),
     ]
-    assert missing_citations("lru_cache caches calls with a maxsize.", hits) == " [1][3]"
-    assert missing_citations("lru_cache caches calls [2].", hits) == ""
+    assert missing_citations("lru_cache caches calls with a maxsize.", hits) == " 【1】【3】"
+    assert missing_citations("lru_cache caches calls 【2】.", hits) == ""
     assert missing_citations(IDK, hits) == ""
     assert missing_citations("Something unrelated entirely.", hits) == ""
 
@@ -91,7 +88,8 @@ def test_missing_citations_are_attributed_to_overlapping_passages():
 def pipeline():
     with TorchThreads():
         use_one_thread()  # as every service worker does
-        yield load_pipeline(Index.load(sample_index_dir()), encoder(), max_new_tokens=16)
+        index = Index.load(sample_index_dir())
+        yield load_pipeline(index, encoder(), generator="previous", max_new_tokens=16)
 
 
 def test_smollm2_streams_the_same_answer_greedy_generate_gives(pipeline):
@@ -147,3 +145,59 @@ def test_off_topic_question_is_refused_without_generating(pipeline):
     assert answer.refused and answer.text == IDK
     assert answer.confidence < pipeline.min_confidence
     assert answer.timings["generate_ms"] < 50
+
+
+LRU = Hit(
+    7,
+    "library/functools.rst",
+    "library/functools.rst",
+    "functools.lru_cache",
+    "functools > lru_cache(user_function) / lru_cache(maxsize=128, typed=False)",
+    "If maxsize is set to None, the LRU feature is disabled and the cache can grow without bound.",
+    1.0,
+)
+LRU_EVIDENCE = [Evidence(1, LRU, LRU.text, 0.8)]
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("Set maxsize to None in lru_cache so the cache can grow without bound.", None),
+        ("The answer to the question in one sentence using only the evidence above is:", "echo"),
+        ("[1]\n[2]\n[3]\n[xi]\n[li]", "marker_soup"),
+        ("Use the cachetools.TTLCache class to limit the cache.", "unsupported"),
+        ("If the cache is set to None, the feature is disabled.", "names no API of the evidence"),
+        ("I don't know.", "refused"),
+    ],
+)
+def test_check_phrasing_accepts_only_supported_text_naming_the_api(text, reason):
+    assert check_phrasing(text, LRU_EVIDENCE) == reason
+
+
+class ScriptedLLM(LLMGenerator):
+    """The real generator class with ``generate`` replaced by a fixed reply."""
+
+    def __init__(self, reply: str):
+        self.reply, self.style, self.uses_evidence, self.rejections = reply, "evidence", True, {}
+
+    def generate(self, messages, max_new_tokens=None, sentences=2):
+        yield self.reply
+
+
+def prepared_with(evidence) -> Prepared:
+    return Prepared("How do I make lru_cache unbounded?", [LRU], 0.7, False, 1.0, evidence)
+
+
+def test_a_checked_phrasing_leads_and_the_evidence_follows():
+    reply = "Set maxsize to None in lru_cache so the cache can grow without bound."
+    answer = "".join(ScriptedLLM(reply).stream(prepared_with(LRU_EVIDENCE)))
+    assert answer.startswith(reply + " 【1】\n\n`functools.lru_cache(user_function)`")
+    assert answer.endswith("grow without bound. 【1】")
+
+
+def test_a_failed_check_falls_back_to_the_evidence_alone():
+    llm = ScriptedLLM("Use the cachetools.TTLCache class. [1][2][3][4]")
+    answer = "".join(llm.stream(prepared_with(LRU_EVIDENCE)))
+    assert answer.startswith("`functools.lru_cache(user_function)` or ")
+    assert "cachetools" not in answer and llm.rejections == {"unsupported": 1}
+    assert "".join(llm.stream(prepared_with([]))) == IDK

@@ -36,7 +36,7 @@ from dl2llm.rag.pipeline import (
     DEFAULT_MIN_CONFIDENCE,
     best_threshold,
     faq_questions,
-    load_min_confidence,
+    load_thresholds,
 )
 from dl2llm.rag.retrieve import Retriever, reciprocal_rank_fusion
 
@@ -93,7 +93,7 @@ def test_a_new_index_gets_its_refusal_threshold_calibrated(tmp_path):
     index = ensure_index(tmp_path / "data", encoder(), docs, progress=False)
     saved = json.loads((index.folder / CALIBRATION).read_text())
     assert saved["answerable_questions"] == len(faq_questions(index)) > 5
-    assert load_min_confidence(tmp_path / "data") == saved["threshold"] != DEFAULT_MIN_CONFIDENCE
+    assert load_thresholds(index)[0] == saved["threshold"] != DEFAULT_MIN_CONFIDENCE
 
 
 class CountingEncoder(Encoder):

@@ -124,8 +124,27 @@ def test_bundled_corpus_chunks_keep_path_and_api_anchor():
     chunks = chunk_document(read_document(root / "library" / "functools.rst.txt", root))
     lru = [c for c in chunks if c.anchor == "functools.lru_cache"]
     assert lru and lru[0].path == "library/functools.rst"
-    assert lru[0].title.endswith("> lru_cache(user_function)")
+    assert lru[0].title.endswith("> lru_cache(user_function) / lru_cache(maxsize=128, typed=False)")
     assert "memoizing callable" in lru[0].text
+
+
+def test_nested_api_entries_are_sections_of_their_own():
+    body = (
+        ".. module:: shelf\n\n"
+        ".. class:: Shelf(size)\n\n   Holds things.\n\n"
+        "   .. method:: put(item, *, key=None)\n"
+        "               put(items)\n\n      Put things away.\n\n"
+        "   .. attribute:: size\n\n      How many fit.\n\n"
+        ".. function:: empty()\n\n   Nothing.\n"
+    )
+    sections = split_sections(Document("library/shelf.rst", body, "rst"))[1:]  # after the module
+    assert [(s.title, s.anchor) for s in sections] == [
+        ("Shelf(size)", "shelf.Shelf"),
+        ("Shelf.put(item, *, key=None) / Shelf.put(items)", "shelf.Shelf.put"),
+        ("Shelf.size", "shelf.Shelf.size"),
+        ("empty()", "shelf.empty"),
+    ]
+    assert "Put things away." in sections[1].body and "put(items)" not in sections[1].body
 
 
 def test_roles_spanning_lines_are_cleaned():

@@ -1,7 +1,7 @@
 """The HTTP service on a real uvicorn server on 127.0.0.1: API, bad input, admin, load, faults.
 
-Most tests use the extractive generator (no LLM) so that hundreds of requests
-stay cheap; ``llm_server`` answers with the real SmolLM2.
+Most tests use the default evidence generator (no LLM) so that hundreds of
+requests stay cheap; ``llm_server`` answers with the real SmolLM2.
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ def admin_env():
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, admin_env):
-    data_dir = copy_index(tmp_path_factory.mktemp("extractive"))
-    settings = Settings(str(data_dir), extractive=True, build_missing=False, max_concurrent=4)
+    data_dir = copy_index(tmp_path_factory.mktemp("evidence"))
+    settings = Settings(str(data_dir), build_missing=False, max_concurrent=4)
     with BackgroundServer(settings) as running:
         wait_until_ready(running.url, timeout_s=300)
         yield running
@@ -46,7 +46,7 @@ def server(tmp_path_factory, admin_env):
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory, admin_env):
     data_dir = copy_index(tmp_path_factory.mktemp("llm"))
-    settings = Settings(str(data_dir), build_missing=False, max_new_tokens=16)
+    settings = Settings(str(data_dir), generator="llm", build_missing=False, max_new_tokens=16)
     with BackgroundServer(settings) as running:
         wait_until_ready(running.url, timeout_s=300)
         yield running
@@ -69,7 +69,7 @@ def events(response: httpx.Response) -> list[tuple[str, str]]:
 def test_health_ready_and_schema(server):
     assert httpx.get(f"{server.url}/health").json() == {"status": "ok"}
     ready = httpx.get(f"{server.url}/ready").json()
-    assert ready["ready"] is True and ready["chunks"] == 68 and ready["generator"] == "extractive"
+    assert ready["ready"] is True and ready["chunks"] == 68 and ready["generator"] == "evidence"
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     assert {"/v1/ask", "/v1/chat/completions", "/v1/documents", "/v1/documents/{doc_id}"} <= set(
         paths
@@ -275,7 +275,7 @@ def test_schemathesis_finds_no_server_error(server):
 def test_corrupt_index_gives_a_clear_error_and_not_ready(tmp_path):
     data_dir = copy_index(tmp_path)
     (data_dir / INDEX_FOLDER / VECTORS).write_bytes(b"garbage")
-    settings = Settings(str(data_dir), extractive=True, build_missing=False)
+    settings = Settings(str(data_dir), build_missing=False)
     with BackgroundServer(settings) as running:
         with pytest.raises(RuntimeError, match="unreadable .* rebuild it with"):
             wait_until_ready(running.url, timeout_s=300)
@@ -287,7 +287,7 @@ def test_corrupt_index_gives_a_clear_error_and_not_ready(tmp_path):
 
 
 def test_missing_index_without_build_is_not_ready(tmp_path):
-    settings = Settings(str(tmp_path), extractive=True, build_missing=False)
+    settings = Settings(str(tmp_path), build_missing=False)
     expected = pytest.raises(RuntimeError, match="no index in .* build it with")
     with BackgroundServer(settings) as running, expected:
         wait_until_ready(running.url, timeout_s=300)
@@ -296,7 +296,7 @@ def test_missing_index_without_build_is_not_ready(tmp_path):
 def test_missing_model_names_the_asset_command(tmp_path, monkeypatch):
     shared_encoder.cache_clear()  # load from the (empty) cache, not from memory
     monkeypatch.setenv("DL2LLM_HOME", str(tmp_path / "empty-cache"))
-    settings = Settings(str(tmp_path), extractive=True)
+    settings = Settings(str(tmp_path))
     with BackgroundServer(settings) as running:
         with pytest.raises(RuntimeError, match="asset 'minilm' is missing .*dl2llm assets fetch"):
             wait_until_ready(running.url, timeout_s=120)
@@ -306,7 +306,7 @@ def test_missing_model_names_the_asset_command(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_end_to_end_with_smollm2(llm_server):
     ready = httpx.get(f"{llm_server.url}/ready").json()
-    assert ready["generator"] != "extractive"
+    assert ready["generator"] == "llm"
     body = post(llm_server, "/v1/ask", {"question": QUESTION, "k": 3}).json()
     assert body["answer"] and body["answer"] != IDK and not body["refused"]
     assert body["sources"][0]["path"] == "library/functools.rst"

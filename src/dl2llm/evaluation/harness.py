@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dl2llm.evaluation import metrics
+from dl2llm.evaluation import judge, metrics
 from dl2llm.evaluation.dataset import EvalItem
+from dl2llm.evaluation.questions import Question, Unanswerable
 from dl2llm.rag import build_index, default_data_dir, ensure_index, sample_documents
-from dl2llm.rag.generate import CONTEXT_PASSAGES
 from dl2llm.rag.index import Encoder, Index
 from dl2llm.rag.pipeline import RAGPipeline
 from dl2llm.rag.retrieve import Retriever
@@ -77,12 +77,12 @@ def evaluate_answers(
         started = time.perf_counter()
         prepared = pipeline.prepare(item.question, k, mode)
         if not retrieval:
-            prepared.hits, prepared.refused = [], False
+            prepared.hits, prepared.evidence, prepared.refused = [], [], False
         text = "".join(pipeline.stream(prepared, max_new_tokens)).strip()
         elapsed = 1000 * (time.perf_counter() - started)
         evidence = pipeline.retriever.retrieve(item.question, k, mode) if not retrieval else None
         passages = [hit.text for hit in (evidence or prepared.hits)]
-        shown = prepared.hits[:CONTEXT_PASSAGES]  # what the citations number
+        shown = prepared.hits  # what the citations number
         rows.append(
             {
                 "question": item.question,
@@ -95,6 +95,8 @@ def evaluate_answers(
                 "citation_accuracy": metrics.citation_accuracy(
                     text, [hit.chunk_id in item.gold_chunk_ids for hit in shown]
                 ),
+                "faithfulness": judge.faithfulness(text, passages_of(shown)),
+                "junk": judge.junk_kind(text),
                 "latency_ms": elapsed,
             }
         )
@@ -106,6 +108,10 @@ def summarize(rows: Sequence[dict]) -> dict:
     summary = {}
     for name in ("em", "f1", "similarity", "groundedness", "citation_accuracy", "refused"):
         summary[name] = metrics.bootstrap_interval([row[name] for row in rows])
+    summary["faithfulness"] = metrics.bootstrap_interval([row["faithfulness"] for row in rows])
+    summary["junk_rate"] = metrics.bootstrap_interval(
+        [float(row["junk"] is not None) for row in rows]
+    )
     summary.update(metrics.latency_percentiles([row["latency_ms"] for row in rows]))
     return summary
 
@@ -142,3 +148,101 @@ def open_index(encoder: Encoder, quick: bool, data_dir: Path | None = None) -> I
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     documents, source = sample_documents()
     return build_index(documents, folder, encoder, source=source, progress=False)
+
+
+def passages_of(hits: Sequence) -> list[str]:
+    """What a citation ``【n】`` points at: the n-th shown passage, with its title."""
+    return [f"{hit.title}\n{hit.text}" for hit in hits]
+
+
+def _answer(pipeline: RAGPipeline, question: str, k: int, mode: str, retrieval: bool):
+    """``(prepared, answer text, milliseconds)`` of one question, timed end to end."""
+    started = time.perf_counter()
+    prepared = pipeline.prepare(question, k, mode)
+    if not retrieval:
+        prepared.hits, prepared.evidence, prepared.refused = [], [], False
+    text = "".join(pipeline.stream(prepared)).strip()
+    return prepared, text, 1000 * (time.perf_counter() - started)
+
+
+def ask_answerable(
+    pipeline: RAGPipeline,
+    questions: Sequence[Question],
+    k: int = 5,
+    mode: str = "hybrid",
+    retrieval: bool = True,
+    label: str = "answerable",
+) -> list[dict]:
+    """One row per hand-written question: the answer and every per-answer criterion."""
+    rows = []
+    for item in tqdm(questions, desc=label, leave=False):
+        prepared, text, elapsed = _answer(pipeline, item.question, k, mode, retrieval)
+        passages = passages_of(prepared.hits)
+        refused = prepared.refused or judge.is_refusal(text)
+        rows.append(
+            {
+                "question": item.question,
+                "answer": text,
+                "gold_docs": list(item.gold_docs),
+                "key_terms": list(item.key_terms),
+                "retrieved_gold": any(hit.doc_id in item.gold_docs for hit in prepared.hits),
+                "confidence": prepared.confidence,
+                "evidence_score": prepared.evidence[0].score if prepared.evidence else None,
+                "out_of_scope": prepared.out_of_scope,
+                "refused": refused,
+                "key_term": (not refused) and judge.names_key_term(text, item.key_terms),
+                "citation_accuracy": judge.citation_accuracy(text, passages, item.key_terms),
+                "faithfulness": judge.faithfulness(text, passages),
+                "junk": judge.junk_kind(text),
+                "latency_ms": elapsed,
+            }
+        )
+    return rows
+
+
+def ask_unanswerable(
+    pipeline: RAGPipeline,
+    questions: Sequence[Unanswerable],
+    k: int = 5,
+    mode: str = "hybrid",
+    retrieval: bool = True,
+    label: str = "unanswerable",
+) -> list[dict]:
+    """One row per question the docs cannot answer: did the system refuse it?"""
+    rows = []
+    for item in tqdm(questions, desc=label, leave=False):
+        prepared, text, elapsed = _answer(pipeline, item.question, k, mode, retrieval)
+        rows.append(
+            {
+                "question": item.question,
+                "kind": item.kind,
+                "answer": text,
+                "confidence": prepared.confidence,
+                "evidence_score": prepared.evidence[0].score if prepared.evidence else None,
+                "out_of_scope": prepared.out_of_scope,
+                "refused": prepared.refused or judge.is_refusal(text),
+                "junk": judge.junk_kind(text),
+                "latency_ms": elapsed,
+            }
+        )
+    return rows
+
+
+def summarize_user(answerable_rows: Sequence[dict], unanswerable_rows: Sequence[dict]) -> dict:
+    """The headline numbers of one system, each a mean with its bootstrap 95% interval."""
+    interval = metrics.bootstrap_interval
+    in_domain = [r for r in unanswerable_rows if r["kind"] != "off_topic"]
+    off_topic = [r for r in unanswerable_rows if r["kind"] == "off_topic"]
+    everything = [*answerable_rows, *unanswerable_rows]
+    answered = [r for r in answerable_rows if not r["refused"]]
+    return {
+        "key_term_accuracy": interval([float(r["key_term"]) for r in answerable_rows]),
+        "citation_accuracy": interval([r["citation_accuracy"] for r in answered]),
+        "faithfulness": interval([r["faithfulness"] for r in answered]),
+        "junk_rate": interval([float(r["junk"] is not None) for r in everything]),
+        "false_refusal_rate": interval([float(r["refused"]) for r in answerable_rows]),
+        "wrong_on_unanswerable": interval([float(not r["refused"]) for r in in_domain]),
+        "wrong_on_off_topic": interval([float(not r["refused"]) for r in off_topic]),
+        "retrieval_recall": interval([float(r["retrieved_gold"]) for r in answerable_rows]),
+        **metrics.latency_percentiles([r["latency_ms"] for r in answerable_rows]),
+    }

@@ -28,8 +28,10 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from sklearn.metrics import ndcg_score
 
-IDK_PATTERN = re.compile(r"\bi don'?t know\b", re.IGNORECASE)
-CITATION = re.compile(r"\[(\d+)\]")
+from dl2llm.rag.checks import citations, is_refusal, strip_markers
+
+__all__ = ["is_refusal"]  # re-exported for the FAQ evaluation
+
 SENTENCE = re.compile(r"(?<=[.!?])\s+")
 GROUNDED_THRESHOLD = 0.5
 
@@ -89,13 +91,8 @@ def token_f1(prediction: str, gold: str) -> float:
 
 
 def strip_citations(text: str) -> str:
-    """The answer without its ``[n]`` markers."""
-    return " ".join(CITATION.sub(" ", text).split())
-
-
-def is_refusal(text: str) -> bool:
-    """Does the answer say "I don't know"?"""
-    return bool(IDK_PATTERN.search(text))
+    """The answer without its ``【n】`` (or ``[n]``) markers."""
+    return strip_markers(text)
 
 
 def sentences(text: str) -> list[str]:
@@ -126,7 +123,7 @@ def citation_accuracy(answer: str, passage_is_gold: Sequence[bool]) -> float | N
     A citation of a passage that was never shown counts as wrong; ``None``
     when the answer cites nothing.
     """
-    cited = [int(n) for n in CITATION.findall(answer)]
+    cited = citations(answer)
     if not cited:
         return None
     right = [1 <= n <= len(passage_is_gold) and passage_is_gold[n - 1] for n in cited]

@@ -9,8 +9,10 @@ parts, one module each:
 - :mod:`~dl2llm.rag.index` -- MiniLM vectors in FAISS + SQLite metadata + BM25,
   built and edited atomically;
 - :mod:`~dl2llm.rag.retrieve` -- dense, BM25 and hybrid (reciprocal rank fusion);
-- :mod:`~dl2llm.rag.generate` -- the grounded, cited, streamed answer;
-- :mod:`~dl2llm.rag.pipeline` -- the refusal threshold and ``ask()``.
+- :mod:`~dl2llm.rag.evidence` -- the sentences that answer, and what is out of scope;
+- :mod:`~dl2llm.rag.generate` -- the cited answer, from the evidence or an LLM;
+- :mod:`~dl2llm.rag.checks` -- citations, support and junk, for the LLM's output;
+- :mod:`~dl2llm.rag.pipeline` -- the refusal thresholds and ``ask()``.
 
 :func:`load_pipeline` wires them together for the command line and the service.
 """
@@ -20,14 +22,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from dl2llm import paths
-from dl2llm.rag.generate import ExtractiveGenerator, LLMGenerator
+from dl2llm.rag.generate import EvidenceGenerator, LLMGenerator
 from dl2llm.rag.index import Encoder, Index, build_index, chunker_version, read_corpus
 from dl2llm.rag.ingest import Document
 from dl2llm.rag.pipeline import (
     RAGPipeline,
     calibrate_threshold,
     faq_questions,
-    load_min_confidence,
+    load_thresholds,
 )
 from dl2llm.rag.retrieve import Hit, Retriever
 
@@ -105,29 +107,43 @@ def ensure_index(
     return Index.load(data_dir)
 
 
+GENERATORS = ("evidence", "llm", "previous")
+DEFAULT_GENERATOR = "evidence"  # the best measured (capstone/REPORT.md): what `make run` serves
+
+
 def load_pipeline(
     index: Index,
     encoder: Encoder,
     llm: str | Path | None = None,
-    extractive: bool = False,
+    generator: str = DEFAULT_GENERATOR,
     max_new_tokens: int = 128,
     adapter: str | Path | None = None,
 ) -> RAGPipeline:
-    """A ready :class:`RAGPipeline` over ``index`` with SmolLM2 (or the extractive baseline).
+    """A ready :class:`RAGPipeline` over ``index``.
 
-    ``adapter`` is a LoRA adapter file (see :func:`dl2llm.finetune.lora.save_lora`)
-    merged into the LLM, e.g. the capstone fine-tuning pipeline's.
+    ``generator`` (see :mod:`dl2llm.rag.generate`): ``evidence`` answers with
+    the evidence alone, no language model (the default, the best measured);
+    ``llm`` lets SmolLM2 (or ``llm``) phrase the evidence, checked; ``previous``
+    is the earlier design, the LLM answering from 80-word passages. ``adapter``
+    is a LoRA adapter file (see :func:`dl2llm.finetune.lora.save_lora`) merged
+    into the LLM.
     """
-    generator = (
-        ExtractiveGenerator(max_new_tokens)
-        if extractive
-        else LLMGenerator.load(llm, max_new_tokens=max_new_tokens, adapter=adapter)
-    )
-    threshold = load_min_confidence(index.folder.parent)
-    return RAGPipeline(Retriever(index, encoder), generator, threshold)
+    if generator not in GENERATORS:
+        raise ValueError(f"unknown generator '{generator}' (use one of {', '.join(GENERATORS)})")
+    if generator == "evidence":
+        answerer = EvidenceGenerator(max_new_tokens)
+    else:
+        style = "evidence" if generator == "llm" else "passages"
+        answerer = LLMGenerator.load(llm, max_new_tokens, adapter=adapter, style=style)
+    min_confidence, min_evidence = load_thresholds(index)
+    scope_check = generator != "previous"
+    retriever = Retriever(index, encoder)
+    return RAGPipeline(retriever, answerer, min_confidence, min_evidence, scope_check)
 
 
 __all__ = [
+    "DEFAULT_GENERATOR",
+    "GENERATORS",
     "Encoder",
     "Hit",
     "Index",

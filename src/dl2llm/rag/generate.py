@@ -1,30 +1,26 @@
-"""Grounded generation: numbered passages in, an answer with citations out.
+"""Generation: an answer from the evidence, optionally phrased by a language model.
 
-The generator sees only what retrieval found. The prompt numbers the passages
-``[1] ... [n]`` and asks the model to answer from them, cite them as ``[1]``,
-and say "I don't know" when they do not hold the answer (the recipe of Lewis et
-al., 2020, with the citation format of Nakano et al., 2021, "WebGPT"). The
-offline model, SmolLM2-135M-Instruct, is small: it is fluent but often wrong, it
-loops under greedy decoding, and every prompt token costs time on a CPU. So we
-keep the prompt to a few trimmed passages, decode greedily, forbid repeating an
-n-gram of the answer itself (quoting the passages stays allowed), cite for it
-when it forgets to (:func:`missing_citations`), and stream tokens as they come
-so a reader sees progress at once.
+Three generators share one interface, ``stream(prepared, max_new_tokens)``
+over a :class:`~dl2llm.rag.pipeline.Prepared` question:
 
-Two things make an answer fast on a laptop CPU without changing a single
-token of it. The answer stops after its second sentence (the prompt asks for
-one or two; the small model otherwise rambles on to the token limit,
-:func:`sentences_end`). And decoding uses prompt lookup (Saxena, 2023,
-"Prompt Lookup Decoding"; ``prompt_lookup_num_tokens`` in ``generate``): a
-grounded answer quotes its passages, so the tokens that followed the last few
-generated tokens in the prompt are proposed as a draft and checked in one
-forward pass; greedy decoding keeps exactly the tokens it would have chosen
-anyway, often several per pass. (int8 weights were faster still, but made the
-135M model stop quoting and start inventing, so we keep fp32.)
+- :class:`EvidenceGenerator` -- no language model: the API entry and the
+  sentences that answer the question, cited (:mod:`dl2llm.rag.evidence`).
+- :class:`LLMGenerator` with ``style="evidence"`` -- SmolLM2-135M-Instruct
+  writes one sentence from that evidence alone; :func:`check_phrasing` then
+  asks whether it names an API of the evidence, is supported by it and is not
+  junk, and the evidence follows it. When the check fails, the reader gets
+  the evidence alone: the model may help, never hurt.
+- :class:`LLMGenerator` with ``style="passages"`` -- the previous system, kept
+  as the baseline it is measured against: the model answers from the first
+  80 words of three numbered passages (Lewis et al., 2020, with the citation
+  format of Nakano et al., 2021, "WebGPT").
 
-:class:`ExtractiveGenerator` answers without a language model: the passage
-sentence that shares most words with the question, cited. It is the baseline
-an LLM answer has to beat, and lets the service run where no LLM fits.
+The 135M model is small: it loops under greedy decoding, so we forbid
+repeating an n-gram of the answer itself (quoting the prompt stays allowed),
+stop at the end of a sentence, and decode with prompt lookup (Saxena, 2023,
+"Prompt Lookup Decoding"; ``prompt_lookup_num_tokens`` in ``generate``): an
+answer that quotes its evidence gets several tokens per forward pass, the very
+tokens greedy decoding would have chosen anyway.
 """
 
 from __future__ import annotations
@@ -33,13 +29,24 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from dl2llm.rag.checks import MARKER, cite, junk_kind, strip_markers, supported
+from dl2llm.rag.evidence import Evidence, api_signatures, evidence_answer
 from dl2llm.rag.index import tokenize
 from dl2llm.rag.retrieve import Hit
 
+if TYPE_CHECKING:
+    from dl2llm.rag.pipeline import Prepared
+
 IDK = "I don't know."
+EVIDENCE_INSTRUCTION = (
+    "Answer the question in one sentence using only the evidence above, and name the "
+    "function, class or module it is about."
+)
+EVIDENCE_SENTENCES = 3
 INSTRUCTION = (
     "Answer the question in one or two sentences using only the passages above, and cite "
     f'the passage you used like [1]. If they do not answer it, say "{IDK}"'
@@ -125,8 +132,74 @@ class _Cancelled:
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
 
 
+class Generator(Protocol):
+    """What the pipeline needs of a generator."""
+
+    name: str
+    uses_evidence: bool  # does it need Prepared.evidence (else it is not computed)
+
+    def stream(self, prepared: Prepared, max_new_tokens: int | None = None) -> Iterator[str]: ...
+
+
+class EvidenceGenerator:
+    """No language model: the evidence answer (:func:`~dl2llm.rag.evidence.evidence_answer`)."""
+
+    name = "evidence"
+    uses_evidence = True
+
+    def __init__(self, max_new_tokens: int = 128):
+        self.max_new_tokens = max_new_tokens
+
+    def stream(self, prepared: Prepared, max_new_tokens: int | None = None) -> Iterator[str]:
+        """The evidence answer word by word ("I don't know." when there is no evidence)."""
+        yield from re.findall(r"\s*\S+", evidence_answer(prepared.evidence) or IDK)
+
+
+def build_evidence_messages(question: str, evidence: Sequence[Evidence]) -> list[dict[str, str]]:
+    """The evidence prompt: the question, the best sentences with their API names, the task."""
+    lines = []
+    for item in evidence[:EVIDENCE_SENTENCES]:
+        signatures = api_signatures(item.hit)
+        lead = f"{signatures[0]}: " if signatures else ""
+        lines.append(f"- {lead}{item.sentence}")
+    content = f"Question: {question}\n\nEvidence:\n" + "\n".join(lines)
+    return [{"role": "user", "content": f"{content}\n\n{EVIDENCE_INSTRUCTION}"}]
+
+
+def evidence_names(evidence: Sequence[Evidence]) -> set[str]:
+    """The API names an answer from ``evidence`` may lead with (last parts, lower case)."""
+    names = set()
+    for item in evidence[:EVIDENCE_SENTENCES]:
+        for signature in api_signatures(item.hit):
+            name = re.split(r"[\s(\[]", signature, maxsplit=1)[0]
+            names.update({name.lower(), name.rpartition(".")[2].lower()})
+    return names
+
+
+def check_phrasing(text: str, evidence: Sequence[Evidence]) -> str | None:
+    """Why the model's sentence may not be shown, or None when it passes.
+
+    It must not be junk (:func:`~dl2llm.rag.checks.junk_kind`), must be
+    supported by the evidence (:func:`~dl2llm.rag.checks.supported`), must not
+    say "I don't know" while there is evidence, and -- when the evidence is an
+    API entry -- must name one of its APIs.
+    """
+    if kind := junk_kind(text):
+        return kind
+    if re.search(r"\bdon'?t know\b", text, re.IGNORECASE):
+        return "refused"
+    source = " ".join(f"{item.hit.title} {item.sentence}" for item in evidence[:EVIDENCE_SENTENCES])
+    if not supported(text, source):
+        return "unsupported"
+    names = evidence_names(evidence)
+    words = {w.lower() for w in re.findall(r"[\w.]+", text)}
+    if names and not names & {w.rstrip(".") for w in words}:
+        return "names no API of the evidence"
+    return None
+
+
 class LLMGenerator:
-    """SmolLM2-135M-Instruct (or any chat model) answering from passages, streamed."""
+    """SmolLM2-135M-Instruct (or any chat model) answering from the evidence or passages."""
 
     def __init__(
         self,
@@ -134,11 +207,17 @@ class LLMGenerator:
         tokenizer,
         max_new_tokens: int = 128,
         prompt_lookup_tokens: int | None = PROMPT_LOOKUP_TOKENS,
+        style: str = "evidence",
     ):
+        if style not in STYLES:
+            raise ValueError(f"unknown style '{style}' (use one of {', '.join(STYLES)})")
         self.model, self.tokenizer = model, tokenizer
         self.max_new_tokens = max_new_tokens
         self.prompt_lookup_tokens = prompt_lookup_tokens  # None: plain greedy decoding
+        self.style = style
+        self.uses_evidence = style == "evidence"
         self.name = Path(getattr(model.config, "_name_or_path", "llm")).name or "llm"
+        self.rejections: dict[str, int] = {}  # why phrasings were not shown, for /metrics
         self._lock = threading.Lock()  # one generation at a time per worker
 
     @classmethod
@@ -147,6 +226,7 @@ class LLMGenerator:
         name_or_path: str | Path | None = None,
         max_new_tokens: int = 128,
         adapter: str | Path | None = None,
+        style: str = "evidence",
     ):
         """Load through :func:`dl2llm.models.load_llm` (offline SmolLM2 by default).
 
@@ -159,22 +239,51 @@ class LLMGenerator:
         if adapter is not None:
             load_lora(model, adapter)
             merge_lora(model)
-        return cls(model, tokenizer, max_new_tokens)
+        return cls(model, tokenizer, max_new_tokens, style=style)
 
-    def stream(
-        self, question: str, hits: Sequence[Hit], max_new_tokens: int | None = None
+    def stream(self, prepared: Prepared, max_new_tokens: int | None = None) -> Iterator[str]:
+        """The answer in pieces: see the module's docstring for the two styles."""
+        if self.style == "passages":
+            yield from self._passages_answer(prepared, max_new_tokens)
+            return
+        evidence = evidence_answer(prepared.evidence)
+        if not evidence:
+            yield IDK
+            return
+        messages = build_evidence_messages(prepared.question, prepared.evidence)
+        text = "".join(self.generate(messages, max_new_tokens, sentences=1)).strip()
+        reason = check_phrasing(text, prepared.evidence)
+        if reason is None:
+            yield f"{strip_markers(text)} {cite(prepared.evidence[0].number)}\n\n"
+        else:
+            self.rejections[reason] = self.rejections.get(reason, 0) + 1
+        yield evidence
+
+    def _passages_answer(self, prepared: Prepared, max_new_tokens: int | None) -> Iterator[str]:
+        """The previous system: numbered 80-word passages in, cited answer out."""
+        hits = prepared.hits[:CONTEXT_PASSAGES]
+        pieces = []
+        generated = self.generate(build_messages(prepared.question, hits), max_new_tokens)
+        for piece in drop_unknown_citations(generated, len(hits)):
+            pieces.append(piece)
+            yield piece
+        if suffix := missing_citations("".join(pieces), hits):
+            yield suffix
+
+    def generate(
+        self,
+        messages: list[dict[str, str]],
+        max_new_tokens: int | None = None,
+        sentences: int = MAX_SENTENCES,
     ) -> Iterator[str]:
-        """Yield the answer's text piece by piece, up to the end of its second sentence.
+        """Yield the reply to ``messages`` piece by piece, up to its ``sentences``-th sentence.
 
         Generation stops there (or at the token limit); closing the iterator stops it too.
         """
         from transformers import LogitsProcessorList, StoppingCriteriaList, TextIteratorStreamer
 
         inputs = self.tokenizer.apply_chat_template(
-            build_messages(question, hits[:CONTEXT_PASSAGES]),
-            add_generation_prompt=True,
-            return_tensors="pt",
-            return_dict=True,
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
         prompt_length = inputs["input_ids"].shape[1]
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
@@ -194,7 +303,7 @@ class LLMGenerator:
         try:
             text = ""
             for piece in streamer:
-                end = sentences_end(text + piece)
+                end = sentences_end(text + piece, sentences)
                 if end is not None:
                     yield piece[: end - len(text)]
                     return
@@ -209,38 +318,42 @@ class LLMGenerator:
             self.model.generate(**settings)
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])")
-_CITATION = re.compile(r"\[\d+\]")
+STYLES = ("evidence", "passages")
 MIN_SHARED_TERMS = 3
 
 
 def drop_unknown_citations(pieces: Iterable[str], passages: int) -> Iterator[str]:
-    """Stream ``pieces`` without citations of passages the model never saw.
+    """Stream ``pieces`` with the model's ``[n]`` citations as ``【n】``, unseen ones dropped.
 
     The prompt shows ``passages`` passages; a small model still writes ``[4]``
     or ``[5]``. Text from a ``[`` is held back until the bracket closes (or
-    cannot be a citation), then passed on unless it cites a number out of range.
+    cannot be a citation), then passed on. A ``[`` right after a name, a
+    bracket or a quote is code (``argv[0]``, ``lst[5]``) and passes untouched.
     """
-    held = ""
+    held, before = "", ""  # text not passed on yet; the last character passed on
     for piece in pieces:
         held += piece
         while held:
             start = held.find("[")
             if start < 0:
-                yield held
-                held = ""
+                out, held = held, ""
+            elif re.search(r"[\w\])}'\"]$", before + held[:start]):
+                end = held.find("]", start)  # code: argv[0] passes untouched
+                if end < 0:
+                    break
+                out, held = held[: end + 1], held[end + 1 :]
             elif start > 0:
-                yield held[:start]
-                held = held[start:]
+                out, held = held[:start], held[start:]
             elif match := re.match(r"\[(\d+)\]", held):
-                if 1 <= int(match.group(1)) <= passages:
-                    yield match.group(0)
-                held = held[match.end() :]
+                number = int(match.group(1))
+                out, held = (cite(number) if 1 <= number <= passages else ""), held[match.end() :]
             elif re.fullmatch(r"\[\d*", held):
                 break  # maybe a citation: wait for more text
             else:
-                yield held[0]
-                held = held[1:]
+                out, held = held[0], held[1:]
+            if out:
+                before = out[-1]
+                yield out
     if held:
         yield held
 
@@ -251,10 +364,10 @@ def missing_citations(answer: str, hits: Sequence[Hit], most: int = 2) -> str:
     Post-hoc attribution (Gao et al., 2023, "Enabling Large Language Models to
     Generate Text with Citations"): a small model often forgets to cite, so we
     cite for it -- up to ``most`` passages sharing at least ``MIN_SHARED_TERMS``
-    content words with the answer, best first, as ``" [2][1]"``. Returns ``""``
+    content words with the answer, best first, as ``" 【2】【1】"``. Returns ``""``
     when the answer already cites, refuses, or matches no passage.
     """
-    if _CITATION.search(answer) or answer.strip() == IDK:
+    if MARKER.search(answer) or answer.strip() == IDK:
         return ""
     terms = set(tokenize(answer))
     shared = [
@@ -262,32 +375,4 @@ def missing_citations(answer: str, hits: Sequence[Hit], most: int = 2) -> str:
         for n, hit in enumerate(hits[:CONTEXT_PASSAGES], start=1)
     ]
     cited = [n for overlap, _, n in sorted(shared, reverse=True) if overlap >= MIN_SHARED_TERMS]
-    return " " + "".join(f"[{n}]" for n in cited[:most]) if cited else ""
-
-
-class ExtractiveGenerator:
-    """No LLM: answer with the passage sentence that best overlaps the question, cited."""
-
-    name = "extractive"
-
-    def __init__(self, max_new_tokens: int = 128):
-        self.max_new_tokens = max_new_tokens
-
-    def stream(
-        self, question: str, hits: Sequence[Hit], max_new_tokens: int | None = None
-    ) -> Iterator[str]:
-        """Yield the chosen sentence word by word, then its citation."""
-        if not hits:
-            yield IDK
-            return
-        wanted = set(tokenize(question))
-        candidates = [
-            (len(wanted & set(tokenize(sentence))), -n, sentence, n)
-            for n, hit in enumerate(hits[:CONTEXT_PASSAGES], start=1)
-            for sentence in _SENTENCE.split(hit.text)
-        ]
-        _, _, sentence, source = max(candidates)
-        words = sentence.split()[: max_new_tokens or self.max_new_tokens]
-        for position, word in enumerate(words):
-            yield word if position == 0 else f" {word}"
-        yield f" [{source}]"
+    return " " + "".join(cite(n) for n in cited[:most]) if cited else ""

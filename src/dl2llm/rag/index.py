@@ -36,7 +36,7 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +58,9 @@ STAGING_PREFIX = ".index-build-"
 MANIFEST, DATABASE, VECTORS = "manifest.json", "chunks.sqlite", "vectors.faiss"
 EDIT_KEEPS = ("encoder", "source", "max_words", "chunker")  # what adds and deletes leave as is
 ENCODE_BATCH = 32
+SHORT_TOKENS = 64  # where Encoder.encode_short cuts a text
 BUILD_COMMAND = "`python capstone/retrieval_augmented_generation.py --rebuild`"
+_NAMES = re.compile(r"[a-z_]\w*(?:\.[a-z_]\w*)*")
 
 _SCHEMA = """
 CREATE TABLE documents (doc_id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, chunks INTEGER NOT NULL);
@@ -125,13 +127,21 @@ class Encoder:
 
     def encode_query(self, text: str) -> np.ndarray:
         """``(1, dim)``: one query, through ONNX Runtime when it is enabled."""
+        return self.encode_short([text], self.model.max_seq_length)
+
+    def encode_short(self, texts: Sequence[str], max_tokens: int = SHORT_TOKENS) -> np.ndarray:
+        """``(N, dim)``: a few short texts (a query, candidate sentences), cut at ``max_tokens``.
+
+        One padded batch through ONNX Runtime when it is enabled; the cut keeps
+        a long code listing from making every text in the batch as slow as it.
+        """
         if self.query_session is None:
-            return self.encode([text])
+            return self.encode([" ".join(text.split()[:max_tokens]) for text in texts])
         inputs = self.model.tokenizer(
-            [text], truncation=True, max_length=self.model.max_seq_length, return_tensors="np"
+            list(texts), truncation=True, max_length=max_tokens, padding=True, return_tensors="np"
         )
         feed = {name: inputs[name].astype(np.int64) for name in ONNX_INPUTS}
-        return self.query_session.run(None, feed)[0].astype(np.float32)  # (1, dim)
+        return self.query_session.run(None, feed)[0].astype(np.float32)  # (N, dim)
 
 
 ONNX_INPUTS = ("input_ids", "attention_mask")
@@ -226,6 +236,24 @@ class Index:
     def documents(self) -> list[str]:
         """Ids of the indexed documents, sorted."""
         return sorted({chunk.doc_id for chunk in self.chunks.values()})
+
+    @cached_property
+    def names(self) -> frozenset[str]:
+        """Every word and dotted name the corpus mentions, lower case, with the tails of dotted
+        names and API ids (``os.path.join`` -> ``path.join``, ``join``)."""
+        names: set[str] = set()
+        for chunk in self.chunks.values():
+            found = _NAMES.findall(f"{chunk.anchor} {chunk.title} {chunk.text}".lower())
+            for name in found:
+                parts = name.split(".")
+                names.update(".".join(parts[i:]) for i in range(len(parts)))
+        return frozenset(names)
+
+    @cached_property
+    def modules(self) -> frozenset[str]:
+        """Modules with a page of their own, lower case: ``library/os.path.rst`` -> ``os.path``."""
+        pages = (doc.removeprefix("library/").removesuffix(".rst") for doc in self.documents)
+        return frozenset(page.lower() for page in pages if "/" not in page)
 
     @classmethod
     def load(cls, data_dir: str | Path) -> Index:

@@ -35,9 +35,10 @@ _OPTION = re.compile(r"^\s+:[\w-]+:")
 _FIELD = re.compile(r"^:[\w-]+:(\s|$)")
 _MODULE = re.compile(r"^\.\. (?:current)?module:: (\S+)")
 _OBJECT = re.compile(
-    r"^\.\. (function|method|class|decorator|exception|data|attribute|classmethod|"
+    r"^( *)\.\. (function|method|class|decorator|exception|data|attribute|classmethod|"
     r"staticmethod|coroutinefunction|coroutinemethod|decoratormethod):: (.+)$"
 )
+_CONTAINERS = ("class", "exception")  # API entries whose nested entries belong to them
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 
 # Directives whose whole block carries no prose worth retrieving.
@@ -195,10 +196,17 @@ def _is_title(lines: list[str], i: int) -> bool:
 
 
 def _rst_sections(document: Document) -> list[Section]:
-    """Titles and top-level API entries (``.. function:: name(...)``) start sections."""
+    """Titles and API entries (``.. function:: name(...)``, nested methods too) start sections.
+
+    An API entry's title is its signature, with the alternatives that follow it
+    on continuation lines joined by ``" / "`` (``lru_cache(user_function) /
+    lru_cache(maxsize=128, typed=False)``); its anchor is Sphinx's id. A method
+    nested in ``.. class:: Counter`` is titled ``Counter.most_common([n])``, so
+    it is found, and named in an answer, on its own.
+    """
     lines = document.text.splitlines()
     sections: list[Section] = []
-    title, anchor, body, label, module = Path(document.doc_id).stem, "", [], "", ""
+    title, anchor, body, label, module, container = Path(document.doc_id).stem, "", [], "", "", ""
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -212,12 +220,18 @@ def _rst_sections(document: Document) -> list[Section]:
                 body.pop()  # the overline of an over-and-underlined title
             sections.append(Section(title, anchor, "\n".join(body)))
             if obj:
-                title, anchor = obj.group(2).strip(), _object_anchor(obj.group(2), module)
+                indent, kind, signature = obj.groups()
+                signatures, i = _signatures(lines, i, signature)
+                if indent:
+                    signatures = [_qualified(s, container) for s in signatures]
+                else:
+                    container = _object_name(signature) if kind in _CONTAINERS else ""
+                title, anchor = " / ".join(signatures), _object_anchor(signatures[0], module)
             else:
-                title = clean_inline(line.strip())
+                title, container = clean_inline(line.strip()), ""
                 anchor = label or slugify(title)
+                i += 2
             label, body = "", []
-            i += 1 if obj else 2
             continue
         body.append(line)
         i += 1
@@ -225,9 +239,33 @@ def _rst_sections(document: Document) -> list[Section]:
     return [s for s in sections if s.body.strip()]
 
 
+def _signatures(lines: list[str], i: int, first: str) -> tuple[list[str], int]:
+    """A directive's signature and those on its continuation lines; and the line after them."""
+    signatures, column = [first.strip()], lines[i].index("::") + 3
+    i += 1
+    while i < len(lines) and lines[i].strip() and not lines[i].lstrip().startswith(":"):
+        if len(lines[i]) - len(lines[i].lstrip()) < column - 1:
+            break
+        signatures.append(lines[i].strip())
+        i += 1
+    return signatures, i
+
+
+def _object_name(signature: str) -> str:
+    """``Counter([iterable-or-mapping])`` -> ``Counter``."""
+    return re.split(r"[\s(\[]", signature.strip(), maxsplit=1)[0]
+
+
+def _qualified(signature: str, container: str) -> str:
+    """A nested entry's signature with its class in front: ``Counter.most_common([n])``."""
+    if not container or _object_name(signature).startswith(f"{container}."):
+        return signature
+    return f"{container}.{signature}"
+
+
 def _object_anchor(signature: str, module: str) -> str:
     """Sphinx's id of an API entry: ``cache(user_function)`` in functools is ``functools.cache``."""
-    name = re.split(r"[\s(\[]", signature.strip(), maxsplit=1)[0]
+    name = _object_name(signature)
     return name if not module or name.startswith(f"{module}.") else f"{module}.{name}"
 
 

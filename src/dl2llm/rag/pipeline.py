@@ -1,9 +1,13 @@
-"""The RAG pipeline: retrieve, decide whether to answer, generate with citations.
+"""The RAG pipeline: retrieve, decide whether to answer, answer from the evidence.
 
 A grounded system should refuse rather than invent when the corpus has nothing
-relevant. We make that decision *before* generating, from the retrieval
-confidence (the best dense cosine, see :class:`~dl2llm.rag.retrieve.Retrieval`):
-below a threshold the answer is "I don't know". The threshold is calibrated,
+relevant. We make that decision *before* generating, from three signals:
+the question names something the docs do not document
+(:func:`~dl2llm.rag.evidence.out_of_scope`: a third-party package, a feature
+after 3.11), the retrieval confidence (the best dense cosine, see
+:class:`~dl2llm.rag.retrieve.Retrieval`) is below a threshold, or the best
+evidence sentence (:func:`~dl2llm.rag.evidence.select_evidence`) is. Then the
+answer says so instead of guessing. The retrieval threshold is calibrated,
 not guessed: :func:`calibrate_threshold` picks the cut that best separates the
 confidences of questions the corpus answers (the FAQ's own question headings,
 scored against the *rest* of the corpus so that a question never finds itself)
@@ -17,24 +21,21 @@ import json
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
+from dl2llm import paths
 from dl2llm.io import atomic_write_json
-from dl2llm.rag.generate import (
-    CONTEXT_PASSAGES,
-    IDK,
-    ExtractiveGenerator,
-    LLMGenerator,
-    drop_unknown_citations,
-    missing_citations,
-)
-from dl2llm.rag.index import INDEX_FOLDER, Encoder, Index
+from dl2llm.rag.evidence import Evidence, out_of_scope, select_evidence
+from dl2llm.rag.generate import IDK, Generator
+from dl2llm.rag.index import Encoder, Index
 from dl2llm.rag.retrieve import Hit, Retriever
 
 DEFAULT_MIN_CONFIDENCE = 0.35
+DEFAULT_MIN_EVIDENCE = 0.0  # the best evidence sentence's score below which we refuse
 CALIBRATION = "calibration.json"
+DOCS_URL = "https://docs.python.org/3.11/"
+DEV_THRESHOLDS = paths.DATA_DIR / "capstone_qa" / "thresholds.json"
 
 OFF_TOPIC_QUESTIONS = (
     "What is the capital of France?",
@@ -84,53 +85,81 @@ class Answer:
 
 @dataclass
 class Prepared:
-    """A question after retrieval, before generation."""
+    """A question after retrieval, before generation.
+
+    ``evidence``: the passages' sentences, best first (empty when refused
+    before it was needed); ``out_of_scope``: what the question asks about that
+    the docs do not document.
+    """
 
     question: str
     hits: list[Hit]
     confidence: float
     refused: bool
     retrieve_ms: float
+    evidence: list[Evidence] = field(default_factory=list)
+    out_of_scope: list[str] = field(default_factory=list)
+
+
+def refusal(prepared: Prepared) -> str:
+    """What a refused question is told: what is not covered, or "I don't know."."""
+    if prepared.out_of_scope:
+        names = ", ".join(prepared.out_of_scope)
+        return f"I don't know: the Python 3.11 documentation does not cover {names}."
+    return IDK
 
 
 class RAGPipeline:
-    """``ask(question, k, mode)``: retrieval, a refusal check, grounded generation."""
+    """``ask(question, k, mode)``: retrieval, a refusal check, an answer from the evidence."""
 
     def __init__(
         self,
         retriever: Retriever,
-        generator: LLMGenerator | ExtractiveGenerator,
+        generator: Generator,
         min_confidence: float = DEFAULT_MIN_CONFIDENCE,
+        min_evidence: float = DEFAULT_MIN_EVIDENCE,
+        scope_check: bool = True,
     ):
         self.retriever = retriever
         self.generator = generator
         self.min_confidence = min_confidence
+        self.min_evidence = min_evidence
+        self.scope_check = scope_check  # refuse questions about what the docs do not cover
+
+    def source_url(self, hit: Hit) -> str | None:
+        """The web page of ``hit`` when the index holds the bundled Python docs, else None."""
+        from dl2llm.data import python_docs_dir
+
+        if self.retriever.index.manifest.get("source") != str(python_docs_dir()):
+            return None
+        page = hit.doc_id.removesuffix(".rst")
+        return f"{DOCS_URL}{page}.html" + (f"#{hit.anchor}" if hit.anchor else "")
 
     def prepare(self, question: str, k: int = 5, mode: str = "hybrid") -> Prepared:
-        """Retrieve and decide whether to answer."""
+        """Retrieve, pick the evidence, and decide whether to answer."""
         found = self.retriever.search(question, k, mode)
-        refused = found.confidence < self.min_confidence
-        return Prepared(question, found.hits, found.confidence, refused, 1000 * found.seconds)
+        prepared = Prepared(question, found.hits, found.confidence, False, 0.0)
+        index = self.retriever.index
+        if self.scope_check:
+            prepared.out_of_scope = out_of_scope(question, index.modules, index.names)
+        confident = found.confidence >= self.min_confidence
+        if not prepared.out_of_scope and confident and self.generator.uses_evidence:
+            prepared.evidence = select_evidence(
+                question, found.hits, self.retriever.encoder.encode_short
+            )
+        weak = bool(self.generator.uses_evidence) and (
+            not prepared.evidence or prepared.evidence[0].score < self.min_evidence
+        )
+        prepared.refused = bool(prepared.out_of_scope) or not confident or weak
+        prepared.retrieve_ms = 1000 * found.seconds
+        return prepared
 
     def stream(self, prepared: Prepared, max_new_tokens: int | None = None) -> Iterator[str]:
-        """The answer's text in pieces (one piece, "I don't know.", when refused).
-
-        Citations of passages the generator never saw are dropped, and an
-        answer that cites nothing gets its citations attributed at the end (see
-        :func:`~dl2llm.rag.generate.drop_unknown_citations` and
-        :func:`~dl2llm.rag.generate.missing_citations`).
-        """
+        """The answer's text in pieces (one piece, the refusal, when refused)."""
         if prepared.refused:
-            yield IDK
+            yield refusal(prepared)
             return
-        pieces = []
-        generated = self.generator.stream(prepared.question, prepared.hits, max_new_tokens)
-        shown = min(len(prepared.hits), CONTEXT_PASSAGES)
-        for piece in drop_unknown_citations(generated, shown):
-            pieces.append(piece)
-            yield piece
-        if suffix := missing_citations("".join(pieces), prepared.hits):
-            yield suffix
+        yield from self.generator.stream(prepared, max_new_tokens)
 
     def ask(
         self, question: str, k: int = 5, mode: str = "hybrid", max_new_tokens: int | None = None
@@ -149,12 +178,23 @@ class RAGPipeline:
         return Answer(question, text, prepared.hits, prepared.confidence, prepared.refused, timings)
 
 
-def load_min_confidence(data_dir: str | Path) -> float:
-    """The calibrated threshold saved next to the index, else the default."""
-    path = Path(data_dir) / INDEX_FOLDER / CALIBRATION
+def load_thresholds(index: Index) -> tuple[float, float]:
+    """``(min_confidence, min_evidence)`` for ``index``.
+
+    An index of the bundled Python docs uses the thresholds tuned on the
+    evaluation's dev questions (:data:`DEV_THRESHOLDS`, written by
+    ``capstone/evaluation_metrics.py --tune``); another corpus uses the
+    retrieval threshold calibrated when it was built, else the defaults.
+    """
+    from dl2llm.data import python_docs_dir
+
+    if index.manifest.get("source") == str(python_docs_dir()) and DEV_THRESHOLDS.is_file():
+        tuned = json.loads(DEV_THRESHOLDS.read_text())
+        return float(tuned["min_confidence"]), float(tuned["min_evidence"])
+    path = index.folder / CALIBRATION
     if not path.is_file():
-        return DEFAULT_MIN_CONFIDENCE
-    return float(json.loads(path.read_text())["threshold"])
+        return DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_EVIDENCE
+    return float(json.loads(path.read_text())["threshold"]), DEFAULT_MIN_EVIDENCE
 
 
 def faq_questions(index: Index) -> list[tuple[str, str, str]]:

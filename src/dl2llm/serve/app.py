@@ -74,9 +74,16 @@ def sse(data: dict | str, event: str | None = None) -> str:
     return (f"event: {event}\n" if event else "") + f"data: {payload}\n\n"
 
 
-def _sources(prepared: Prepared) -> list[dict]:
+def _sources(rag: RAGPipeline, prepared: Prepared) -> list[dict]:
     return [
-        {"title": h.title, "path": h.path, "anchor": h.anchor, "score": h.score, "text": h.text}
+        {
+            "title": h.title,
+            "path": h.path,
+            "anchor": h.anchor,
+            "url": rag.source_url(h),
+            "score": h.score,
+            "text": h.text,
+        }
         for h in prepared.hits
     ]
 
@@ -110,7 +117,7 @@ def _ask_events(
 ) -> Iterator[str]:
     """``sources``, then one ``token`` event per piece of the answer, then ``done``."""
     meta = {"confidence": prepared.confidence, "refused": prepared.refused}
-    yield sse({"sources": _sources(prepared), **meta}, "sources")
+    yield sse({"sources": _sources(rag, prepared), **meta}, "sources")
     generated, pieces = time.perf_counter(), []
     for piece in rag.stream(prepared):
         pieces.append(piece)
@@ -206,7 +213,7 @@ def _add_question_routes(
 
     @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS)
     async def ask(body: AskRequest, rag: Ready):
-        """Answer a question from the documents, citing the sources as [1], [2], ..."""
+        """Answer a question from the documents, citing the sources as 【1】, 【2】, ..."""
         started = time.perf_counter()
         prepared = await run_in_threadpool(rag.prepare, body.question, body.k, body.mode)
         metrics.stage.labels("retrieve").observe(prepared.retrieve_ms / 1000)
@@ -217,7 +224,7 @@ def _add_question_routes(
         text = await run_in_threadpool(lambda: "".join(rag.stream(prepared)).strip())
         return {
             "answer": text,
-            "sources": _sources(prepared),
+            "sources": _sources(rag, prepared),
             "confidence": prepared.confidence,
             "refused": prepared.refused,
             "timings": _timings(prepared, started, generated, metrics),
@@ -242,7 +249,7 @@ def _add_question_routes(
             "object": "chat.completion",
             "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            "sources": _sources(prepared),
+            "sources": _sources(rag, prepared),
         }
 
 

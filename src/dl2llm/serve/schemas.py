@@ -40,11 +40,12 @@ class AskRequest(BaseModel):
 
 
 class Source(BaseModel):
-    """A retrieved passage; the answer cites it as ``[n]`` by its position (from 1)."""
+    """A retrieved passage; the answer cites it as ``【n】`` by its position (from 1)."""
 
     title: str
     path: str = Field(description="relative to the corpus root, e.g. library/functools.rst")
     anchor: str
+    url: str | None = Field(None, description="its page in the online documentation, if any")
     score: float
     text: str
 

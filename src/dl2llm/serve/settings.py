@@ -13,6 +13,8 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields
 
+from dl2llm.rag import DEFAULT_GENERATOR
+
 SETTINGS_ENV = "DL2LLM_SERVE_SETTINGS"
 API_KEY_ENV = "DL2LLM_API_KEY"
 
@@ -27,7 +29,7 @@ class Settings:
     adapter: str | None = None  # a LoRA adapter file (dl2llm.finetune.lora.save_lora) for the LLM
     encoder: str | None = None  # None: offline all-MiniLM-L6-v2
     onnx_queries: bool = True  # embed questions with ONNX Runtime (same vectors, ~2x faster)
-    extractive: bool = False  # answer without an LLM (tests, small machines)
+    generator: str = DEFAULT_GENERATOR  # evidence (no LLM), llm (SmolLM2 phrases it) or previous
     build_missing: bool = True  # build the index on first start when it is absent
     max_new_tokens: int = 128
     max_body_bytes: int = 256 * 1024

@@ -66,7 +66,7 @@ class ServiceState:
                 index,
                 self.encoder,
                 self.settings.llm,
-                self.settings.extractive,
+                self.settings.generator,
                 self.settings.max_new_tokens,
                 adapter=self.settings.adapter,
             )

@@ -1,7 +1,34 @@
 // The page posts the question to /v1/ask with stream=true and reads the
 // server-sent events as they arrive: "sources" first, then "token" pieces of
 // the answer, then "done" with the timings. Any error is shown, never hidden.
+// The answer is rendered as text nodes (never as HTML): `code` becomes <code>,
+// and each citation 【n】 becomes a link to source n, whose title links to the
+// page of the documentation it came from.
 "use strict";
+
+const CITATION_OR_CODE = /【(\d+)】|`([^`]+)`/g;
+
+function renderAnswer(text) {
+  answerBox.replaceChildren();
+  let last = 0;
+  for (const match of text.matchAll(CITATION_OR_CODE)) {
+    answerBox.append(document.createTextNode(text.slice(last, match.index)));
+    if (match[1] !== undefined) {
+      const link = document.createElement("a");
+      link.className = "citation";
+      link.href = `#source-${match[1]}`;
+      link.textContent = `[${match[1]}]`;
+      link.title = `source ${match[1]}`;
+      answerBox.append(link);
+    } else {
+      const code = document.createElement("code");
+      code.textContent = match[2];
+      answerBox.append(code);
+    }
+    last = match.index + match[0].length;
+  }
+  answerBox.append(document.createTextNode(text.slice(last)));
+}
 
 const form = document.getElementById("ask-form");
 const statusLine = document.getElementById("status");
@@ -9,6 +36,7 @@ const errorBox = document.getElementById("error");
 const answerBox = document.getElementById("answer");
 const sourceList = document.getElementById("sources");
 const askButton = document.getElementById("ask");
+let answerText = "";
 
 function showError(message) {
   errorBox.textContent = message;
@@ -18,9 +46,16 @@ function showError(message) {
 
 function showSources(sources) {
   sourceList.replaceChildren();
-  for (const source of sources) {
+  sources.forEach((source, position) => {
     const item = document.createElement("li");
-    const title = document.createElement("strong");
+    item.id = `source-${position + 1}`;
+    const title = document.createElement(source.url ? "a" : "strong");
+    if (source.url) {
+      title.href = source.url;
+      title.target = "_blank";
+      title.rel = "noopener";
+      title.className = "doc-link";
+    }
     title.textContent = source.title;
     const where = document.createElement("div");
     where.className = "path";
@@ -30,7 +65,7 @@ function showSources(sources) {
     text.textContent = source.text;
     item.append(title, where, text);
     sourceList.append(item);
-  }
+  });
 }
 
 async function errorMessage(response) {
@@ -47,9 +82,11 @@ function handleEvent(name, data) {
     showSources(data.sources);
     statusLine.textContent = data.refused ? "No confident match in the documents." : "Generating...";
   } else if (name === "token") {
-    answerBox.textContent += data.text;
+    answerText += data.text;
+    renderAnswer(answerText);
   } else if (name === "done") {
-    answerBox.textContent = data.answer;
+    answerText = data.answer;
+    renderAnswer(answerText);
     statusLine.textContent = `Done in ${(data.timings.total_ms / 1000).toFixed(2)} s`;
   }
 }
@@ -80,6 +117,7 @@ async function readEvents(response) {
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   errorBox.hidden = true;
+  answerText = "";
   answerBox.textContent = "";
   sourceList.replaceChildren();
   statusLine.textContent = "Searching...";
