@@ -21,10 +21,16 @@ def _save(name: str, metrics: dict, out) -> None:
 
 
 def test_report_and_model_card_carry_the_numbers(tmp_path):
-    evaluation = {"questions": 174, "test_questions": 20, "refusal_rate": 0.9667}
-    evaluation |= {"hybrid_ndcg@10": 0.9123, "rag_f1": 0.3141, "llm_only_f1": 0.1111}
-    evaluation |= {"rag_tuned_f1": 0.4, "tuned_minus_base_f1": 0.0859}
-    evaluation |= {"tuned_minus_base_f1_ci": [0.01, 0.16]}
+    evaluation = {"answerable": 80, "unanswerable": 40, "faq_questions": 44}
+    evaluation |= {
+        "evidence_key_term_accuracy": 0.8125,
+        "evidence_key_term_accuracy_ci": [0.7, 0.9],
+    }
+    evaluation |= {"evidence_junk_rate": 0.0, "evidence_p50_ms": 412.3, "evidence_p95_ms": 3456.0}
+    evaluation |= {"previous_key_term_accuracy": 0.25, "previous_p50_ms": 4100.0}
+    evaluation |= {"faq_evidence_f1": 0.3141, "faq_evidence_p50_ms": 400.0}
+    evaluation |= {"retrieval_hybrid_recall@5": 0.95, "retrieval_hybrid_p50_ms": 14.2}
+    evaluation |= {"machine": {"cpu": "Test CPU", "cores": 2, "features": [], "load_1min": 0.1}}
     _save("evaluation_metrics", evaluation, tmp_path)
     tuning = {
         "train_examples": 40, "steps": 5, "world_size": 1, "train_minutes": 12.5,
@@ -34,16 +40,27 @@ def test_report_and_model_card_carry_the_numbers(tmp_path):
     _save("fine_tuning_pipeline", tuning, tmp_path)
     report_path, card_path = write_report(tmp_path, tmp_path / "capstone")
     report, card = report_path.read_text(), card_path.read_text()
-    assert "| hybrid | n/a | n/a | n/a | n/a | 0.912 |" in report
-    assert "| LLM + retrieval | n/a | 0.314 |" in report and "0.967" in report
-    assert "| LoRA-tuned LLM + retrieval | n/a | 0.400 |" in report
-    assert "(paired per question, mean [95% bootstrap CI]): f1 0.086 [0.010, 0.160]." in report
-    assert "| f1 | 0.200 | 0.300 | 0.100 [0.020, 0.190] |" in report
+    assert "`make run` serves **evidence answer, no LLM** (`--generator evidence`" in report
+    assert "| key_term_accuracy | >= 0.85 | 0.812 [0.700, 0.900] | **missed** by 0.037 |" in report
+    assert "| junk_rate | <= 0 | 0.000 | met |" in report
+    assert "| p50_ms | <= 1500 | 412 | met |" in report
+    assert "| p95_ms | <= 3000 | 3456 | **missed** by 456.000 |" in report
+    assert "| **evidence answer, no LLM (served)** | 0.812 [0.700, 0.900] | n/a |" in report
+    assert "| previous: SmolLM2 on 80-word passages | 0.250 |" in report
+    assert "| **evidence answer, no LLM (served)** | 0.314 | n/a |" in report
+    assert "| hybrid | n/a | 0.950 | n/a | n/a | 14 |" in report
+    assert "80 answerable questions" in report and "2-core Test CPU (no AVX2)" in report
     assert "**Not run.**" in report and "```mermaid" in report
     assert card.startswith("---\nlicense: apache-2.0\n")
     assert "LoRA rank 8" in card and "5 steps over 40 examples" in card
     assert "| f1 | 0.200 | 0.300 | 0.100 [0.020, 0.190] |" in card
     assert "| fine_tuning_pipeline.train_examples | 40 |" in card
+
+
+def test_an_older_evaluation_record_asks_for_a_new_run(tmp_path):
+    _save("evaluation_metrics", {"questions": 174, "rag_f1": 0.3}, tmp_path)
+    report_path, _ = write_report(tmp_path, tmp_path)
+    assert "is from an older run" in report_path.read_text()
 
 
 def _audit(score: float) -> dict:

@@ -196,7 +196,7 @@ def test_a_checked_phrasing_leads_and_the_evidence_follows():
 
 
 def test_a_failed_check_falls_back_to_the_evidence_alone():
-    llm = ScriptedLLM("Use the cachetools.TTLCache class. [1][2][3][4]")
+    llm = ScriptedLLM("Use the cachetools.TTLCache class for this.")
     answer = "".join(llm.stream(prepared_with(LRU_EVIDENCE)))
     assert answer.startswith("`functools.lru_cache(user_function)` or ")
     assert "cachetools" not in answer and llm.rejections == {"unsupported": 1}

@@ -85,7 +85,10 @@ def test_ask_answers_with_sources_relative_to_the_corpus(server):
     assert body["sources"][0]["path"] == "library/functools.rst"
     assert any(s["anchor"] == "functools.lru_cache" for s in body["sources"])
     assert all(s["text"] and s["title"] for s in body["sources"])
-    assert body["answer"].endswith(("[1]", "[2]", "[3]")) and not body["refused"]
+    assert body["answer"].startswith("`functools.lru_cache(") and not body["refused"]
+    assert body["answer"].endswith(("【1】", "【2】", "【3】"))
+    urls = [s["url"] for s in body["sources"]]
+    assert "https://docs.python.org/3.11/library/functools.html#functools.lru_cache" in urls
     assert set(body["timings"]) == {"retrieve_ms", "generate_ms", "total_ms"}
 
 
@@ -167,7 +170,7 @@ def test_chat_completions_streaming_ends_with_done(server):
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
-    assert text.strip().endswith("]")
+    assert text.strip().startswith("`functools.lru_cache(") and "【" in text
 
 
 def test_chat_without_a_user_question_is_422(server):

@@ -53,8 +53,12 @@ def citations(text: str) -> list[int]:
 
 
 def strip_markers(text: str) -> str:
-    """``text`` without its citation markers, white space collapsed."""
-    return " ".join(MARKER.sub(" ", text).split())
+    """``text`` without its citation markers, white space collapsed.
+
+    >>> strip_markers("Use `argv[0]` 【2】, see [1].")
+    'Use `argv[0]`, see.'
+    """
+    return " ".join(re.sub(rf"\s*(?:{MARKER.pattern})", "", text).split())
 
 
 def is_refusal(text: str) -> bool:

@@ -164,7 +164,7 @@ def out_of_scope(question: str, modules: set[str], names: set[str]) -> list[str]
     - an attribute of a documented module that the docs never name
       (``itertools.batched``): ``modules`` are the documented modules, ``names``
       every API name in the corpus, both lower case;
-    - a CamelCase name the corpus never mentions (``DataFrame``);
+    - a CamelCase name the corpus never mentions (``DataFrame``, not ``NaN``);
     - a Python version after 3.11.
 
     >>> out_of_scope("How do I set a timeout on requests.get?", {"json"}, {"get"})
@@ -189,7 +189,7 @@ def out_of_scope(question: str, modules: set[str], names: set[str]) -> list[str]
         module, _, attribute = dotted.lower().rpartition(".")
         if module in modules and dotted.lower() not in names and attribute not in names:
             found.append(dotted)
-    for camel in re.findall(r"\b[A-Z][a-z]+[A-Z]\w*\b", question):
+    for camel in re.findall(r"\b[A-Z][a-z]{2,}[A-Z]\w*\b", question):  # not NaN
         if camel.lower() not in names and camel.lower() not in THIRD_PARTY:
             found.append(camel)
     found += [f"Python 3.{minor}" for minor in _NEWER_VERSION.findall(question)]
@@ -202,11 +202,11 @@ THIRD_PARTY = frozenset(
     pytorch torch torchvision transformers langchain openai django flask fastapi starlette
     uvicorn gunicorn celery sqlalchemy alembic psycopg2 pymongo redis boto3 botocore aiohttp
     httpx urllib3 beautifulsoup bs4 lxml selenium playwright scrapy pytest tox nox
-    pydantic marshmallow poetry pipenv conda anaconda virtualenvwrapper pyinstaller
-    twine mypy pyright ruff flake8 pylint black isort yapf pyyaml
+    pydantic marshmallow pipenv conda anaconda virtualenvwrapper pyinstaller
+    twine mypy pyright ruff flake8 pylint isort yapf pyyaml
     tomli tomli-w orjson ujson simplejson jinja2 mako pillow pil opencv cv2 pygame kivy pyqt
     pyqt5 pyqt6 pyside6 wxpython tqdm loguru structlog numba dask polars pyarrow
     openpyxl xlrd xlsxwriter docx pypdf reportlab pendulum dateutil pytz jwt pyjwt
     cryptography paramiko ansible jupyter ipython streamlit gradio""".split()
 )
-ENGLISH_NAMED_PACKAGES = ("requests", "click", "black", "rich", "arrow", "attrs", "six")
+ENGLISH_NAMED_PACKAGES = ("requests", "click", "black", "poetry", "rich", "arrow", "attrs", "six")
