@@ -23,8 +23,16 @@ def pipeline():
 @pytest.mark.parametrize(
     ("question", "lead", "must_name"),
     [
-        ("How do I limit the size of the cache used by lru_cache?", "`functools.lru_cache(", "maxsize"),
-        ("How can I fix some arguments of a function and get a new callable?", "`functools.partial(", None),
+        (
+            "How do I limit the size of the cache used by lru_cache?",
+            "`functools.lru_cache(",
+            "maxsize",
+        ),
+        (
+            "How can I fix some arguments of a function and get a new callable?",
+            "`functools.partial(",
+            None,
+        ),
     ],
 )
 def test_evidence_answer_leads_with_the_signature_and_cites_its_passage(
