@@ -40,6 +40,13 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def machine_facts() -> dict:
     """``{"cpu", "cores", "features", "load_1min"}``: recorded next to timings."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None

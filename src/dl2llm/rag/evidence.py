@@ -6,12 +6,12 @@ is better material: it is structured (``.. function:: name(signature)``
 followed by a description), and retrieval already finds the right document
 for almost every question. So the answer is *built from the evidence*:
 
-1. every sentence of the retrieved passages is a candidate, read with its
-   context (the API signature or the section title it belongs to);
+1. every sentence of the :data:`EVIDENCE_CANDIDATES` best retrieved passages
+   is a candidate, read with its context (the API name or the section title
+   it belongs to);
 2. the encoder scores each candidate against the question -- the cosine of
    their MiniLM vectors, a bi-encoder standing in for a cross-encoder (Nogueira
-   & Cho, 2019, "Passage Re-ranking with BERT", re-rank with one) -- plus a
-   small bonus for the passage's retrieval rank;
+   & Cho, 2019, "Passage Re-ranking with BERT", re-rank with one);
 3. the answer leads with the best candidate's API name and signature, then
    the sentence itself and the next best sentence of the same entry, each
    closed by a citation of its passage: ``【1】``, a marker that never occurs
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -40,7 +40,7 @@ from dl2llm.rag.checks import cite
 from dl2llm.rag.retrieve import Hit
 
 MAX_EVIDENCE_SENTENCES = 2
-RANK_BONUS = 0.02  # added to a candidate's cosine per rank above the last passage shown
+EVIDENCE_CANDIDATES = 10  # passages whose sentences compete (dev: the key term is in 92% of them)
 MIN_SENTENCE_WORDS = 4
 SECOND_SENTENCE_MARGIN = 0.1  # the second sentence must score within this of the best
 RELATED_ENTRIES = 2  # other API entries named after the answer
@@ -81,9 +81,13 @@ def api_signatures(hit: Hit) -> list[str]:
 
 
 def context_of(hit: Hit) -> str:
-    """What a candidate sentence is read with: its signature, or its section's title."""
+    """What a candidate sentence is read with: its API name, or its section's title.
+
+    >>> context_of(Hit(0, "d", "d", "functools.cache", "functools > cache(user_function)", "", 1))
+    'functools.cache'
+    """
     signatures = api_signatures(hit)
-    return signatures[0] if signatures else hit.title.rpartition(" > ")[2]
+    return signatures[0].split("(")[0] if signatures else hit.title.rpartition(" > ")[2]
 
 
 def sentences_of(text: str) -> list[str]:
@@ -105,9 +109,7 @@ def select_evidence(question: str, hits: Sequence[Hit], embed) -> list[Evidence]
         return []
     texts = [f"{context_of(hit)}: {sentence}" for _, hit, sentence in candidates]
     vectors = embed([question, *texts])  # (1 + n, dim)
-    cosines = vectors[1:] @ vectors[0]  # (n,)
-    bonus = np.array([RANK_BONUS * (len(hits) - number) for number, _, _ in candidates])
-    scores = cosines + bonus
+    scores = vectors[1:] @ vectors[0]  # (n,) cosines
     order = np.argsort(-scores, kind="stable")
     return [Evidence(*candidates[i][:2], candidates[i][2], float(scores[i])) for i in order]
 
@@ -124,6 +126,24 @@ def related_entries(evidence: Sequence[Evidence], most: int = RELATED_ENTRIES) -
     return related
 
 
+def lead_evidence(evidence: Sequence[Evidence]) -> list[Evidence]:
+    """The best sentence and, within :data:`SECOND_SENTENCE_MARGIN`, one more of its entry,
+    in reading order."""
+    if not evidence:
+        return []
+    best = evidence[0]
+    chosen = [best]
+    for other in evidence[1:]:
+        if len(chosen) == MAX_EVIDENCE_SENTENCES:
+            break
+        same_entry = other.hit.chunk_id == best.hit.chunk_id or (
+            other.hit.anchor == best.hit.anchor and other.hit.doc_id == best.hit.doc_id
+        )
+        if same_entry and best.score - other.score <= SECOND_SENTENCE_MARGIN:
+            chosen.append(other)
+    return sorted(chosen, key=lambda e: (e.number, e.hit.text.find(e.sentence)))
+
+
 def evidence_answer(evidence: Sequence[Evidence], related: int = RELATED_ENTRIES) -> str:
     """The extractive answer: signature, best sentence, one more of the same entry, cited;
     then "See also" the ``related`` next best API entries among the passages.
@@ -135,24 +155,34 @@ def evidence_answer(evidence: Sequence[Evidence], related: int = RELATED_ENTRIES
     """
     if not evidence:
         return ""
-    best = evidence[0]
-    chosen = [best]
-    for other in evidence[1:]:
-        if len(chosen) == MAX_EVIDENCE_SENTENCES:
-            break
-        same_entry = other.hit.chunk_id == best.hit.chunk_id or (
-            other.hit.anchor == best.hit.anchor and other.hit.doc_id == best.hit.doc_id
-        )
-        if same_entry and best.score - other.score <= SECOND_SENTENCE_MARGIN:
-            chosen.append(other)
-    chosen.sort(key=lambda e: (e.number, e.hit.text.find(e.sentence)))  # reading order
-    signatures = api_signatures(best.hit)
+    signatures = api_signatures(evidence[0].hit)
     lead = " or ".join(f"`{s}`" for s in signatures) + ": " if signatures else ""
-    answer = lead + " ".join(f"{e.sentence} {cite(e.number)}" for e in chosen)
+    answer = lead + " ".join(f"{e.sentence} {cite(e.number)}" for e in lead_evidence(evidence))
     if others := related_entries(evidence, related):
         names = ", ".join(f"`{api_signatures(e.hit)[0]}` {cite(e.number)}" for e in others)
         answer += f"\n\nSee also: {names}."
     return answer
+
+
+def shown_passages(
+    hits: Sequence[Hit], evidence: Sequence[Evidence], k: int
+) -> tuple[list[Hit], list[Evidence]]:
+    """The ``k`` best passages plus any later one the answer cites, evidence renumbered.
+
+    Evidence is drawn from more passages than the ``k`` sources a user asked
+    for; a source the answer cites is always shown, under its new number.
+
+    >>> hits = [Hit(n, "d", "d", f"a{n}", f"t{n}", "x", 1.0) for n in range(4)]
+    >>> shown, renumbered = shown_passages(hits, [Evidence(4, hits[3], "A long sentence.", 1)], 2)
+    >>> [h.chunk_id for h in shown], renumbered[0].number
+    ([0, 1, 3], 3)
+    """
+    cited = {e.number for e in (*lead_evidence(evidence), *related_entries(evidence))}
+    keep = [n for n in range(1, len(hits) + 1) if n <= k or n in cited]
+    new_number = {old: new for new, old in enumerate(keep, start=1)}
+    shown = [hits[n - 1] for n in keep]
+    renumbered = [replace(e, number=new_number[e.number]) for e in evidence if e.number in keep]
+    return shown, renumbered
 
 
 def out_of_scope(question: str, modules: set[str], names: set[str]) -> list[str]:

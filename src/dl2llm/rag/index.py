@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dl2llm.hardware import available_cores
 from dl2llm.io import atomic_write_json, replace_dir
 from dl2llm.rag.ingest import (
     MAX_WORDS,
@@ -59,6 +60,7 @@ MANIFEST, DATABASE, VECTORS = "manifest.json", "chunks.sqlite", "vectors.faiss"
 EDIT_KEEPS = ("encoder", "source", "max_words", "chunker")  # what adds and deletes leave as is
 ENCODE_BATCH = 32
 SHORT_TOKENS = 64  # where Encoder.encode_short cuts a text
+SHORT_BATCH = 8  # texts per ONNX batch in Encoder.encode_short
 BUILD_COMMAND = "`python capstone/retrieval_augmented_generation.py --rebuild`"
 _NAMES = re.compile(r"[a-z_]\w*(?:\.[a-z_]\w*)*")
 
@@ -132,23 +134,36 @@ class Encoder:
     def encode_short(self, texts: Sequence[str], max_tokens: int = SHORT_TOKENS) -> np.ndarray:
         """``(N, dim)``: a few short texts (a query, candidate sentences), cut at ``max_tokens``.
 
-        One padded batch through ONNX Runtime when it is enabled; the cut keeps
-        a long code listing from making every text in the batch as slow as it.
+        Through ONNX Runtime when it is enabled, in batches of texts of similar
+        length (sorted by tokens), so short sentences are not padded to the
+        longest; the cut keeps a code listing from making its batch slow.
         """
         if self.query_session is None:
             return self.encode([" ".join(text.split()[:max_tokens]) for text in texts])
-        inputs = self.model.tokenizer(
-            list(texts), truncation=True, max_length=max_tokens, padding=True, return_tensors="np"
-        )
-        feed = {name: inputs[name].astype(np.int64) for name in ONNX_INPUTS}
-        return self.query_session.run(None, feed)[0].astype(np.float32)  # (N, dim)
+        texts = list(texts)
+        lengths = [len(ids) for ids in self.model.tokenizer(texts, truncation=True)["input_ids"]]
+        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: less padding
+        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), SHORT_BATCH):
+            rows = order[start : start + SHORT_BATCH]
+            inputs = self.model.tokenizer(
+                [texts[i] for i in rows],
+                truncation=True,
+                max_length=max_tokens,
+                padding=True,
+                return_tensors="np",
+            )
+            feed = {name: inputs[name].astype(np.int64) for name in ONNX_INPUTS}
+            vectors[rows] = self.query_session.run(None, feed)[0]  # (b, dim)
+        return vectors
 
 
 ONNX_INPUTS = ("input_ids", "attention_mask")
 
 
 def query_encoder_onnx(model, model_path: str | Path):
-    """An ONNX Runtime session (1 thread) for ``model``, exported on first use and cached.
+    """An ONNX Runtime session for ``model`` on every core this process may use, exported on
+    first use and cached.
 
     The file lives under ``<DL2LLM_HOME>/onnx/query-encoder/`` named by a hash of
     the model folder and the torch version, so a changed model or exporter makes
@@ -166,7 +181,7 @@ def query_encoder_onnx(model, model_path: str | Path):
         example = model.tokenizer(["an example query", "two"], padding=True, return_tensors="pt")
         bert = SentenceEncoder(model[0].auto_model).eval()
         export_onnx(bert, {name: example[name] for name in ONNX_INPUTS}, path, "sentence_vector")
-    return ort_session(path, threads=1)
+    return ort_session(path, threads=available_cores())
 
 
 @cache

@@ -26,7 +26,13 @@ import numpy as np
 
 from dl2llm import paths
 from dl2llm.io import atomic_write_json
-from dl2llm.rag.evidence import Evidence, out_of_scope, select_evidence
+from dl2llm.rag.evidence import (
+    EVIDENCE_CANDIDATES,
+    Evidence,
+    out_of_scope,
+    select_evidence,
+    shown_passages,
+)
 from dl2llm.rag.generate import IDK, Generator
 from dl2llm.rag.index import Encoder, Index
 from dl2llm.rag.retrieve import Hit, Retriever
@@ -137,17 +143,18 @@ class RAGPipeline:
 
     def prepare(self, question: str, k: int = 5, mode: str = "hybrid") -> Prepared:
         """Retrieve, pick the evidence, and decide whether to answer."""
-        found = self.retriever.search(question, k, mode)
-        prepared = Prepared(question, found.hits, found.confidence, False, 0.0)
+        uses_evidence = bool(self.generator.uses_evidence)
+        pool = max(k, EVIDENCE_CANDIDATES) if uses_evidence else k
+        found = self.retriever.search(question, pool, mode)
+        prepared = Prepared(question, found.hits[:k], found.confidence, False, 0.0)
         index = self.retriever.index
         if self.scope_check:
             prepared.out_of_scope = out_of_scope(question, index.modules, index.names)
         confident = found.confidence >= self.min_confidence
-        if not prepared.out_of_scope and confident and self.generator.uses_evidence:
-            prepared.evidence = select_evidence(
-                question, found.hits, self.retriever.encoder.encode_short
-            )
-        weak = bool(self.generator.uses_evidence) and (
+        if not prepared.out_of_scope and confident and uses_evidence:
+            evidence = select_evidence(question, found.hits, self.retriever.encoder.encode_short)
+            prepared.hits, prepared.evidence = shown_passages(found.hits, evidence, k)
+        weak = uses_evidence and (
             not prepared.evidence or prepared.evidence[0].score < self.min_evidence
         )
         prepared.refused = bool(prepared.out_of_scope) or not confident or weak
