@@ -11,6 +11,7 @@ MODULES = (
     "dl2llm.hardware",
     "dl2llm.rag.checks",
     "dl2llm.rag.evidence",
+    "dl2llm.rag.generate",
     "dl2llm.evaluation.judge",
     "dl2llm.evaluation.questions",
     "dl2llm.evaluation.systems",

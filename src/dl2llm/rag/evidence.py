@@ -44,6 +44,7 @@ EVIDENCE_CANDIDATES = 10  # passages whose sentences compete (dev: the key term 
 MIN_SENTENCE_WORDS = 4
 SECOND_SENTENCE_MARGIN = 0.1  # the second sentence must score within this of the best
 RELATED_ENTRIES = 2  # other API entries named after the answer
+PROSE_HANDICAP = 0.05  # a prose sentence must beat an API entry's by this to lead (dev: +1 of 71)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(`'\"])")
 _API_ANCHOR = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*")
 _NEWER_VERSION = re.compile(r"\b(?:python\s*)?3\.(1[2-9])\b", re.IGNORECASE)
@@ -98,7 +99,9 @@ def sentences_of(text: str) -> list[str]:
 def select_evidence(question: str, hits: Sequence[Hit], embed) -> list[Evidence]:
     """Every candidate sentence of ``hits``, scored against ``question``, best first.
 
-    ``embed(texts) -> (n, dim)`` unit vectors (the retrieval encoder).
+    ``embed(texts) -> (n, dim)`` unit vectors (the retrieval encoder). The order
+    handicaps prose (sentences outside an API entry) by :data:`PROSE_HANDICAP`:
+    people ask for the function that does it; ``score`` stays the cosine.
     """
     candidates = [
         (number, hit, sentence)
@@ -110,7 +113,8 @@ def select_evidence(question: str, hits: Sequence[Hit], embed) -> list[Evidence]
     texts = [f"{context_of(hit)}: {sentence}" for _, hit, sentence in candidates]
     vectors = embed([question, *texts])  # (1 + n, dim)
     scores = vectors[1:] @ vectors[0]  # (n,) cosines
-    order = np.argsort(-scores, kind="stable")
+    prose = np.array([not api_signatures(hit) for _, hit, _ in candidates])  # (n,)
+    order = np.argsort(-(scores - PROSE_HANDICAP * prose), kind="stable")
     return [Evidence(*candidates[i][:2], candidates[i][2], float(scores[i])) for i in order]
 
 
@@ -167,18 +171,22 @@ def evidence_answer(evidence: Sequence[Evidence], related: int = RELATED_ENTRIES
 def shown_passages(
     hits: Sequence[Hit], evidence: Sequence[Evidence], k: int
 ) -> tuple[list[Hit], list[Evidence]]:
-    """The ``k`` best passages plus any later one the answer cites, evidence renumbered.
+    """``k`` sources: the passages the answer cites, then the best others; evidence renumbered.
 
     Evidence is drawn from more passages than the ``k`` sources a user asked
-    for; a source the answer cites is always shown, under its new number.
+    for. The lead passages come first, then the "See also" entries' passages,
+    then uncited ones in rank order, until there are ``k``; evidence of a
+    passage left out is dropped, so the answer cites only what is shown.
 
     >>> hits = [Hit(n, "d", "d", f"a{n}", f"t{n}", "x", 1.0) for n in range(4)]
     >>> shown, renumbered = shown_passages(hits, [Evidence(4, hits[3], "A long sentence.", 1)], 2)
     >>> [h.chunk_id for h in shown], renumbered[0].number
-    ([0, 1, 3], 3)
+    ([0, 3], 2)
     """
-    cited = {e.number for e in (*lead_evidence(evidence), *related_entries(evidence))}
-    keep = [n for n in range(1, len(hits) + 1) if n <= k or n in cited]
+    lead = sorted({e.number for e in lead_evidence(evidence)})
+    cited = lead + [e.number for e in related_entries(evidence) if e.number not in lead]
+    priority = cited + [n for n in range(1, len(hits) + 1) if n not in cited]
+    keep = sorted(priority[: max(k, len(lead))])
     new_number = {old: new for new, old in enumerate(keep, start=1)}
     shown = [hits[n - 1] for n in keep]
     renumbered = [replace(e, number=new_number[e.number]) for e in evidence if e.number in keep]

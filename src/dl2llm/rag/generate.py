@@ -152,7 +152,16 @@ class EvidenceGenerator:
 
     def stream(self, prepared: Prepared, max_new_tokens: int | None = None) -> Iterator[str]:
         """The evidence answer word by word ("I don't know." when there is no evidence)."""
-        yield from re.findall(r"\s*\S+", evidence_answer(prepared.evidence) or IDK)
+        yield from words(evidence_answer(prepared.evidence) or IDK)
+
+
+def words(text: str) -> list[str]:
+    """``text`` in stream pieces, one word with its leading space each.
+
+    >>> words("See `f(x)` 【1】.")
+    ['See', ' `f(x)`', ' 【1】.']
+    """
+    return re.findall(r"\s*\S+", text)
 
 
 def build_evidence_messages(question: str, evidence: Sequence[Evidence]) -> list[dict[str, str]]:
@@ -254,10 +263,11 @@ class LLMGenerator:
         text = "".join(self.generate(messages, max_new_tokens, sentences=1)).strip()
         reason = check_phrasing(text, prepared.evidence)
         if reason is None:
-            yield f"{strip_markers(text)} {cite(prepared.evidence[0].number)}\n\n"
+            yield from words(f"{strip_markers(text)} {cite(prepared.evidence[0].number)}")
+            yield "\n\n"
         else:
             self.rejections[reason] = self.rejections.get(reason, 0) + 1
-        yield evidence
+        yield from words(evidence)
 
     def _passages_answer(self, prepared: Prepared, max_new_tokens: int | None) -> Iterator[str]:
         """The previous system: numbered 80-word passages in, cited answer out."""
