@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dl2llm.evaluation.questions import ANSWERABLE_FILES, QA_DIR, UNANSWERABLE_FILE
+from dl2llm.evaluation.questions import ANSWERABLE_FILES, OFF_TOPIC_FILE, QA_DIR, UNANSWERABLE_FILE
 from dl2llm.io import atomic_write_json
 from dl2llm.rag.generate import EvidenceGenerator, LLMGenerator
 from dl2llm.rag.index import Encoder, Index
@@ -116,14 +116,26 @@ def tune_thresholds(answerable_rows: Sequence[dict], unanswerable_rows: Sequence
     confidence, _ = best_cut([r["confidence"] for r in yes], [r["confidence"] for r in no])
     passed_yes = [r for r in yes if r["confidence"] >= confidence]
     passed_no = [r for r in no if r["confidence"] >= confidence]
-    evidence, error = best_cut(
+    evidence, _ = best_cut(
         [_score(r, "evidence_score") for r in passed_yes],
         [_score(r, "evidence_score") for r in passed_no],
     )
+
+    def answered(row: dict) -> bool:
+        return (
+            not row.get("out_of_scope")
+            and row["confidence"] >= confidence
+            and _score(row, "evidence_score") >= evidence
+        )
+
+    false_refusals = float(np.mean([not answered(r) for r in answerable_rows]))
+    wrongly_answered = float(np.mean([answered(r) for r in unanswerable_rows]))
     return {
         "min_confidence": confidence,
         "min_evidence": evidence,
-        "dev_balanced_error": error,
+        "dev_false_refusal_rate": false_refusals,
+        "dev_unanswerable_answered_rate": wrongly_answered,
+        "dev_balanced_error": (false_refusals + wrongly_answered) / 2,
         "dev_answerable": len(answerable_rows),
         "dev_unanswerable": len(unanswerable_rows),
         "questions_sha256": questions_hash(),
@@ -133,7 +145,7 @@ def tune_thresholds(answerable_rows: Sequence[dict], unanswerable_rows: Sequence
 def questions_hash() -> str:
     """SHA-256 of the question files, so a threshold file names the data it was tuned on."""
     digest = hashlib.sha256()
-    for name in (*ANSWERABLE_FILES, UNANSWERABLE_FILE):
+    for name in (*ANSWERABLE_FILES, UNANSWERABLE_FILE, OFF_TOPIC_FILE):
         digest.update((QA_DIR / name).read_bytes())
     return digest.hexdigest()
 

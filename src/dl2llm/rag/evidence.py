@@ -47,6 +47,7 @@ RELATED_ENTRIES = 2  # other API entries named after the answer
 PROSE_HANDICAP = 0.05  # a prose sentence must beat an API entry's by this to lead (dev: +1 of 71)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(`'\"])")
 _API_ANCHOR = re.compile(r"[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*")
+_NEWER_SYNTAX = re.compile(r"\btype\s+[A-Z]\w*\s*=|\b(?:def|class)\s+\w+\[")  # PEP 695
 _NEWER_VERSION = re.compile(r"\b(?:python\s*)?3\.(1[2-9])\b", re.IGNORECASE)
 
 
@@ -199,11 +200,12 @@ def out_of_scope(question: str, modules: set[str], names: set[str]) -> list[str]
     - a third-party package (:data:`THIRD_PARTY`; names that are also English
       words, like *requests* or *click*, only when written as code:
       ``requests.get``, ``import click``, "the requests library");
-    - an attribute of a documented module that the docs never name
-      (``itertools.batched``): ``modules`` are the documented modules, ``names``
-      every API name in the corpus, both lower case;
+    - a dotted name the docs never document (:func:`undocumented`:
+      ``itertools.batched``, ``Path.walk``): ``modules`` are the documented
+      modules, ``names`` every name in the corpus, both lower case;
     - a CamelCase name the corpus never mentions (``DataFrame``, not ``NaN``);
-    - a Python version after 3.11.
+    - a Python version after 3.11, or its syntax (``type Point = ...``,
+      ``def first[T](...)``).
 
     >>> out_of_scope("How do I set a timeout on requests.get?", {"json"}, {"get"})
     ['requests']
@@ -221,17 +223,45 @@ def out_of_scope(question: str, modules: set[str], names: set[str]) -> list[str]
             rf"\b{word}\.\w|\bimport {word}\b|\b{word} (?:library|package|module)\b",
             question,
             re.IGNORECASE,
-        ):
+        ) or re.search(rf"(?<=[a-z,] ){word.capitalize()}\b", question):  # a proper noun
             found.append(word)
     for dotted in re.findall(r"\b[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", question):
-        module, _, attribute = dotted.lower().rpartition(".")
-        if module in modules and dotted.lower() not in names and attribute not in names:
+        if undocumented(dotted, modules, names):
             found.append(dotted)
     for camel in re.findall(r"\b[A-Z][a-z]{2,}[A-Z]\w*\b", question):  # not NaN
         if camel.lower() not in names and camel.lower() not in THIRD_PARTY:
             found.append(camel)
     found += [f"Python 3.{minor}" for minor in _NEWER_VERSION.findall(question)]
+    if _NEWER_SYNTAX.search(question):
+        found.append("the type statement and type parameter syntax (Python 3.12)")
     return found
+
+
+def undocumented(dotted: str, modules: set[str], names: set[str]) -> bool:
+    """Is ``dotted`` an attribute of a documented module or class that the docs never name?
+
+    After the longest documented module (or package) prefix, the rest must
+    end a name under that module (``datetime.strptime`` is
+    ``datetime.datetime.strptime``); a ``Class.attribute`` of a documented class
+    must end some name. Anything else (``my_list.append``) is not judged.
+
+    >>> names = {"datetime.datetime.strptime", "pathlib.path", "pathlib.path.glob"}
+    >>> [undocumented(d, {"datetime", "pathlib", "concurrent.futures"}, names)
+    ...  for d in ("datetime.strptime", "Path.glob", "Path.walk", "concurrent.interpreters")]
+    [False, False, True, True]
+    """
+    name = dotted.lower()
+    if name in names or name in modules:
+        return False
+    parts = name.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:end])
+        if prefix in modules or any(module.startswith(prefix + ".") for module in modules):
+            rest = name[len(prefix) + 1 :]
+            return not any(n.startswith(prefix + ".") and n.endswith("." + rest) for n in names)
+    if dotted[0].isupper() and any(n.endswith("." + parts[0]) for n in names):
+        return not any(n.endswith("." + name) for n in names)
+    return False
 
 
 # Popular packages from PyPI that the standard library's documentation does not document.
@@ -245,6 +275,17 @@ THIRD_PARTY = frozenset(
     tomli tomli-w orjson ujson simplejson jinja2 mako pillow pil opencv cv2 pygame kivy pyqt
     pyqt5 pyqt6 pyside6 wxpython tqdm loguru structlog numba dask polars pyarrow
     openpyxl xlrd xlsxwriter docx pypdf reportlab pendulum dateutil pytz jwt pyjwt
-    cryptography paramiko ansible jupyter ipython streamlit gradio""".split()
+    cryptography paramiko ansible jupyter ipython streamlit gradio typer psutil""".split()
 )
-ENGLISH_NAMED_PACKAGES = ("requests", "click", "black", "poetry", "rich", "arrow", "attrs", "six")
+ENGLISH_NAMED_PACKAGES = (
+    "requests",
+    "click",
+    "black",
+    "poetry",
+    "rich",
+    "arrow",
+    "attrs",
+    "six",
+    "hypothesis",
+    "watchdog",
+)
