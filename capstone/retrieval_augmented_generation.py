@@ -28,6 +28,7 @@ from dl2llm.rag import (
     load_pipeline,
     sample_documents,
 )
+from dl2llm.rag.checks import citations
 from dl2llm.rag.generate import use_one_thread
 from dl2llm.rag.index import Encoder
 from dl2llm.rag.pipeline import calibrate_threshold, faq_questions, section_recall
@@ -115,7 +116,7 @@ def ask(pipeline, args) -> dict:
         "answer": answer,
         "refused": prepared.refused,
         "confidence": round(prepared.confidence, 4),
-        "cites_a_source": any(f"[{n}]" in answer for n in range(1, len(prepared.hits) + 1)),
+        "cites_a_source": any(1 <= n <= len(prepared.hits) for n in citations(answer)),
         "sources": [f"{h.path}#{h.anchor}" for h in prepared.hits],
         "retrieve_ms": round(prepared.retrieve_ms, 1),
         "answer_s": round(seconds, 2),

@@ -339,7 +339,7 @@ WEEKS: tuple[Week, ...] = (
             Deliverable(
                 "retrieval_augmented_generation",
                 "capstone/retrieval_augmented_generation.py",
-                "grounded answers with citations from a FAISS + BM25 index",
+                "evidence-first answers (API signature, cited sentence) from FAISS + BM25",
                 READY,
                 ("hybrid_mrr", "calibration_balanced_accuracy", "retrieve_ms", "answer_s"),
             ),

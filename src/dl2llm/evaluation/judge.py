@@ -34,6 +34,7 @@ _SENTENCE_END = re.compile(r"(?<=[.!?:])(?:\s*(?:【\d+】|\[\d+\]))*\s+(?!【|\
 __all__ = [
     "citation_accuracy",
     "claims",
+    "criterion_agreement",
     "faithfulness",
     "is_refusal",
     "junk_kind",
@@ -109,3 +110,31 @@ def citation_accuracy(
                 and (names_key_term(passage, key_terms) or supported(sentence, passage))
             )
     return sum(checks) / len(checks) if checks else 0.0
+
+
+def criterion_agreement(labels: Sequence[dict]) -> dict:
+    """How well :func:`~dl2llm.rag.checks.supported` agrees with a person's judgement.
+
+    ``labels``: rows ``{"sentence", "passage", "supported": bool}``, the human
+    verdict on whether the passage states what the sentence says. Returns the
+    raw agreement, Cohen's kappa (agreement beyond chance), and the criterion's
+    precision and recall on the "supported" class.
+
+    >>> criterion_agreement([
+    ...     {"sentence": "It caches calls.", "passage": "It caches calls to f.", "supported": True},
+    ...     {"sentence": "It sorts lists.", "passage": "It caches calls to f.", "supported": False},
+    ... ])["agreement"]
+    1.0
+    """
+    from sklearn.metrics import cohen_kappa_score, precision_score, recall_score
+
+    human = [bool(row["supported"]) for row in labels]
+    criterion = [supported(row["sentence"], row["passage"]) for row in labels]
+    return {
+        "n": len(labels),
+        "human_supported": sum(human),
+        "agreement": sum(h == c for h, c in zip(human, criterion, strict=True)) / len(labels),
+        "kappa": float(cohen_kappa_score(human, criterion)),
+        "precision": float(precision_score(human, criterion, zero_division=0)),
+        "recall": float(recall_score(human, criterion, zero_division=0)),
+    }

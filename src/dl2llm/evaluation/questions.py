@@ -35,6 +35,7 @@ from dl2llm import paths
 QA_DIR = paths.DATA_DIR / "capstone_qa"
 ANSWERABLE_FILES = ("answerable_a.jsonl", "answerable_b.jsonl", "answerable_c.jsonl")
 UNANSWERABLE_FILE, OFF_TOPIC_FILE = "unanswerable.jsonl", "off_topic.jsonl"
+FAITHFULNESS_LABELS = QA_DIR / "faithfulness_labels.jsonl"  # answer sentences judged by hand
 TEST_SHARE = 0.5
 SPLITS = ("dev", "test")
 
@@ -91,7 +92,8 @@ def document_groups(gold: list[tuple[str, ...]]) -> dict[str, str]:
     return {doc: root(doc) for doc in sorted(parent)}
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines file (blank lines skipped); a bad line names itself."""
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if line.strip():
@@ -105,7 +107,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 @cache
 def answerable(folder: Path = QA_DIR) -> tuple[Question, ...]:
     """Every hand-written answerable question, with its split."""
-    rows = [row for name in ANSWERABLE_FILES for row in _read_jsonl(folder / name)]
+    rows = [row for name in ANSWERABLE_FILES for row in read_jsonl(folder / name)]
     groups = document_groups([tuple(row["gold_docs"]) for row in rows])
     return tuple(
         Question(
@@ -125,11 +127,11 @@ def unanswerable(folder: Path = QA_DIR) -> tuple[Unanswerable, ...]:
     """In-domain unanswerable questions, then off-topic ones, each with its split."""
     in_domain = [
         Unanswerable(row["question"], row["kind"], hash_split(row["question"]))
-        for row in _read_jsonl(folder / UNANSWERABLE_FILE)
+        for row in read_jsonl(folder / UNANSWERABLE_FILE)
     ]
     off_topic = [
         Unanswerable(row["question"], "off_topic", hash_split(row["question"]))
-        for row in _read_jsonl(folder / OFF_TOPIC_FILE)
+        for row in read_jsonl(folder / OFF_TOPIC_FILE)
     ]
     return tuple(in_domain + off_topic)
 

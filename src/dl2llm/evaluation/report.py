@@ -17,6 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dl2llm import paths
+from dl2llm.evaluation.judge import criterion_agreement
+from dl2llm.evaluation.questions import FAITHFULNESS_LABELS, read_jsonl
 from dl2llm.hardware import describe
 from dl2llm.io import atomic_write_text
 from dl2llm.plots import plt, save_figure
@@ -266,7 +269,23 @@ def _machine(evaluation: dict) -> str:
     return f"measured on a {describe(facts)}" if facts else "machine not recorded"
 
 
-def evaluation_sections(evaluation: dict, served: str, thresholds: dict | None) -> list[str]:
+def criterion_section(criterion: dict | None) -> str:
+    """How the faithfulness criterion agrees with the hand labels."""
+    if criterion is None:
+        return f"*`{FAITHFULNESS_LABELS.relative_to(paths.REPO_ROOT)}` is missing.*"
+    return (
+        f"The criterion against {criterion['n']} answer sentences labelled by hand "
+        f"({criterion['human_supported']} supported by their cited passage, "
+        f"`{FAITHFULNESS_LABELS.relative_to(paths.REPO_ROOT)}`): agreement "
+        f"{_number(criterion['agreement'])}, Cohen's kappa {_number(criterion['kappa'])}, "
+        f"precision {_number(criterion['precision'])} and recall "
+        f"{_number(criterion['recall'])} on *supported*."
+    )
+
+
+def evaluation_sections(
+    evaluation: dict, served: str, thresholds: dict | None, criterion: dict | None = None
+) -> list[str]:
     """The hand-written and FAQ results, the targets, and the retrievers."""
     m, config = evaluation["metrics"], evaluation.get("config", {})
     split = config.get("split", "test")
@@ -294,6 +313,7 @@ def evaluation_sections(evaluation: dict, served: str, thresholds: dict | None) 
         user_section(m, served),
         "![answers](../results/evaluation_metrics_answers.png)",
         FAITHFULNESS_NOTE,
+        criterion_section(criterion),
         "## FAQ set: every system",
         faq_section(m, served),
         "## Retrievers on the hand-written questions (gold document in the top k)",
@@ -307,6 +327,7 @@ def render_report(
     bias: str,
     served_generator: str = "evidence",
     thresholds: dict | None = None,
+    criterion: dict | None = None,
 ) -> str:
     """The report's Markdown; ``bias`` is :func:`bias_section`'s."""
     served = SERVED_SYSTEM[served_generator]
@@ -326,8 +347,9 @@ def render_report(
         f"{served_generator}`, the default) because it measured best below. SmolLM2-135M "
         "phrasing the evidence is `--generator llm` (its phrasing is checked and dropped when "
         "unsupported); the previous design is `--generator previous`. The LoRA adapter of "
-        "`capstone/fine_tuning_pipeline.py` is not served: it was trained on FAQ answers and "
-        "has not beaten the base model on the hand-written dev questions (`--adapter` loads it).",
+        "`capstone/fine_tuning_pipeline.py` is not served: it was trained to copy FAQ answers "
+        "in the previous design's prompt, and it has not yet been retrained on dev-only data "
+        "or compared on the hand-written dev questions (`--adapter` loads it).",
         "## Architecture",
         ARCHITECTURE,
     ]
@@ -337,7 +359,7 @@ def render_report(
         parts += ["## Evaluation", "*`results/evaluation_metrics.json` is from an older run: "
                   "run `python capstone/evaluation_metrics.py` again.*"]  # fmt: skip
     else:
-        parts += evaluation_sections(evaluation, served, thresholds)
+        parts += evaluation_sections(evaluation, served, thresholds, criterion)
     if tuning is None:
         parts += ["## Fine-tuning", _missing("fine_tuning_pipeline")]
     else:
@@ -405,7 +427,9 @@ def write_report(results_dir: Path, report_dir: Path) -> list[Path]:
         load_results(BASE_AUDIT, results_dir), load_results(TUNED_AUDIT, results_dir)
     )
     thresholds = json.loads(DEV_THRESHOLDS.read_text()) if DEV_THRESHOLDS.is_file() else None
-    report = render_report(evaluation, tuning, bias, DEFAULT_GENERATOR, thresholds)
+    labels = read_jsonl(FAITHFULNESS_LABELS) if FAITHFULNESS_LABELS.is_file() else None
+    criterion = criterion_agreement(labels) if labels else None
+    report = render_report(evaluation, tuning, bias, DEFAULT_GENERATOR, thresholds, criterion)
     return [
         atomic_write_text(report_dir / "REPORT.md", report),
         atomic_write_text(report_dir / "MODEL_CARD.md", render_model_card(results_dir, tuning)),
