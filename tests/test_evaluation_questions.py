@@ -9,12 +9,15 @@ import pytest
 from dl2llm.data import python_docs_dir
 from dl2llm.evaluation import judge
 from dl2llm.evaluation.questions import (
+    FAITHFULNESS_LABELS,
     answerable,
     document_groups,
     hash_split,
     of_split,
+    read_jsonl,
     unanswerable,
 )
+from dl2llm.rag.checks import supported
 
 
 def test_sets_are_as_large_and_as_spread_as_promised():
@@ -79,3 +82,13 @@ def test_faithfulness_and_citation_accuracy_follow_the_cited_passage():
     assert judge.citation_accuracy(right, passages, ["maxsize"]) == 1.0
     assert judge.citation_accuracy(wrong_source, passages, ["maxsize"]) == 0.0
     assert judge.faithfulness("No citation here.", passages) == 0.0
+
+
+def test_faithfulness_criterion_is_checked_against_fifty_hand_labels():
+    labels = read_jsonl(FAITHFULNESS_LABELS)
+    assert len(labels) >= 50 and all(isinstance(row["supported"], bool) for row in labels)
+    assert 0 < sum(row["supported"] for row in labels) < len(labels)  # both verdicts occur
+    result = judge.criterion_agreement(labels)
+    agreeing = sum(supported(row["sentence"], row["passage"]) == row["supported"] for row in labels)
+    assert result["n"] == len(labels) and result["agreement"] == agreeing / len(labels)
+    assert result["agreement"] >= 0.8  # the criterion is only usable if it mostly agrees

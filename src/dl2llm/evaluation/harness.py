@@ -151,8 +151,11 @@ def open_index(encoder: Encoder, quick: bool, data_dir: Path | None = None) -> I
 
 
 def passages_of(hits: Sequence) -> list[str]:
-    """What a citation ``【n】`` points at: the n-th shown passage, with its title."""
-    return [f"{hit.title}\n{hit.text}" for hit in hits]
+    """What a citation ``【n】`` points at: the n-th shown passage, with its id and title.
+
+    The id (``functools.lru_cache``) is the qualified name an answer quotes.
+    """
+    return [f"{hit.anchor}\n{hit.title}\n{hit.text}" for hit in hits]
 
 
 def _answer(pipeline: RAGPipeline, question: str, k: int, mode: str, retrieval: bool):

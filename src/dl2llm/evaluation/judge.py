@@ -29,6 +29,8 @@ from collections.abc import Sequence
 
 from dl2llm.rag.checks import citations, is_refusal, junk_kind, strip_markers, supported
 
+_LIST_ITEM = re.compile(r"(?<=】)\s*[,;]\s*")  # "`a` 【1】, `b` 【2】": two claims
+_LABEL = re.compile(r"^\s*See also:\s*")
 _SENTENCE_END = re.compile(r"(?<=[.!?:])(?:\s*(?:【\d+】|\[\d+\]))*\s+(?!【|\[\d+\])(?=\S)|\n+")
 
 __all__ = [
@@ -62,6 +64,11 @@ def claims(answer: str) -> list[tuple[str, list[int]]]:
 
     >>> claims("It caches calls. 【1】 Use maxsize. 【2】")
     [('It caches calls.', [1]), ('Use maxsize.', [2])]
+
+    A list of cited names is one claim per name (the "See also:" label is not one):
+
+    >>> claims("See also: `f(x)` 【3】, `g(y)` 【4】.")
+    [('`f(x)`', [3]), ('`g(y)`.', [4])]
     """
     pieces, start = [], 0
     for match in _SENTENCE_END.finditer(answer):
@@ -69,8 +76,8 @@ def claims(answer: str) -> list[tuple[str, list[int]]]:
         start = match.end()
     pieces.append(answer[start:])
     result = []
-    for piece in pieces:
-        sentence = strip_markers(piece)
+    for piece in (part for whole in pieces for part in _LIST_ITEM.split(whole)):
+        sentence = strip_markers(_LABEL.sub("", piece))
         if len(re.findall(r"\w+", sentence)) >= 2:
             result.append((sentence, citations(piece)))
     return result

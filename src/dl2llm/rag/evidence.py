@@ -97,6 +97,23 @@ def sentences_of(text: str) -> list[str]:
     return [s for s in _SENTENCE.split(text) if len(s.split()) >= MIN_SENTENCE_WORDS]
 
 
+def readable(sentence: str) -> str:
+    """``sentence`` as an answer shows it: a flattened interpreter session is cut to its
+    first example, as code.
+
+    The sentence is scored whole (the example often names the API), but a run
+    of ``>>>`` lines flattened into one line reads as noise; the sources show it all.
+
+    >>> readable("Return an array of bytes. >>> (1024).to_bytes(2, 'big') b'\\x04' >>> x = 1")
+    "Return an array of bytes. `>>> (1024).to_bytes(2, 'big') b'\\x04'`"
+    """
+    prose, _, session = sentence.partition(">>>")
+    if not session:
+        return sentence
+    example = f"`>>> {session.split('>>>')[0].strip()}`"
+    return f"{prose.strip()} {example}" if prose.strip() else example
+
+
 def select_evidence(question: str, hits: Sequence[Hit], embed) -> list[Evidence]:
     """Every candidate sentence of ``hits``, scored against ``question``, best first.
 
@@ -162,7 +179,8 @@ def evidence_answer(evidence: Sequence[Evidence], related: int = RELATED_ENTRIES
         return ""
     signatures = api_signatures(evidence[0].hit)
     lead = " or ".join(f"`{s}`" for s in signatures) + ": " if signatures else ""
-    answer = lead + " ".join(f"{e.sentence} {cite(e.number)}" for e in lead_evidence(evidence))
+    chosen = lead_evidence(evidence)
+    answer = lead + " ".join(f"{readable(e.sentence)} {cite(e.number)}" for e in chosen)
     if others := related_entries(evidence, related):
         names = ", ".join(f"`{api_signatures(e.hit)[0]}` {cite(e.number)}" for e in others)
         answer += f"\n\nSee also: {names}."
