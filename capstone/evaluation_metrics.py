@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics, answers = evaluate_systems(
         index, encoder, args.systems, args.split, args.max_new_tokens, args.limit
     )
-    metrics["machine"] = machine
+    metrics["machine"] = machine | {"load_1min_end": machine_facts()["load_1min"]}
     atomic_write_json(out / f"{NAME}_answers.json", answers)
     systems = {s: {n: metrics[f"{s}_{n}"] for n in PLOTTED} for s in args.systems}
     plot = out / f"{NAME}_answers.png"

@@ -70,4 +70,6 @@ def describe(facts: dict) -> str:
     line = f"{facts['cores']}-core {facts['cpu']} ({features})"
     if facts.get("load_1min") is not None:
         line += f", 1-minute load {facts['load_1min']} when the run started"
+    if facts.get("load_1min_end") is not None:
+        line += f" and {facts['load_1min_end']} when it ended"
     return line
