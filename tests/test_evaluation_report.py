@@ -75,7 +75,7 @@ def test_bias_section_puts_base_and_tuned_side_by_side(tmp_path):
     assert "| crows_stereotype_score | 0.450 | n/a |" in report
     assert "**The tuned model was not audited**" in report
     _save("bias_audit_smollm2_lora", _audit(0.55), tmp_path)
-    report_path, card_path = write_report(tmp_path, tmp_path)
+    report_path, *_ = write_report(tmp_path, tmp_path)
     report = report_path.read_text()
     assert "| crows_stereotype_score | 0.450 | 0.550 |" in report
     assert "not audited" not in report
@@ -84,3 +84,14 @@ def test_bias_section_puts_base_and_tuned_side_by_side(tmp_path):
 def test_missing_results_are_named(tmp_path):
     report_path, _ = write_report(tmp_path, tmp_path)
     assert "`results/evaluation_metrics.json` is missing" in report_path.read_text()
+
+
+def test_a_missing_deliverable_keeps_the_previous_reports_numbers_marked(tmp_path):
+    old = "# old\n\n## Fine-tuning: base vs tuned\n\n| f1 | 0.444 | 0.687 |\n\n## Bias audit\n\n"
+    (tmp_path / "REPORT.md").write_text(old + "**Not run.** nothing\n")
+    report_path, *_ = write_report(tmp_path, tmp_path)
+    report = report_path.read_text()
+    assert "| f1 | 0.444 | 0.687 |" in report
+    assert report.count("*Carried over from the previous report") == 1  # bias had no numbers
+    report_path, *_ = write_report(tmp_path, tmp_path)  # regenerating does not stack notes
+    assert report_path.read_text().count("Carried over") == 1

@@ -12,6 +12,7 @@ base-vs-tuned table added.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -249,6 +250,28 @@ def bias_section(base: dict | None, tuned: dict | None) -> str:
     return note + "\n\n" + table(["measure", "SmolLM2", "SmolLM2 + LoRA adapter"], rows)
 
 
+CARRIED = (
+    "*Carried over from the previous report: `results/{name}.json` is not on the machine "
+    "that generated this one (re-run it to refresh these numbers).*"
+)
+
+
+def carried_over(previous: str | None, heading: str, name: str) -> str | None:
+    r"""The body of ``previous``'s section whose title starts with ``heading``, marked as
+    carried over; None when there is none or it holds no numbers either.
+
+    >>> carried_over("## Bias audit\n\nscores\n\n## Next", "Bias audit", "x")
+    '*Carried over from the previous report: ...*\n\nscores'
+    """
+    if previous is None:
+        return None
+    found = re.search(rf"^## {re.escape(heading)}[^\n]*\n(.*?)(?=^## |\Z)", previous, re.M | re.S)
+    body = found.group(1).strip() if found else ""
+    if not body or "is missing" in body or body.startswith("**Not run.**"):
+        return None
+    return body if body.startswith("*Carried") else CARRIED.format(name=name) + "\n\n" + body
+
+
 def _missing(name: str) -> str:
     return f"*`results/{name}.json` is missing: run `python capstone/{name}.py` first.*"
 
@@ -262,6 +285,32 @@ FAITHFULNESS_NOTE = (
     "cited passage contains a key term or supports its sentence. Key-term accuracy: the "
     "answer (not a refusal) names one of the question's key API terms."
 )
+
+
+def misses_section(rows: dict | None, metrics: dict) -> str:
+    """Where the served system's misses come from, read off its per-question rows."""
+    if rows is None:
+        return "*`results/evaluation_metrics_answers.json` is missing.*"
+    answered = [r for r in rows["answerable"] if not r["refused"]]
+    wrong = [r for r in answered if not r["key_term"]]
+    found = sum(r["retrieved_gold"] for r in wrong)
+    leaked = [r for r in rows["unanswerable"] if not r["refused"]]
+    in_domain = sum(r["kind"] != "off_topic" for r in rows["unanswerable"])
+    off_topic = sum(r["kind"] == "off_topic" for r in leaked)
+    lines = [
+        f"- **Key terms.** {len(wrong)} of {len(answered)} answers do not name a key term; in "
+        f"{found} of those a gold document was among the shown sources, so choosing the "
+        "sentence (MiniLM as a bi-encoder: no cross-encoder can be had offline) loses more "
+        "than retrieval (hybrid recall@10 "
+        f"{_number(metrics.get('retrieval_hybrid_recall@10'))}).",
+        f"- **Unanswerable questions answered**: {len(leaked) - off_topic} of {in_domain} "
+        f"in-domain and {off_topic} of {len(rows['unanswerable']) - in_domain} off-topic. The "
+        "scope check knows a fixed list of packages and judges dotted names only under "
+        "documented modules, so anything else gets an answer from the nearest "
+        "standard-library page:",
+    ]
+    lines += [f"  - {r['question']} -> {r['answer'].splitlines()[0][:90]}..." for r in leaked]
+    return "\n".join(lines)
 
 
 def _machine(evaluation: dict) -> str:
@@ -284,7 +333,11 @@ def criterion_section(criterion: dict | None) -> str:
 
 
 def evaluation_sections(
-    evaluation: dict, served: str, thresholds: dict | None, criterion: dict | None = None
+    evaluation: dict,
+    served: str,
+    thresholds: dict | None,
+    criterion: dict | None = None,
+    rows: dict | None = None,
 ) -> list[str]:
     """The hand-written and FAQ results, the targets, and the retrievers."""
     m, config = evaluation["metrics"], evaluation.get("config", {})
@@ -309,6 +362,8 @@ def evaluation_sections(
         f"words. Mode: **{evaluation['mode']}**; {_machine(evaluation)}.",
         f"## Targets: the served system on the {split} split",
         targets_section(m, served),
+        "### Where the misses come from",
+        misses_section(rows, m),
         "## Hand-written questions: every system (mean [95% bootstrap CI])",
         user_section(m, served),
         "![answers](../results/evaluation_metrics_answers.png)",
@@ -328,8 +383,14 @@ def render_report(
     served_generator: str = "evidence",
     thresholds: dict | None = None,
     criterion: dict | None = None,
+    previous: str | None = None,
+    answers: dict | None = None,
 ) -> str:
-    """The report's Markdown; ``bias`` is :func:`bias_section`'s."""
+    """The report's Markdown; ``bias`` is :func:`bias_section`'s.
+
+    ``previous``: the report this one replaces; its fine-tuning section is kept
+    (marked as carried over) when that deliverable's results are not at hand.
+    """
     served = SERVED_SYSTEM[served_generator]
     parts = [
         "# Capstone report: a cited question-answering service over the Python docs",
@@ -359,9 +420,12 @@ def render_report(
         parts += ["## Evaluation", "*`results/evaluation_metrics.json` is from an older run: "
                   "run `python capstone/evaluation_metrics.py` again.*"]  # fmt: skip
     else:
-        parts += evaluation_sections(evaluation, served, thresholds, criterion)
+        rows = (answers or {}).get(served)
+        parts += evaluation_sections(evaluation, served, thresholds, criterion, rows)
     if tuning is None:
-        parts += ["## Fine-tuning", _missing("fine_tuning_pipeline")]
+        kept = carried_over(previous, "Fine-tuning", "fine_tuning_pipeline")
+        parts += ["## Fine-tuning (FAQ set, previous design's prompt)"]
+        parts += [kept or _missing("fine_tuning_pipeline")]
     else:
         m = tuning["metrics"]
         parts += [
@@ -420,17 +484,26 @@ def render_model_card(results_dir: Path, tuning: dict | None) -> str:
 
 
 def write_report(results_dir: Path, report_dir: Path) -> list[Path]:
-    """Write ``REPORT.md`` and ``MODEL_CARD.md`` into ``report_dir`` from ``results_dir``."""
+    """Write ``REPORT.md`` (and ``MODEL_CARD.md`` when the tuned model's results are at hand)
+    into ``report_dir`` from ``results_dir``."""
     evaluation = load_results("evaluation_metrics", results_dir)
     tuning = load_results("fine_tuning_pipeline", results_dir)
-    bias = bias_section(
-        load_results(BASE_AUDIT, results_dir), load_results(TUNED_AUDIT, results_dir)
-    )
+    base, tuned = load_results(BASE_AUDIT, results_dir), load_results(TUNED_AUDIT, results_dir)
+    report_path = report_dir / "REPORT.md"
+    previous = report_path.read_text(encoding="utf-8") if report_path.is_file() else None
+    bias = bias_section(base, tuned)
+    if base is None and tuned is None:
+        bias = carried_over(previous, "Bias audit", BASE_AUDIT) or bias
     thresholds = json.loads(DEV_THRESHOLDS.read_text()) if DEV_THRESHOLDS.is_file() else None
     labels = read_jsonl(FAITHFULNESS_LABELS) if FAITHFULNESS_LABELS.is_file() else None
     criterion = criterion_agreement(labels) if labels else None
-    report = render_report(evaluation, tuning, bias, DEFAULT_GENERATOR, thresholds, criterion)
-    return [
-        atomic_write_text(report_dir / "REPORT.md", report),
-        atomic_write_text(report_dir / "MODEL_CARD.md", render_model_card(results_dir, tuning)),
-    ]
+    answers_path = results_dir / "evaluation_metrics_answers.json"
+    answers = json.loads(answers_path.read_text()) if answers_path.is_file() else None
+    report = render_report(
+        evaluation, tuning, bias, DEFAULT_GENERATOR, thresholds, criterion, previous, answers
+    )
+    written = [atomic_write_text(report_path, report)]
+    card_path = report_dir / "MODEL_CARD.md"
+    if tuning is not None or not card_path.is_file():
+        written.append(atomic_write_text(card_path, render_model_card(results_dir, tuning)))
+    return written
