@@ -38,6 +38,7 @@ from dl2llm.rag.index import Encoder, Index
 from dl2llm.rag.retrieve import Hit, Retriever
 
 DEFAULT_MIN_CONFIDENCE = 0.35
+WARM_UP_QUESTION = "How do I read a file line by line?"
 DEFAULT_MIN_EVIDENCE = 0.0  # the best evidence sentence's score below which we refuse
 CALIBRATION = "calibration.json"
 DOCS_URL = "https://docs.python.org/3.11/"
@@ -160,6 +161,11 @@ class RAGPipeline:
         prepared.refused = bool(prepared.out_of_scope) or not confident or weak
         prepared.retrieve_ms = 1000 * found.seconds
         return prepared
+
+    def warm_up(self) -> None:
+        """Answer one question and drop it: the first answer pays ~2 s of one-time setup
+        (the encoder's first runs), which should not fall on a user."""
+        self.ask(WARM_UP_QUESTION)
 
     def stream(self, prepared: Prepared, max_new_tokens: int | None = None) -> Iterator[str]:
         """The answer's text in pieces (one piece, the refusal, when refused)."""

@@ -62,7 +62,7 @@ class ServiceState:
             use_one_thread()
             index = self._load_index()
             self.phase = "loading the generator"
-            self.pipeline = load_pipeline(
+            pipeline = load_pipeline(
                 index,
                 self.encoder,
                 self.settings.llm,
@@ -70,6 +70,9 @@ class ServiceState:
                 self.settings.max_new_tokens,
                 adapter=self.settings.adapter,
             )
+            self.phase = "warming up"
+            pipeline.warm_up()
+            self.pipeline = pipeline  # ready only once warm
             self.phase = "ready"
         except (AssetError, IndexLoadError) as err:
             self._fail(str(err))
