@@ -12,9 +12,9 @@ in the same run:
 
 - ``fp32_all_cores``: fp32 with as many torch threads as the process has cores;
 - ``int8``: dynamic int8 quantization of every ``nn.Linear`` (``lm_head`` included; weights
-  per output channel) with ``torch.ao.quantization.quantize_dynamic``, one thread;
+  per output channel; :func:`dl2llm.efficiency.quantization.quantize_dynamic_torch`), one thread;
 - ``bf16``: the model in bfloat16, one thread, only where oneDNN has bf16 kernels for this
-  CPU (``torch.ops.mkldnn._is_mkldnn_bf16_supported()``), otherwise skipped;
+  CPU (:func:`dl2llm.hardware.native_bf16`), otherwise skipped;
 - ``compile``: ``torch.compile`` (dynamic shapes) of the fp32 model's forward, one thread;
   not in --quick (compiling takes minutes);
 - ``llamacpp`` and ``llamacpp_1_thread``: llama.cpp (llama-cpp-python) on the 4-bit GGUF the
@@ -50,7 +50,8 @@ import torch
 
 from dl2llm.assets import asset_file, get
 from dl2llm.efficiency.latency import torch_threads
-from dl2llm.hardware import available_cores, cpu_features, describe, machine_facts
+from dl2llm.efficiency.quantization import quantize_dynamic_torch
+from dl2llm.hardware import available_cores, cpu_features, describe, machine_facts, native_bf16
 from dl2llm.models import load_llm
 from dl2llm.rag.generate import build_messages, use_one_thread
 from dl2llm.rag.retrieve import Hit
@@ -66,7 +67,6 @@ LLAMACPP_VENV = HERE / ".venv-llamacpp"
 LLAMACPP_WORKER = HERE / "llamacpp_worker.py"
 LLAMACPP_PACKAGE = "llama-cpp-python==0.3.16"
 BUILD_COMMAND = "nice -n 19 .venv/bin/python benchmarks/bench_generation.py --build-llamacpp"
-NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 PROMPTS = (
     (
         "What does functools.lru_cache do?",
@@ -186,20 +186,13 @@ def answer(model: torch.nn.Module, inputs: dict, new_tokens: int) -> Answer:
     )
 
 
-def quantized_int8(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``model`` with every ``nn.Linear`` in dynamic int8 (weights per channel).
-
-    Per-channel weight scales were both faster and closer to fp32 here than the default
-    per-tensor ones. ``torch.ao.quantization`` is deprecated in favour of torchao (not a
-    dependency here) but still works in torch 2.13; its warnings are silenced.
-    """
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
+def int8_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """:func:`~dl2llm.efficiency.quantization.quantize_dynamic_torch` (every ``nn.Linear``,
+    weights per channel), with ``torch.ao``'s deprecation warnings silenced: it is deprecated
+    in favour of torchao (not a dependency here) but still works in torch 2.13."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return quantize_dynamic(
-            model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8
-        )
+        return quantize_dynamic_torch(model)
 
 
 def compiled(model: torch.nn.Module) -> torch.nn.Module:
@@ -210,13 +203,10 @@ def compiled(model: torch.nn.Module) -> torch.nn.Module:
 
 def bf16_problem() -> str | None:
     """Why bf16 is skipped on this CPU, or None when oneDNN has bf16 kernels for it."""
-    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if native_bf16():
         return None
     features = ", ".join(cpu_features()) or "none of interest"
-    return (
-        "skipped: oneDNN has no bf16 kernels for this CPU "
-        f"(torch.ops.mkldnn._is_mkldnn_bf16_supported() is False; CPU features: {features})"
-    )
+    return f"skipped: oneDNN has no bf16 kernels for this CPU (CPU features: {features})"
 
 
 def transformers_variants(model, quick: bool) -> tuple[dict[str, Variant], dict[str, str]]:
@@ -224,7 +214,7 @@ def transformers_variants(model, quick: bool) -> tuple[dict[str, Variant], dict[
     variants = {
         BASELINE: Variant(model, 1),
         "fp32_all_cores": Variant(model, available_cores()),
-        "int8": Variant(quantized_int8(model), 1),
+        "int8": Variant(int8_copy(model), 1),
     }
     skipped = {}
     if (reason := bf16_problem()) is None:
@@ -469,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             "prompt_tokens": [int(inputs["input_ids"].shape[1]) for inputs in prompts],
             "new_tokens": new_tokens,
             "machine": facts,
-            "native_bf16": [f for f in cpu_features() if f in NATIVE_BF16],
+            "native_bf16": native_bf16(),
             "llamacpp_package": LLAMACPP_PACKAGE,
             "llamacpp_system_info": system_info,
         },

@@ -30,6 +30,13 @@ def cpu_features() -> tuple[str, ...]:
     return tuple(f for f in FEATURES if f in flags)
 
 
+def native_bf16() -> bool:
+    """Does PyTorch's oneDNN have bf16 kernels for this CPU (else bf16 is emulated, slowly)?"""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def cpu_model() -> str:
     """The CPU's model name (``platform.processor()`` where ``/proc/cpuinfo`` is missing)."""
     info = Path("/proc/cpuinfo")

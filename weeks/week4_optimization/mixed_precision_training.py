@@ -9,8 +9,8 @@ CUDA) and how far the loss curve strays from fp32's. Then it shows why fp16
 needs loss scaling: it casts the model's real fp32 gradients to fp16 at several
 loss scales and counts how many underflow to zero or overflow to inf.
 
-This CPU has no native bf16, so bf16 here is emulated and slow: read CPU step
-times as a lesson in numerics and memory; 16-bit speed-ups need a GPU.
+On a CPU without native bf16 (probed at run time: :func:`dl2llm.hardware.native_bf16`)
+bf16 is emulated and slow: read such step times as a lesson in numerics and memory.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 from dl2llm.data import lm_splits
 from dl2llm.efficiency import fp16_underflow, loss_agreement, train_with_precision
 from dl2llm.efficiency.precision import byte_batches, byte_gpt2, model_gradients
+from dl2llm.hardware import native_bf16
 from dl2llm.results import save_results
 from dl2llm.runtime import (
     UsageError,
@@ -113,8 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     if device.type != "cuda" and "fp16" in precisions:
         print("note: fp16 + GradScaler training needs CUDA; skipped on this device")
         precisions.remove("fp16")
-    if device.type == "cpu":
-        print("note: this CPU has no native bf16: bf16 runs are emulated (slow), kept small")
+    if device.type == "cpu" and not native_bf16():
+        print("note: this CPU has no native bf16: bf16 runs are emulated (slow)")
 
     batches = byte_batches(
         lm_splits()["train"],

@@ -320,12 +320,13 @@ def _machine(evaluation: dict) -> str:
 
 def criterion_section(criterion: dict | None) -> str:
     """How the faithfulness criterion agrees with the hand labels."""
+    labels = FAITHFULNESS_LABELS.relative_to(paths.REPO_ROOT)
     if criterion is None:
-        return f"*`{FAITHFULNESS_LABELS.relative_to(paths.REPO_ROOT)}` is missing.*"
+        return f"*`{labels}` is missing.*"
     return (
         f"The criterion against {criterion['n']} answer sentences labelled by hand "
-        f"({criterion['human_supported']} supported by their cited passage, "
-        f"`{FAITHFULNESS_LABELS.relative_to(paths.REPO_ROOT)}`): agreement "
+        f"({criterion['human_supported']} supported by their cited passage, `{labels}`): "
+        "agreement "
         f"{_number(criterion['agreement'])}, Cohen's kappa {_number(criterion['kappa'])}, "
         f"precision {_number(criterion['precision'])} and recall "
         f"{_number(criterion['recall'])} on *supported*."

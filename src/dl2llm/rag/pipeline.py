@@ -38,8 +38,8 @@ from dl2llm.rag.index import Encoder, Index
 from dl2llm.rag.retrieve import Hit, Retriever
 
 DEFAULT_MIN_CONFIDENCE = 0.35
-WARM_UP_QUESTION = "How do I read a file line by line?"
 DEFAULT_MIN_EVIDENCE = 0.0  # the best evidence sentence's score below which we refuse
+WARM_UP_QUESTION = "How do I read a file line by line?"  # answered once before serving
 CALIBRATION = "calibration.json"
 DOCS_URL = "https://docs.python.org/3.11/"
 DEV_THRESHOLDS = paths.DATA_DIR / "capstone_qa" / "thresholds.json"
