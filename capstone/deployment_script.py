@@ -25,8 +25,10 @@ from dl2llm.rag import (
     GENERATORS,
     build_index,
     default_data_dir,
+    default_generator,
     ensure_index,
     sample_documents,
+    served_model,
 )
 from dl2llm.rag.index import INDEX_FOLDER, shared_encoder
 from dl2llm.results import save_results
@@ -45,14 +47,22 @@ def parse(argv: list[str] | None):
     parser.add_argument("--data-dir", type=Path, default=None, help="index folder (default: cache)")
     parser.add_argument("--docs", type=Path, default=None, help="folder to index (default: docs)")
     parser.add_argument("--llm", default=None, help="LLM folder or hub name (default: SmolLM2)")
-    parser.add_argument("--adapter", type=Path, default=None, help="LoRA adapter file for the LLM")
+    parser.add_argument(
+        "--adapter",
+        type=Path,
+        default=None,
+        help="LoRA adapter file for the LLM (default for --generator llm: the committed one, "
+        "when it beat the base model on the dev questions)",
+    )
+    parser.add_argument("--no-adapter", action="store_true", help="serve the base LLM")
     parser.add_argument("--encoder", default=None, help="encoder folder (default: MiniLM)")
     parser.add_argument(
         "--generator",
         choices=GENERATORS,
-        default="evidence",
-        help="evidence: the docs' own API entry and sentences, no LLM (default, best measured); "
-        "llm: SmolLM2 phrases that evidence, checked; previous: SmolLM2 on 80-word passages",
+        default=None,
+        help="evidence: the docs' own API entry and sentences, no LLM; llm: SmolLM2 picks the "
+        "entry and phrases it, checked; previous: SmolLM2 on 80-word passages (default: the "
+        f"best on the dev questions, {default_generator()})",
     )
     parser.add_argument("--max-new-tokens", type=check_positive, default=128)
     parser.add_argument("--max-concurrent", type=check_positive, default=8)
@@ -69,6 +79,9 @@ def parse(argv: list[str] | None):
         raise UsageError(f"--docs {args.docs}: no such folder")
     if args.adapter is not None and not args.adapter.is_file():
         raise UsageError(f"--adapter {args.adapter}: no such file")
+    if args.adapter is not None and args.no_adapter:
+        raise UsageError("--adapter and --no-adapter contradict each other: choose one")
+    args.generator, args.adapter = served_model(args.generator, args.adapter, args.no_adapter)
     return args
 
 
@@ -88,6 +101,7 @@ def settings_from(args, data_dir: Path) -> Settings:
 
 def record(args, checks: dict, started: float) -> None:
     config = {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "docs", "device")}
+    config["adapter"] = str(args.adapter) if args.adapter else None
     print("\n".join(f"{k:>28}  {v}" for k, v in checks.items()))
     save_results(
         "deployment_script",

@@ -24,9 +24,11 @@ from dl2llm.rag import (
     GENERATORS,
     build_index,
     default_data_dir,
+    default_generator,
     ensure_index,
     load_pipeline,
     sample_documents,
+    served_model,
 )
 from dl2llm.rag.checks import citations
 from dl2llm.rag.generate import use_one_thread
@@ -51,12 +53,15 @@ def parse(argv: list[str] | None):
     parser.add_argument(
         "--generator",
         choices=GENERATORS,
-        default="evidence",
-        help="evidence: the docs' own API entry and sentences, no LLM (default, best measured); "
-        "llm: SmolLM2 phrases that evidence, checked; previous: SmolLM2 on 80-word passages",
+        default=None,
+        help="evidence: the docs' own API entry and sentences, no LLM; llm: SmolLM2 picks the "
+        "entry and phrases it, checked; previous: SmolLM2 on 80-word passages (default: the "
+        f"best on the dev questions, {default_generator()})",
     )
+    parser.add_argument("--no-adapter", action="store_true", help="the base LLM, no LoRA adapter")
     parser.add_argument("--max-new-tokens", type=check_positive, default=128)
     args = parser.parse_args(argv)
+    args.generator, args.adapter = served_model(args.generator, None, args.no_adapter)
     if not args.question.strip():
         raise UsageError("the question is empty")
     if args.docs is not None and not args.docs.is_dir():
@@ -89,7 +94,9 @@ def run(args, index_dir: Path, build_documents=None) -> dict:
         calibration = calibrate_threshold(index, encoder)
         metrics.update({f"calibration_{k}": v for k, v in calibration.items()})
     use_one_thread()
-    pipeline = load_pipeline(index, encoder, args.llm, args.generator, args.max_new_tokens)
+    pipeline = load_pipeline(
+        index, encoder, args.llm, args.generator, args.max_new_tokens, adapter=args.adapter
+    )
     if questions:
         metrics["faq_questions"] = len(questions)
         metrics.update(evaluate(pipeline, questions, args.k))
@@ -136,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics = run(args, args.data_dir or default_data_dir())
     print("\n" + "\n".join(f"{k:>32}  {v}" for k, v in metrics.items() if k != "sources"))
     config = {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "docs")}
+    config["adapter"] = str(args.adapter) if args.adapter else None
     save_results(
         "retrieval_augmented_generation",
         metrics,

@@ -1,36 +1,78 @@
-"""Grounded-QA examples, prompt masking, the answer-only loss, and checkpoint/resume."""
+"""Entry questions, candidate examples, prompt masking, the answer-only loss, checkpoint/resume."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+from test_serve_fixtures import TorchThreads, encoder, sample_index_dir
 
 from dl2llm.evaluation import finetune
-from dl2llm.evaluation.dataset import EvalItem
+from dl2llm.evaluation.systems import NEVER, build_system
 from dl2llm.finetune.lora import lora_state_dict
+from dl2llm.rag.evidence import Evidence
+from dl2llm.rag.generate import build_evidence_messages, candidate_line
+from dl2llm.rag.index import Index
 from dl2llm.rag.retrieve import Hit
 from dl2llm.runtime import UsageError
 
 
-def _hit(chunk_id: int, text: str) -> Hit:
-    return Hit(chunk_id, "faq/x.rst", "faq/x.rst", "a", "FAQ > Q?", text, 1.0)
+def _entry(n: int, name: str, sentence: str) -> Evidence:
+    hit = Hit(n, "library/m.rst", "library/m.rst", f"m.{name}", f"m > {name}(x)", sentence, 1.0)
+    return Evidence(n + 1, hit, sentence, 0.5)
 
 
-HITS = (_hit(7, "Use pdb to debug programs."), _hit(3, "Lists sort in place."))
+CANDIDATES = (
+    _entry(0, "first", "Return the first item of the iterable x."),
+    _entry(1, "pdb_it", "Start the debugger on the program x."),
+    _entry(2, "last", "Return the last item of the iterable x."),
+)
 EXAMPLES = [
-    finetune.QAExample(f"How do I debug {n}?", HITS, f"Use pdb number {n}. [1]") for n in range(4)
+    finetune.QAExample(f"How do I debug {n}?", CANDIDATES, 1, candidate_line(CANDIDATES[1]))
+    for n in range(4)
 ]
 
 
-def test_the_gold_passage_is_always_shown_and_numbered():
-    gold = _hit(3, "Lists sort in place.")
-    retrieved = [_hit(n, f"passage {n}") for n in (10, 11, 12, 3)]
-    shown, number = finetune.grounded_passages(retrieved, gold, slot=0)
-    assert [h.chunk_id for h in shown] == [3, 10, 11] and number == 1  # missed: takes the slot
-    shown, number = finetune.grounded_passages(retrieved, gold, slot=1, shown=4)
-    assert [h.chunk_id for h in shown] == [10, 11, 12, 3] and number == 4  # found: order kept
-    shown, number = finetune.grounded_passages(retrieved[:1], gold, slot=2)
-    assert [h.chunk_id for h in shown] == [10, 3] and number == 2
+@pytest.mark.parametrize(
+    ("sentence", "question"),
+    [
+        ("Return the size of a container.", "How do I get the size of a container?"),
+        ("Return True if the path is a folder.", "How do I check whether the path is a folder?"),
+        ("Returns true if x is finite.", "How do I check whether x is finite?"),
+        ("Remove and return an item from it.", "How do I remove and return an item from it?"),
+        ("Alternate constructor for chain.", None),
+        (">>> chain('ABC') Return it.", None),
+    ],
+)  # fmt: skip
+def test_questions_are_written_from_imperative_descriptions(sentence, question):
+    assert finetune.question_from_description(sentence) == question
+
+
+@pytest.fixture(scope="module")
+def sample_index():
+    return Index.load(sample_index_dir())
+
+
+def test_entry_questions_never_use_excluded_documents(sample_index):
+    questions = finetune.entry_questions(sample_index, set())
+    assert questions and {q.doc_id for q in questions} == {"library/functools.rst"}
+    assert all(q.question.endswith("?") and q.anchor.startswith("functools.") for q in questions)
+    assert finetune.entry_questions(sample_index, {"library/functools.rst"}) == []
+    assert len(finetune.entry_questions(sample_index, set(), limit=2)) == 2
+
+
+def test_every_example_shows_its_gold_entry_and_answers_with_its_line(sample_index):
+    questions = finetune.entry_questions(sample_index, set())
+    with TorchThreads():
+        pipeline = build_system("evidence", sample_index, encoder(), thresholds=(NEVER, NEVER))
+        examples = finetune.build_examples(pipeline, questions, seed=1, shuffled=0.5)
+    assert len(examples) >= len(questions) - 2  # only refused questions are skipped
+    by_question = {q.question: q for q in questions}
+    for example in examples:
+        gold = example.candidates[example.gold]
+        assert gold.hit.anchor == by_question[example.question].anchor
+        assert example.answer == candidate_line(gold) and example.answer.startswith("`functools.")
+        assert 1 <= len(example.candidates) <= 5
+    assert any(example.gold > 0 for example in examples)  # not always the encoder's first
 
 
 def test_learning_rate_warms_up_then_decays_to_zero():
@@ -38,12 +80,6 @@ def test_learning_rate_warms_up_then_decays_to_zero():
     assert [round(factor(s), 3) for s in range(10)] == [
         0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125
     ]  # fmt: skip
-
-
-def test_examples_refuse_the_held_out_split():
-    item = EvalItem("Q?", "faq/x.rst", "a", frozenset({1}), "A.", "test")
-    with pytest.raises(UsageError, match="held-out test split"):
-        finetune.build_examples(None, [item])
 
 
 def test_only_the_answer_tokens_are_labelled():
@@ -56,7 +92,13 @@ def test_only_the_answer_tokens_are_labelled():
     assert (labels[:-n] == finetune.IGNORE).all()
     short = finetune.encode_example(tokenizer, EXAMPLES[0], max_length=len(ids) - 1)
     assert short["input_ids"].shape[1] < len(ids)
-    assert short["labels"][0, -n:].tolist() == answer["input_ids"]  # a passage dropped, answer kept
+    assert (
+        short["labels"][0, -n:].tolist() == answer["input_ids"]
+    )  # a candidate dropped, answer kept
+    kept = tokenizer.decode(short["input_ids"][0])
+    assert "pdb_it" in kept and "m.last" not in kept  # the gold entry stays, the last goes
+    prompt = build_evidence_messages(EXAMPLES[0].question, CANDIDATES)[0]["content"]
+    assert prompt.count("\n- `m.") == 3
     with pytest.raises(UsageError, match="no room for the answer"):
         finetune.encode_example(tokenizer, EXAMPLES[0], max_length=20)
 

@@ -179,6 +179,7 @@ class ScriptedLLM(LLMGenerator):
 
     def __init__(self, reply: str):
         self.reply, self.style, self.uses_evidence, self.rejections = reply, "evidence", True, {}
+        self.changed_lead = 0
 
     def generate(self, messages, max_new_tokens=None, sentences=2):
         yield self.reply
@@ -201,3 +202,35 @@ def test_a_failed_check_falls_back_to_the_evidence_alone():
     assert answer.startswith("`functools.lru_cache(user_function)` or ")
     assert "cachetools" not in answer and llm.rejections == {"unsupported": 1}
     assert "".join(llm.stream(prepared_with([]))) == IDK
+
+
+CACHE = Hit(
+    8,
+    "library/functools.rst",
+    "library/functools.rst",
+    "functools.cache",
+    "functools > cache(user_function)",
+    "Simple lightweight unbounded function cache.",
+    1.0,
+)
+TWO_ENTRIES = [Evidence(1, CACHE, CACHE.text, 0.9), Evidence(2, LRU, LRU.text, 0.8)]
+
+
+def test_the_entry_the_model_names_leads_the_answer():
+    reply = "Set maxsize to None in lru_cache so the cache can grow without bound."
+    llm = ScriptedLLM(reply)
+    answer = "".join(llm.stream(prepared_with(TWO_ENTRIES)))
+    assert answer.startswith(reply + " 【2】\n\n`functools.lru_cache(user_function)`")
+    assert "See also: `functools.cache(user_function)` 【1】" in answer
+    assert llm.changed_lead == 1
+
+
+def test_a_reply_that_restates_its_entry_is_not_shown_twice():
+    reply = "`functools.lru_cache(user_function)`: " + LRU.text
+    llm = ScriptedLLM(reply)
+    answer = "".join(llm.stream(prepared_with(TWO_ENTRIES)))
+    assert answer.startswith("`functools.lru_cache(user_function)` or ")
+    assert answer.count("grow without bound") == 1 and llm.changed_lead == 1
+    kept = ScriptedLLM("`functools.cache(user_function)`: " + CACHE.text)
+    answer = "".join(kept.stream(prepared_with(TWO_ENTRIES)))
+    assert answer.startswith("`functools.cache(user_function)`: Simple") and kept.changed_lead == 0

@@ -1,31 +1,40 @@
-"""Grounded-QA fine-tuning of SmolLM2 with our LoRA, on one process or several (DDP).
+"""Fine-tuning SmolLM2 with our LoRA to choose the API entry that answers, on one
+process or several (DDP).
 
-Training examples teach the behaviour the RAG prompt asks for and the
-evaluation measures: read three numbered passages, answer with the key
-sentence(s) of the one that holds the answer, cite it as ``[n]``. They come
-from the corpus itself: the ``dev`` FAQ questions (never the held-out ``test``
-ones) and synthetic questions made from the titles of other documentation
-sections (not the FAQ, not the "What's New" changelogs). Each question is shown
-with the passages hybrid retrieval returns for it; when those miss the passage
-the gold answer comes from (its section's first chunk), that passage takes a
-random slot among them, so every target is grounded in what the model sees.
-The target is the section's opening sentences -- the same gold answer token F1
-scores -- followed by the number of that passage. Only the answer tokens are
-trained on (the prompt's labels are ``-100``), and the language-model head
-computes logits for those positions only (``logits_to_keep``), which saves a
-fifth of each step on a 49k-word vocabulary.
+The served answer is built from the documentation's own API entries
+(:mod:`dl2llm.rag.evidence`); the encoder ranks them, and the language model
+may re-rank: it reads the question and one line per candidate entry
+(``- `signature`: sentence``) and answers with the line of the entry that
+answers (:class:`dl2llm.rag.generate.LLMGenerator`, ``style="evidence"``).
+The base model rarely does this well (its sentences fail the check), so we
+teach it.
 
-The adapter is LoRA (Hu et al., 2021) on every attention and MLP projection
-(``q/k/v/o_proj``, ``gate/up/down_proj``; :mod:`dl2llm.finetune.lora`), trained
-with AdamW, a linear warm-up and a linear decay to zero. Data parallelism
-follows PyTorch DDP (Li et al., 2020, "PyTorch Distributed: Experiences on
-Accelerating Data Parallel Training"): every process holds the model, takes
-its share of each global batch (``rank::world_size``), and the gradients are
-averaged across processes before the optimizer step. With per-example losses
-averaged over the local examples and equal shares, that average equals the
-single-process gradient of the same global batch, so ``torchrun
---nproc_per_node 2`` reproduces one process up to floating-point summation
-order.
+Training questions never touch the evaluation's **test** documents. They are
+written from API entries of every other document (the FAQ and the changelogs
+aside) by turning the first sentence of the entry's description into a
+question, the way a user who does not know the name would ask it: "Return the
+number of items in a container." becomes "How can I get the number of items
+in a container?" (:func:`question_from_description`). Each question goes
+through the real pipeline's retrieval and evidence selection; its candidates
+are the entries a user would get, with the gold entry put among them at a
+random place when retrieval missed it. The target is the gold entry's line. The
+hand-written **dev** questions are never trained on: they decide whether the
+tuned model is served (``capstone/fine_tuning_pipeline.py``).
+
+Only the answer tokens are trained on (the prompt's labels are ``-100``), and
+the language-model head computes logits for those positions only
+(``logits_to_keep``), which saves a fifth of each step on a 49k-word
+vocabulary. The adapter is LoRA (Hu et al., 2021) on every attention and MLP
+projection (``q/k/v/o_proj``, ``gate/up/down_proj``;
+:mod:`dl2llm.finetune.lora`), trained with AdamW, a linear warm-up and a
+linear decay to zero. Data parallelism follows PyTorch DDP (Li et al., 2020,
+"PyTorch Distributed: Experiences on Accelerating Data Parallel Training"):
+every process holds the model, takes its share of each global batch
+(``rank::world_size``), and the gradients are averaged across processes
+before the optimizer step. With per-example losses averaged over the local
+examples and equal shares, that average equals the single-process gradient of
+the same global batch, so ``torchrun --nproc_per_node 2`` reproduces one
+process up to floating-point summation order.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -43,28 +53,154 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from dl2llm.evaluation.dataset import EvalItem, gold_answer
 from dl2llm.finetune.lora import inject_lora, lora_state_dict, save_lora
 from dl2llm.io import atomic_save_torch
-from dl2llm.rag.generate import CONTEXT_PASSAGES, build_messages
+from dl2llm.rag.evidence import Evidence, api_signatures, select_evidence, sentences_of
+from dl2llm.rag.generate import build_evidence_messages, candidate_line, evidence_candidates
 from dl2llm.rag.index import Index
-from dl2llm.rag.retrieve import Hit, Retriever
+from dl2llm.rag.pipeline import RAGPipeline
+from dl2llm.rag.retrieve import Hit
 from dl2llm.runtime import UsageError
 
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 IGNORE = -100
-SYNTHETIC_QUESTION = "What does the documentation say about {}?"
-SYNTHETIC_SKIPPED = ("faq/", "whatsnew/")  # held-out FAQ; changelog entries are not answers
-MAX_ANSWER_WORDS = 40
+SKIPPED_DOCUMENTS = ("faq/", "whatsnew/")  # FAQ answers are prose; changelogs are not answers
+MAX_QUESTION_WORDS = 24
+SHUFFLED = 0.5  # share of examples whose candidates are shown in random order
+ASKING = ("How do I", "How can I", "What's the way to", "In Python, how do I", "Is there a way to")
+# Imperative openings of API descriptions ("Return ...", "Make an iterator ..."): a user's task.
+_TASK = re.compile(
+    r"^(Return|Make|Create|Construct|Convert|Remove|Delete|Write|Read|Open|Close|Set|Get|Add|"
+    r"Change|Raise|Compute|Calculate|Split|Join|Encode|Decode|Parse|Format|Copy|Move|Rename|"
+    r"Wait|Run|Start|Stop|Send|Receive|Register|Print|Build|Generate|Compare|Test|Check|Apply|"
+    r"Call|Load|Dump|Serialize|Search|Find|Replace|Sort|Shuffle|Round|Insert|Append|Extend|"
+    r"Update|Clear|Reset|Flush|Acquire|Release|Schedule|Cancel|Execute|Evaluate|Compile|Walk|"
+    r"List|Iterate|Yield|Count|Translate|Pack|Unpack|Quote|Escape|Shut|Block|Submit|Map|Filter|"
+    r"Truncate|Lock|Mark|Log|Emit|Display|Show|Determine|Decompress|Compress)s? (.+?)\.?$"
+)
+
+
+@dataclass(frozen=True)
+class EntryQuestion:
+    """A question written from an API entry's description, and that entry."""
+
+    question: str
+    doc_id: str
+    anchor: str
 
 
 @dataclass(frozen=True)
 class QAExample:
-    """A question, the passages shown with it, and the answer to learn."""
+    """A question, the candidate entries shown with it, which one answers, and the answer."""
 
     question: str
-    hits: tuple[Hit, ...]
+    candidates: tuple[Evidence, ...]
+    gold: int  # position of the answering entry among the candidates
     answer: str
+
+
+def question_from_description(sentence: str, asking: str = ASKING[0]) -> str | None:
+    """A user's question from an API description's first sentence, or None.
+
+    >>> question_from_description("Return the number of items in a container.")
+    'How do I get the number of items in a container?'
+    >>> question_from_description("Return True if the path is a directory.", "How can I")
+    'How can I check whether the path is a directory?'
+    >>> question_from_description("Make an iterator that returns consecutive keys.")
+    'How do I make an iterator that returns consecutive keys?'
+    >>> question_from_description("Alternate constructor for chain.") is None
+    True
+    """
+    if ">>>" in sentence or len(sentence.split()) > MAX_QUESTION_WORDS:
+        return None
+    if match := re.match(r"^Returns? (?:True|true) if (.+?)\.?$", sentence):
+        return f"{asking} check whether {match.group(1)}?"
+    if not (match := _TASK.match(sentence)):
+        return None
+    verb, rest = match.groups()
+    verb = "get" if verb == "Return" else verb.lower()
+    return f"{asking} {verb} {rest}?"
+
+
+def entry_questions(
+    index: Index, excluded_documents: set[str], limit: int | None = None, seed: int = 0
+) -> list[EntryQuestion]:
+    """One question per API entry outside ``excluded_documents`` whose description allows one,
+    at most ``limit``, taken evenly across the corpus."""
+    rng = random.Random(seed)
+    entries: dict[tuple[str, str], Hit] = {}
+    for chunk_id in sorted(index.chunks):
+        chunk = index.chunks[chunk_id]
+        if chunk.doc_id in excluded_documents or chunk.doc_id.startswith(SKIPPED_DOCUMENTS):
+            continue
+        hit = Hit(chunk_id, chunk.doc_id, chunk.path, chunk.anchor, chunk.title, chunk.text, 0.0)
+        if (chunk.doc_id, chunk.anchor) not in entries and api_signatures(hit):
+            entries[(chunk.doc_id, chunk.anchor)] = hit
+    questions = []
+    for (doc_id, anchor), hit in entries.items():
+        first = sentences_of(hit.text)[:1]
+        question = first and question_from_description(first[0], rng.choice(ASKING))
+        if question:
+            questions.append(EntryQuestion(question, doc_id, anchor))
+    return interleave(questions, limit)
+
+
+def interleave(items: Sequence, limit: int | None) -> list:
+    """At most ``limit`` items, taken evenly across ``items`` (all when ``limit`` is None)."""
+    if limit is None or limit >= len(items):
+        return list(items)
+    if limit < 1:
+        raise UsageError(f"the training-example limit must be at least 1, got {limit}")
+    step = len(items) / limit
+    return [items[int(n * step)] for n in range(limit)]
+
+
+def gold_candidate(index: Index, question: EntryQuestion, encoder) -> Evidence:
+    """The gold entry as a candidate: its sentence that best matches the question."""
+    chunk_ids = [
+        c for c, chunk in index.chunks.items()
+        if (chunk.doc_id, chunk.anchor) == (question.doc_id, question.anchor)
+    ]  # fmt: skip
+    hits = [
+        Hit(c, index.chunks[c].doc_id, index.chunks[c].path, question.anchor,
+            index.chunks[c].title, index.chunks[c].text, 0.0)
+        for c in sorted(chunk_ids)
+    ]  # fmt: skip
+    return select_evidence(question.question, hits, encoder.encode_short)[0]
+
+
+def build_examples(
+    pipeline: RAGPipeline,
+    questions: Sequence[EntryQuestion],
+    seed: int = 0,
+    shuffled: float = SHUFFLED,
+) -> list[QAExample]:
+    """One example per question: the pipeline's candidate entries (gold among them), its line.
+
+    In a ``shuffled`` share of the examples the candidates are shown in random
+    order, so the encoder's order is a hint, not the answer. Questions the
+    pipeline refuses (out of scope, no evidence) are skipped.
+    """
+    rng = random.Random(seed)
+    index, encoder = pipeline.retriever.index, pipeline.retriever.encoder
+    examples = []
+    for question in tqdm(questions, desc="examples", leave=False):
+        prepared = pipeline.prepare(question.question)
+        if not prepared.evidence:
+            continue
+        candidates = evidence_candidates(prepared.evidence)
+        keys = [(c.hit.doc_id, c.hit.anchor) for c in candidates]
+        if (question.doc_id, question.anchor) in keys:
+            gold = keys.index((question.doc_id, question.anchor))
+        else:
+            gold = rng.randrange(len(candidates))
+            candidates[gold:] = [gold_candidate(index, question, encoder), *candidates[gold:-1]]
+        if rng.random() < shuffled:  # read the question, not just the encoder's order
+            order = rng.sample(range(len(candidates)), len(candidates))
+            candidates, gold = [candidates[n] for n in order], order.index(gold)
+        answer = candidate_line(candidates[gold])
+        examples.append(QAExample(question.question, tuple(candidates), gold, answer))
+    return examples
 
 
 @dataclass(frozen=True)
@@ -82,90 +218,23 @@ class TrainConfig:
     checkpoint_every: int = 10
 
 
-def answer_passage(index: Index, item: EvalItem) -> Hit:
-    """The passage the item's gold answer was taken from: its section's first chunk."""
-    chunk = index.chunks[min(item.gold_chunk_ids)]
-    return Hit(chunk.chunk_id, chunk.doc_id, chunk.path, chunk.anchor, chunk.title, chunk.text, 0.0)
-
-
-def grounded_passages(
-    hits: Sequence[Hit], gold: Hit, slot: int, shown: int = CONTEXT_PASSAGES
-) -> tuple[tuple[Hit, ...], int]:
-    """The ``shown`` passages with ``gold`` among them, and its 1-based number.
-
-    Retrieval's order stays when its first ``shown`` hits include ``gold``;
-    otherwise ``gold`` takes position ``slot`` (0-based) among the others.
-    """
-    first = [hit.chunk_id for hit in hits[:shown]]
-    if gold.chunk_id in first:
-        return tuple(hits[:shown]), first.index(gold.chunk_id) + 1
-    others = [hit for hit in hits if hit.chunk_id != gold.chunk_id][: shown - 1]
-    slot = min(slot, len(others))
-    return (*others[:slot], gold, *others[slot:]), slot + 1
-
-
-def synthetic_items(index: Index, limit: int) -> list[EvalItem]:
-    """Questions "What does the documentation say about <title>?", spread over the corpus.
-
-    One per documentation section (FAQ and changelogs excluded) whose opening
-    sentences make an answer of at most ``MAX_ANSWER_WORDS`` words, taken
-    evenly across the sections.
-    """
-    sections: dict[tuple[str, str], list[int]] = {}
-    for chunk_id in sorted(index.chunks):
-        chunk = index.chunks[chunk_id]
-        if not chunk.doc_id.startswith(SYNTHETIC_SKIPPED) and " > " in chunk.title:
-            sections.setdefault((chunk.doc_id, chunk.anchor), []).append(chunk_id)
-    items = []
-    for (doc_id, anchor), ids in sections.items():
-        first = index.chunks[ids[0]]
-        answer = gold_answer(first.text)
-        if len(answer.split()) <= MAX_ANSWER_WORDS:
-            question = SYNTHETIC_QUESTION.format(first.title.rpartition(" > ")[2])
-            items.append(EvalItem(question, doc_id, anchor, frozenset(ids), answer, "synthetic"))
-    return interleave(items, limit)
-
-
-def interleave(items: Sequence[EvalItem], limit: int | None) -> list[EvalItem]:
-    """At most ``limit`` items, taken evenly across ``items`` (all when ``limit`` is None)."""
-    if limit is None or limit >= len(items):
-        return list(items)
-    if limit < 1:
-        raise UsageError(f"the training-example limit must be at least 1, got {limit}")
-    step = len(items) / limit
-    return [items[int(n * step)] for n in range(limit)]
-
-
-def build_examples(
-    retriever: Retriever, items: Sequence[EvalItem], seed: int = 0
-) -> list[QAExample]:
-    """One grounded example per item: retrieved passages (gold included), cited answer."""
-    if any(item.split == "test" for item in items):
-        raise UsageError("training examples must not use the held-out test split")
-    rng = random.Random(seed)
-    examples = []
-    for item in tqdm(items, desc="examples", leave=False):
-        hits = retriever.retrieve(item.question, CONTEXT_PASSAGES, "hybrid")
-        gold = answer_passage(retriever.index, item)
-        shown, number = grounded_passages(hits, gold, rng.randrange(CONTEXT_PASSAGES))
-        examples.append(QAExample(item.question, shown, f"{item.gold_answer} [{number}]"))
-    return examples
-
-
 def encode_example(tokenizer, example: QAExample, max_length: int) -> dict[str, torch.Tensor]:
     """Token ids and labels (prompt masked) of one example.
 
-    Passages are dropped from the last until prompt and answer fit in
-    ``max_length``; if even the bare prompt leaves too little room, the
-    answer is cut.
+    Candidates other than the gold one are dropped from the last until prompt
+    and answer fit in ``max_length``; if even that leaves too little room,
+    the answer is cut.
     """
-    for shown in range(len(example.hits), -1, -1):
-        messages = build_messages(example.question, example.hits[:shown])
+    others = [n for n in range(len(example.candidates)) if n != example.gold]
+    answer_ids = tokenizer(example.answer + tokenizer.eos_token, add_special_tokens=False)[
+        "input_ids"
+    ]
+    for kept in range(len(others), -1, -1):
+        keep = sorted([example.gold, *others[:kept]])
+        shown = [example.candidates[n] for n in keep]
+        messages = build_evidence_messages(example.question, shown)
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        answer_ids = tokenizer(example.answer + tokenizer.eos_token, add_special_tokens=False)[
-            "input_ids"
-        ]
         if len(prompt_ids) + len(answer_ids) <= max_length:
             break
     if len(prompt_ids) >= max_length:

@@ -22,7 +22,13 @@ from tqdm import tqdm
 from dl2llm.evaluation import judge, metrics
 from dl2llm.evaluation.dataset import EvalItem
 from dl2llm.evaluation.questions import Question, Unanswerable
-from dl2llm.rag import build_index, default_data_dir, ensure_index, sample_documents
+from dl2llm.rag import (
+    SAMPLE_DOCUMENTS,
+    build_index,
+    default_data_dir,
+    ensure_index,
+    sample_documents,
+)
 from dl2llm.rag.index import Encoder, Index
 from dl2llm.rag.pipeline import RAGPipeline
 from dl2llm.rag.retrieve import Retriever
@@ -137,8 +143,13 @@ def paired_difference(tuned: Sequence[dict], base: Sequence[dict], name: str) ->
     return metrics.bootstrap_interval(differences)
 
 
-def open_index(encoder: Encoder, quick: bool, data_dir: Path | None = None) -> Index:
-    """The full corpus index (built once, cached), or in quick mode a 3-document one.
+def open_index(
+    encoder: Encoder,
+    quick: bool,
+    data_dir: Path | None = None,
+    documents: tuple[str, ...] = SAMPLE_DOCUMENTS,
+) -> Index:
+    """The full corpus index (built once, cached), or in quick mode one of ``documents``.
 
     The quick index is built in a temporary folder that is removed at exit.
     """
@@ -146,7 +157,7 @@ def open_index(encoder: Encoder, quick: bool, data_dir: Path | None = None) -> I
         return ensure_index(data_dir or default_data_dir(), encoder)
     folder = Path(tempfile.mkdtemp(prefix="dl2llm-eval-index-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    documents, source = sample_documents()
+    documents, source = sample_documents(documents)
     return build_index(documents, folder, encoder, source=source, progress=False)
 
 

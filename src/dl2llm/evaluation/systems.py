@@ -5,8 +5,11 @@ differ in how they answer and when they refuse:
 
 - ``evidence`` -- the evidence answer alone, no language model
   (:class:`~dl2llm.rag.generate.EvidenceGenerator`);
-- ``evidence_llm`` -- SmolLM2 phrases one sentence from that evidence, checked,
-  with the evidence after it (``LLMGenerator(style="evidence")``);
+- ``evidence_llm`` -- SmolLM2 chooses among the best API entries and answers
+  in one sentence, checked; the entry it chose leads the evidence answer
+  (``LLMGenerator(style="evidence")``);
+- ``evidence_llm_tuned`` -- the same with the LoRA adapter of
+  ``capstone/fine_tuning_pipeline.py`` (:func:`dl2llm.rag.default_adapter`);
 - ``previous`` -- the system before this design: SmolLM2 answering from the
   first 80 words of three passages, refusing on the retrieval threshold alone;
 - ``no_retrieval`` -- SmolLM2 with no passages at all (closed book).
@@ -22,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -38,8 +42,8 @@ from dl2llm.rag.pipeline import (
 )
 from dl2llm.rag.retrieve import Retriever
 
-SYSTEMS = ("evidence", "evidence_llm", "previous", "no_retrieval")
-LLM_SYSTEMS = ("evidence_llm", "previous", "no_retrieval")
+SYSTEMS = ("evidence", "evidence_llm", "evidence_llm_tuned", "previous", "no_retrieval")
+LLM_SYSTEMS = ("evidence_llm", "evidence_llm_tuned", "previous", "no_retrieval")
 NEVER = float("-inf")
 
 
@@ -57,7 +61,8 @@ def build_system(
     max_new_tokens: int = 48,
     thresholds: tuple[float, float] | None = None,
 ) -> RAGPipeline:
-    """The pipeline of system ``name`` (see the module docstring); ``llm``: a loaded SmolLM2.
+    """The pipeline of system ``name`` (see the module docstring); ``llm``: a loaded
+    ``(model, tokenizer)`` (for ``evidence_llm_tuned``, the one with the adapter merged).
 
     ``thresholds`` overrides the tuned ``(min_confidence, min_evidence)``
     (tuning runs with ``(NEVER, NEVER)`` to see every score).
@@ -69,12 +74,23 @@ def build_system(
     if name == "evidence":
         return RAGPipeline(retriever, EvidenceGenerator(), min_confidence, min_evidence)
     model, tokenizer = llm
-    if name == "evidence_llm":
+    if name in ("evidence_llm", "evidence_llm_tuned"):
         generator = LLMGenerator(model, tokenizer, max_new_tokens, style="evidence")
         return RAGPipeline(retriever, generator, min_confidence, min_evidence)
     generator = LLMGenerator(model, tokenizer, max_new_tokens, style="passages")
     threshold = previous_threshold(index) if name == "previous" else NEVER
     return RAGPipeline(retriever, generator, threshold, NEVER, scope_check=False)
+
+
+def load_tuned_llm(adapter: str | Path):
+    """``(model, tokenizer)``: SmolLM2 with the LoRA adapter at ``adapter`` merged in."""
+    from dl2llm.finetune.lora import load_lora, merge_lora
+    from dl2llm.models import load_llm
+
+    model, tokenizer = load_llm()
+    load_lora(model, adapter)
+    merge_lora(model)
+    return model, tokenizer
 
 
 def balanced_error(answerable: np.ndarray, unanswerable: np.ndarray, cut: float) -> float:

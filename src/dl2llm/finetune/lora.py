@@ -259,10 +259,13 @@ def _lora_config(model: nn.Module) -> dict[str, object]:
     }
 
 
-def save_lora(model: nn.Module, path: str | Path) -> Path:
-    """Write only the adapter weights (and the LoRA settings) as one safetensors file."""
+def save_lora(model: nn.Module, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write only the adapter weights (and the LoRA settings) as one safetensors file.
+
+    ``dtype`` (say ``torch.float16``) halves a committed file; loading casts back.
+    """
     metadata = {"dl2llm_lora": json.dumps(_lora_config(model))}
-    tensors = {k: v.contiguous() for k, v in lora_state_dict(model).items()}
+    tensors = {k: v.to(dtype or v.dtype).contiguous() for k, v in lora_state_dict(model).items()}
     return atomic_write_bytes(path, save_safetensors(tensors, metadata=metadata))
 
 

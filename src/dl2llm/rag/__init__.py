@@ -19,6 +19,7 @@ parts, one module each:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from dl2llm import paths
@@ -108,7 +109,44 @@ def ensure_index(
 
 
 GENERATORS = ("evidence", "llm", "previous")
-DEFAULT_GENERATOR = "evidence"  # the best measured (capstone/REPORT.md): what `make run` serves
+DEFAULT_GENERATOR = "evidence"  # served when no selection has been made (see served_recipe)
+# The committed adapter and the record of how it was made and chosen, written by
+# capstone/fine_tuning_pipeline.py: adapter.safetensors + recipe.json.
+SERVED_MODEL_DIR = paths.DATA_DIR / "capstone_adapter"
+SERVED_GENERATORS = {"evidence": "evidence", "evidence_llm": "llm", "evidence_llm_tuned": "llm"}
+
+
+def served_recipe(folder: Path = SERVED_MODEL_DIR) -> dict:
+    """The committed selection (``recipe.json``), or ``{}`` when there is none."""
+    path = folder / "recipe.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def default_generator(folder: Path = SERVED_MODEL_DIR) -> str:
+    """The generator ``make run`` serves: the system that did best on the dev questions."""
+    return SERVED_GENERATORS.get(served_recipe(folder).get("served", ""), DEFAULT_GENERATOR)
+
+
+def default_adapter(folder: Path = SERVED_MODEL_DIR) -> Path | None:
+    """The committed LoRA adapter when it beat the base model on the dev questions, else None."""
+    path = folder / "adapter.safetensors"
+    return path if served_recipe(folder).get("tuned_beats_base") and path.is_file() else None
+
+
+def served_model(
+    generator: str | None = None, adapter: Path | None = None, no_adapter: bool = False
+) -> tuple[str, Path | None]:
+    """``(generator, adapter)`` to serve: what the user chose, else what dev chose.
+
+    The committed adapter is trained for the ``llm`` generator, so only it gets
+    the default adapter; ``no_adapter`` serves the base model.
+    """
+    generator = generator or default_generator()
+    if no_adapter:
+        return generator, None
+    if adapter is None and generator == "llm":
+        adapter = default_adapter()
+    return generator, adapter
 
 
 def load_pipeline(
@@ -144,6 +182,11 @@ def load_pipeline(
 __all__ = [
     "DEFAULT_GENERATOR",
     "GENERATORS",
+    "SERVED_MODEL_DIR",
+    "default_adapter",
+    "default_generator",
+    "served_model",
+    "served_recipe",
     "Encoder",
     "Hit",
     "Index",

@@ -6,10 +6,15 @@ over a :class:`~dl2llm.rag.pipeline.Prepared` question:
 - :class:`EvidenceGenerator` -- no language model: the API entry and the
   sentences that answer the question, cited (:mod:`dl2llm.rag.evidence`).
 - :class:`LLMGenerator` with ``style="evidence"`` -- SmolLM2-135M-Instruct
-  writes one sentence from that evidence alone; :func:`check_phrasing` then
-  asks whether it names an API of the evidence, is supported by it and is not
-  junk, and the evidence follows it. When the check fails, the reader gets
-  the evidence alone: the model may help, never hurt.
+  reads the question and the best sentence of each of the
+  :data:`EVIDENCE_ENTRIES` best API entries, and answers in one sentence that
+  names the entry it chose. :func:`check_phrasing` asks whether that sentence
+  names an API of the candidates, is supported by them and is not junk; if so,
+  the chosen entry leads the evidence answer (the model re-ranks what the
+  encoder found) and the model's sentence is shown above it unless it merely
+  restates it. When the check fails, the reader gets the evidence alone: the
+  model may help, never hurt. The LoRA adapter of
+  ``capstone/fine_tuning_pipeline.py`` teaches the model this task.
 - :class:`LLMGenerator` with ``style="passages"`` -- the previous system, kept
   as the baseline it is measured against: the model answers from the first
   80 words of three numbered passages (Lewis et al., 2020, with the citation
@@ -34,7 +39,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from dl2llm.rag.checks import MARKER, cite, junk_kind, strip_markers, supported
-from dl2llm.rag.evidence import Evidence, api_signatures, evidence_answer
+from dl2llm.rag.evidence import Evidence, api_signatures, context_of, evidence_answer, readable
 from dl2llm.rag.index import tokenize
 from dl2llm.rag.retrieve import Hit
 
@@ -46,7 +51,7 @@ EVIDENCE_INSTRUCTION = (
     "Answer the question in one sentence using only the evidence above, and name the "
     "function, class or module it is about."
 )
-EVIDENCE_SENTENCES = 3
+EVIDENCE_ENTRIES = 5  # the entries the model chooses among (dev: a key term in 66% of top 5)
 INSTRUCTION = (
     "Answer the question in one or two sentences using only the passages above, and cite "
     f'the passage you used like [1]. If they do not answer it, say "{IDK}"'
@@ -164,45 +169,109 @@ def words(text: str) -> list[str]:
     return re.findall(r"\s*\S+", text)
 
 
-def build_evidence_messages(question: str, evidence: Sequence[Evidence]) -> list[dict[str, str]]:
-    """The evidence prompt: the question, the best sentences with their API names, the task."""
-    lines = []
-    for item in evidence[:EVIDENCE_SENTENCES]:
-        signatures = api_signatures(item.hit)
-        lead = f"{signatures[0]}: " if signatures else ""
-        lines.append(f"- {lead}{item.sentence}")
-    content = f"Question: {question}\n\nEvidence:\n" + "\n".join(lines)
-    return [{"role": "user", "content": f"{content}\n\n{EVIDENCE_INSTRUCTION}"}]
+def evidence_candidates(
+    evidence: Sequence[Evidence], most: int = EVIDENCE_ENTRIES
+) -> list[Evidence]:
+    """The best sentence of each of the ``most`` best entries (API entries or sections)."""
+    seen, candidates = set(), []
+    for item in evidence:
+        key = (item.hit.doc_id, item.hit.anchor)
+        if key not in seen and len(candidates) < most:
+            seen.add(key)
+            candidates.append(item)
+    return candidates
 
 
-def evidence_names(evidence: Sequence[Evidence]) -> set[str]:
-    """The API names an answer from ``evidence`` may lead with (last parts, lower case)."""
-    names = set()
-    for item in evidence[:EVIDENCE_SENTENCES]:
-        for signature in api_signatures(item.hit):
-            name = re.split(r"[\s(\[]", signature, maxsplit=1)[0]
-            names.update({name.lower(), name.rpartition(".")[2].lower()})
-    return names
+def candidate_line(item: Evidence) -> str:
+    """How a candidate is shown to the model (and how a trained answer restates it).
+
+    >>> hit = Hit(0, "d", "d", "functools.cache", "functools > cache(user_function)", "", 1.0)
+    >>> candidate_line(Evidence(1, hit, "Simple lightweight unbounded function cache.", 0.7))
+    '`functools.cache(user_function)`: Simple lightweight unbounded function cache.'
+    """
+    signatures = api_signatures(item.hit)
+    lead = f"`{signatures[0]}`: " if signatures else ""
+    return lead + readable(item.sentence)
 
 
-def check_phrasing(text: str, evidence: Sequence[Evidence]) -> str | None:
+def build_evidence_messages(question: str, candidates: Sequence[Evidence]) -> list[dict[str, str]]:
+    """The evidence prompt: the question, one line per candidate entry, the task."""
+    lines = "\n".join(f"- {candidate_line(item)}" for item in candidates)
+    content = f"Question: {question}\n\nEvidence:\n{lines}\n\n{EVIDENCE_INSTRUCTION}"
+    return [{"role": "user", "content": content}]
+
+
+def api_names(item: Evidence) -> tuple[str, ...]:
+    """The names an answer may call ``item``'s API entry by: qualified, then last part."""
+    if not api_signatures(item.hit):
+        return ()
+    qualified = context_of(item.hit).lower()
+    return qualified, qualified.rpartition(".")[2]
+
+
+def _words(text: str) -> set[str]:
+    return {w.lower().rstrip(".") for w in re.findall(r"[\w.]+", text)}
+
+
+def named_candidate(text: str, candidates: Sequence[Evidence]) -> Evidence | None:
+    """The candidate whose API ``text`` names: by qualified name first, then by last part
+    (the longest such name: "the lru_cache cache" names ``lru_cache``, not ``cache``).
+
+    >>> hits = [Hit(n, "d", "d", f"m.{name}", f"m > {name}()", "", 1.0) for n, name in
+    ...         enumerate(("chain", "pairwise"))]
+    >>> candidates = [Evidence(1, hit, "", 0.0) for hit in hits]
+    >>> named_candidate("Use `m.pairwise()` here.", candidates).hit.anchor
+    'm.pairwise'
+    """
+    words = _words(text)
+    named = [item for item in candidates if api_names(item) and api_names(item)[0] in words]
+    if named:
+        return named[0]
+    named = [item for item in candidates if api_names(item) and api_names(item)[1] in words]
+    return max(named, key=lambda item: len(api_names(item)[1]), default=None)
+
+
+def restates(text: str, item: Evidence) -> bool:
+    """Does ``text`` only repeat ``item``'s line (it holds the sentence, or is part of the line)?
+
+    >>> hit = Hit(0, "d", "d", "m.f", "m > f(x)", "", 1.0)
+    >>> item = Evidence(1, hit, "Return the first item.", 0.5)
+    >>> restates("`m.f(x)`: Return the first item.", item), restates("Use m.f for it.", item)
+    (True, False)
+    """
+
+    def plain(words: str) -> str:
+        return " ".join(re.findall(r"\w+", words.lower()))
+
+    said = plain(text)
+    return plain(readable(item.sentence)) in said or said in plain(candidate_line(item))
+
+
+def promote(evidence: Sequence[Evidence], chosen: Evidence) -> list[Evidence]:
+    """``evidence`` with the chosen entry's sentences first, the others after in their order."""
+    key = (chosen.hit.doc_id, chosen.hit.anchor)
+    first = [e for e in evidence if (e.hit.doc_id, e.hit.anchor) == key]
+    return first + [e for e in evidence if (e.hit.doc_id, e.hit.anchor) != key]
+
+
+def check_phrasing(text: str, candidates: Sequence[Evidence]) -> str | None:
     """Why the model's sentence may not be shown, or None when it passes.
 
     It must not be junk (:func:`~dl2llm.rag.checks.junk_kind`), must be
-    supported by the evidence (:func:`~dl2llm.rag.checks.supported`), must not
-    say "I don't know" while there is evidence, and -- when the evidence is an
-    API entry -- must name one of its APIs.
+    supported by the candidates (:func:`~dl2llm.rag.checks.supported`), must
+    not say "I don't know" while there is evidence, and -- when a candidate is
+    an API entry -- must name one of their APIs.
     """
     if kind := junk_kind(text):
         return kind
     if re.search(r"\bdon'?t know\b", text, re.IGNORECASE):
         return "refused"
-    source = " ".join(f"{item.hit.title} {item.sentence}" for item in evidence[:EVIDENCE_SENTENCES])
+    source = " ".join(
+        f"{item.hit.title} {candidate_line(item)} {item.sentence}" for item in candidates
+    )
     if not supported(text, source):
         return "unsupported"
-    names = evidence_names(evidence)
-    words = {w.lower() for w in re.findall(r"[\w.]+", text)}
-    if names and not names & {w.rstrip(".") for w in words}:
+    if any(api_names(item) for item in candidates) and named_candidate(text, candidates) is None:
         return "names no API of the evidence"
     return None
 
@@ -227,6 +296,7 @@ class LLMGenerator:
         self.uses_evidence = style == "evidence"
         self.name = Path(getattr(model.config, "_name_or_path", "llm")).name or "llm"
         self.rejections: dict[str, int] = {}  # why phrasings were not shown, for /metrics
+        self.changed_lead = 0  # answers led by another entry than the encoder's best
         self._lock = threading.Lock()  # one generation at a time per worker
 
     @classmethod
@@ -255,19 +325,23 @@ class LLMGenerator:
         if self.style == "passages":
             yield from self._passages_answer(prepared, max_new_tokens)
             return
-        evidence = evidence_answer(prepared.evidence)
-        if not evidence:
+        if not prepared.evidence:
             yield IDK
             return
-        messages = build_evidence_messages(prepared.question, prepared.evidence)
+        candidates = evidence_candidates(prepared.evidence)
+        messages = build_evidence_messages(prepared.question, candidates)
         text = "".join(self.generate(messages, max_new_tokens, sentences=1)).strip()
-        reason = check_phrasing(text, prepared.evidence)
-        if reason is None:
-            yield from words(f"{strip_markers(text)} {cite(prepared.evidence[0].number)}")
-            yield "\n\n"
-        else:
+        reason = check_phrasing(text, candidates)
+        if reason is not None:
             self.rejections[reason] = self.rejections.get(reason, 0) + 1
-        yield from words(evidence)
+            yield from words(evidence_answer(prepared.evidence))
+            return
+        chosen = named_candidate(text, candidates) or candidates[0]
+        self.changed_lead += chosen is not candidates[0]
+        if not restates(text, chosen):
+            yield from words(f"{strip_markers(text)} {cite(chosen.number)}")
+            yield "\n\n"
+        yield from words(evidence_answer(promote(prepared.evidence, chosen)))
 
     def _passages_answer(self, prepared: Prepared, max_new_tokens: int | None) -> Iterator[str]:
         """The previous system: numbered 80-word passages in, cited answer out."""
