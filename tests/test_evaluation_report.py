@@ -34,11 +34,15 @@ def test_report_and_model_card_carry_the_numbers(tmp_path):
     _save("evaluation_metrics", evaluation, tmp_path)
     tuning = {
         "train_examples": 40, "steps": 5, "world_size": 1, "train_minutes": 12.5,
-        "train_loss_first": 1.5, "train_loss_last": 0.75, "base_f1": 0.2, "tuned_f1": 0.3,
-        "f1_gain": {"mean": 0.1, "low": 0.02, "high": 0.19, "n": 20},
+        "train_loss_first": 1.5, "train_loss_last": 0.75, "excluded_test_documents": 44,
+        "data_sha256": "ab" * 32, "dev_evidence_key_term_accuracy": 0.6,
+        "dev_evidence_llm_key_term_accuracy": 0.5, "dev_evidence_llm_tuned_key_term_accuracy": 0.7,
+        "dev_evidence_llm_tuned_p50_ms": 900.0, "dev_evidence_llm_tuned_phrasings_passed": 0.95,
+        "dev_key_term_gain": {"mean": 0.2, "low": 0.1, "high": 0.3, "n": 20},
+        "tuned_beats_base": True, "served": "evidence",
     }  # fmt: skip
     _save("fine_tuning_pipeline", tuning, tmp_path)
-    report_path, card_path = write_report(tmp_path, tmp_path / "capstone")
+    report_path, card_path = write_report(tmp_path, tmp_path / "capstone", served_dir=tmp_path)
     report, card = report_path.read_text(), card_path.read_text()
     assert "`make run` serves **evidence answer, no LLM** (`--generator evidence`" in report
     assert "| key_term_accuracy | >= 0.85 | 0.812 [0.700, 0.900] | **missed** by 0.037 |" in report
@@ -53,7 +57,10 @@ def test_report_and_model_card_carry_the_numbers(tmp_path):
     assert "**Not run.**" in report and "```mermaid" in report
     assert card.startswith("---\nlicense: apache-2.0\n")
     assert "LoRA rank 8" in card and "5 steps over 40 examples" in card
-    assert "| f1 | 0.200 | 0.300 | 0.100 [0.020, 0.190] |" in card
+    row = "| SmolLM2 + LoRA adapter choosing the entry (checked) | 0.700 | n/a | n/a | n/a | n/a |"
+    assert row + " 900.000 | n/a | 0.950 | n/a |" in card
+    assert "paired per question: 0.200 [0.100, 0.300]. The adapter **beats**" in card
+    assert "outside the 44 test documents" in report and "SHA-256 `abababababab`" in report
     assert "| fine_tuning_pipeline.train_examples | 40 |" in card
 
 

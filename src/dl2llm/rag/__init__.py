@@ -134,18 +134,21 @@ def default_adapter(folder: Path = SERVED_MODEL_DIR) -> Path | None:
 
 
 def served_model(
-    generator: str | None = None, adapter: Path | None = None, no_adapter: bool = False
+    generator: str | None = None,
+    adapter: Path | None = None,
+    no_adapter: bool = False,
+    folder: Path = SERVED_MODEL_DIR,
 ) -> tuple[str, Path | None]:
     """``(generator, adapter)`` to serve: what the user chose, else what dev chose.
 
     The committed adapter is trained for the ``llm`` generator, so only it gets
     the default adapter; ``no_adapter`` serves the base model.
     """
-    generator = generator or default_generator()
+    generator = generator or default_generator(folder)
     if no_adapter:
         return generator, None
     if adapter is None and generator == "llm":
-        adapter = default_adapter()
+        adapter = default_adapter(folder)
     return generator, adapter
 
 
