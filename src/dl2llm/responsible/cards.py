@@ -128,22 +128,25 @@ PROJECT_MODELS = {
         results=("pretrain_gpt",),
     ),
     "smollm2_lora": dict(
-        details="SmolLM2-135M-Instruct with the capstone's grounded-QA LoRA adapter (Hu et "
-        "al., 2021), trained by `capstone/fine_tuning_pipeline.py` (file "
-        "`fine_tuning_pipeline_adapter.safetensors`) and merged into the base weights when "
-        "served (`deployment_script.py --adapter`).",
+        details="SmolLM2-135M-Instruct with the capstone's LoRA adapter (Hu et al., 2021), "
+        "trained by `capstone/fine_tuning_pipeline.py` to pick, among five candidate API "
+        "entries, the one that answers a question; committed as "
+        "`data/capstone_adapter/adapter.safetensors` (fp16) with its `recipe.json`, and merged "
+        "into the base weights when served (`deployment_script.py --generator llm`; "
+        "`--no-adapter` serves the base).",
         base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
-        intended_use="Answering questions about Python from retrieved passages of the Python "
-        "documentation, citing them, inside the capstone RAG service.",
+        intended_use="Choosing which retrieved Python-documentation API entry answers a "
+        "question, inside the capstone RAG service, where its output is checked against the "
+        "evidence.",
         out_of_scope_use="Open-domain chat, answers without retrieved passages, advice about "
         "people, any decision about a person.",
-        training_data="Grounded QA examples built from the bundled Python 3.11 documentation: "
-        "the dev part of the Python FAQ questions and synthetic questions from section "
-        "titles, each with the passages hybrid retrieval shows; target = the gold section's "
-        "opening sentences and its citation `[n]`. The held-out FAQ test part is never "
-        "trained on.",
-        evaluation_data="The held-out FAQ test questions, base vs tuned with paired bootstrap "
-        "intervals (`fine_tuning_pipeline`); CrowS-Pairs, StereoSet and BBQ samples "
+        training_data="Questions written from the first sentence of API entries of the bundled "
+        "Python 3.11 documentation, outside the evaluation's test documents (and not the FAQ "
+        "or the changelogs), each with the five candidate entries the pipeline retrieves; "
+        "target = the gold entry's line. The hand-written questions are never trained on.",
+        evaluation_data="The hand-written dev questions: evidence answer, base and tuned model "
+        "as served, with a paired bootstrap interval (`fine_tuning_pipeline`); the test split "
+        "in `evaluation_metrics`; CrowS-Pairs, StereoSet and BBQ samples "
         "(`bias_audit.py --model smollm2 --adapter ...`).",
         licence="apache-2.0",
         datasets=["python-3.11-docs"],
