@@ -6,10 +6,13 @@ name, plus in-domain questions the docs cannot answer and off-topic ones,
 split into dev and test **by document** (:mod:`dl2llm.evaluation.questions`).
 The FAQ set (headings as questions) is kept as a secondary set.
 
-Systems (:mod:`dl2llm.evaluation.systems`): ``evidence`` (the served default:
-the API entry and sentences that answer, no LLM), ``evidence_llm`` (SmolLM2
-phrases the evidence, checked, with fallback), ``previous`` (SmolLM2 on
-80-word passages, the system before) and ``no_retrieval`` (SmolLM2 alone).
+Systems (:mod:`dl2llm.evaluation.systems`): ``evidence`` (the API entry and
+sentences that answer, no LLM), ``evidence_llm`` (SmolLM2 picks one of the five
+best entries to lead, checked, with fallback), ``evidence_llm_tuned`` (the same
+with the committed LoRA adapter, ``data/capstone_adapter/``), ``previous``
+(SmolLM2 on 80-word passages, the system before) and ``no_retrieval`` (SmolLM2
+alone). Which one ``make run`` serves was chosen on dev by
+``fine_tuning_pipeline.py``; this script measures the test split.
 Per system, with 95% bootstrap intervals: key-term accuracy, citation
 accuracy, faithfulness, junk rate, false refusals, wrong answers on
 unanswerable and off-topic questions, retrieval recall, p50/p95 latency.
@@ -32,6 +35,7 @@ from dl2llm.evaluation.report import plot_comparison, write_report
 from dl2llm.evaluation.systems import SYSTEMS, save_thresholds
 from dl2llm.hardware import machine_facts
 from dl2llm.io import atomic_write_json
+from dl2llm.rag import SERVED_MODEL_DIR
 from dl2llm.rag.generate import use_one_thread
 from dl2llm.rag.index import Encoder
 from dl2llm.results import print_metrics, save_results
@@ -80,9 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quick:
             save_thresholds(tuned)
         return 0
+    adapter = SERVED_MODEL_DIR / "adapter.safetensors"
+    if "evidence_llm_tuned" in args.systems and not adapter.is_file():
+        print(f"skipping evidence_llm_tuned: no adapter at {adapter} (run fine_tuning_pipeline)")
+        args.systems.remove("evidence_llm_tuned")
     machine = machine_facts()
     metrics, answers = evaluate_systems(
-        index, encoder, args.systems, args.split, args.max_new_tokens, args.limit
+        index, encoder, args.systems, args.split, args.max_new_tokens, args.limit, adapter=adapter
     )
     metrics["machine"] = machine | {"load_1min_end": machine_facts()["load_1min"]}
     atomic_write_json(out / f"{NAME}_answers.json", answers)

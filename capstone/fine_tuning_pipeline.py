@@ -118,9 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     checkpoint = out / "checkpoints" / f"{NAME}{'_tiny' if args.tiny_model else ''}.pt"
     torch.set_num_threads(max(1, args.train_threads // world_size))
-    trained_at = time.perf_counter()
     training = finetune.train_lora(model, tokenizer, examples, config, checkpoint)
-    train_minutes = (time.perf_counter() - trained_at) / 60
     use_one_thread()
     finetune.save_adapter(model, out / ADAPTER)
     if rank != 0:
@@ -133,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "world_size": world_size,
         "train_loss_first": training["losses"][0],
         "train_loss_last": training["losses"][-1],
-        "train_minutes": round(train_minutes, 2),
+        "train_minutes": round(training["seconds"] / 60, 2),
     }
     artifacts = [ADAPTER, f"{NAME}_loss.png"]
     plot_curves(

@@ -43,6 +43,7 @@ import contextlib
 import os
 import random
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -300,7 +301,9 @@ def warmup_then_decay(steps: int, warmup: float) -> Callable[[int], float]:
     return factor
 
 
-def _checkpoint(path: Path, model, optimizer, schedule, step: int, config, losses) -> None:
+def _checkpoint(
+    path: Path, model, optimizer, schedule, step: int, config, losses, seconds: float
+) -> None:
     state = {
         "lora": lora_state_dict(model),
         "optimizer": optimizer.state_dict(),
@@ -308,6 +311,7 @@ def _checkpoint(path: Path, model, optimizer, schedule, step: int, config, losse
         "step": step,
         "config": asdict(config),
         "losses": losses,
+        "seconds": seconds,
     }
     atomic_save_torch(state, path)
 
@@ -320,7 +324,8 @@ def train_lora(
     checkpoint: Path | None = None,
     progress: bool = True,
 ) -> dict:
-    """LoRA-fine-tune ``model`` in place on ``examples``; returns losses and step count.
+    """LoRA-fine-tune ``model`` in place on ``examples``; returns losses, step count and
+    training seconds (summed over resumed runs).
 
     Runs data-parallel when started by ``torchrun``. Each global batch of
     ``config.global_batch`` examples is split ``rank::world_size``; a
@@ -349,14 +354,19 @@ def train_lora(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, warmup_then_decay(len(batches), config.warmup)
     )
-    step, losses = 0, []
+    step, losses, earlier = 0, [], 0.0
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=False)
         if state["config"] == asdict(config):
             model.load_state_dict(state["lora"], strict=False)
             optimizer.load_state_dict(state["optimizer"])
             schedule.load_state_dict(state["schedule"])
-            step, losses = state["step"], state["losses"]
+            step, losses, earlier = state["step"], state["losses"], state.get("seconds", 0.0)
+    started = time.perf_counter()
+
+    def seconds() -> float:  # training time over every run that got here
+        return earlier + time.perf_counter() - started
+
     parallel = nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
     bar = tqdm(total=len(batches), initial=step, desc="lora", disable=not progress or rank != 0)
     for batch in batches[step:]:
@@ -380,12 +390,12 @@ def train_lora(
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         if checkpoint is not None and rank == 0 and step % config.checkpoint_every == 0:
-            _checkpoint(checkpoint, model, optimizer, schedule, step, config, losses)
+            _checkpoint(checkpoint, model, optimizer, schedule, step, config, losses, seconds())
     bar.close()
     model.eval()
     if checkpoint is not None and rank == 0:
-        _checkpoint(checkpoint, model, optimizer, schedule, step, config, losses)
-    return {"steps": step, "losses": losses, "world_size": world_size}
+        _checkpoint(checkpoint, model, optimizer, schedule, step, config, losses, seconds())
+    return {"steps": step, "losses": losses, "world_size": world_size, "seconds": seconds()}
 
 
 def save_adapter(model: nn.Module, path: Path) -> Path | None:
