@@ -104,6 +104,10 @@ def build_messages(question: str, hits: Sequence[Hit]) -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
 
 
+class GenerationError(RuntimeError):
+    """The language model failed while answering (the stream still ends)."""
+
+
 class AnswerNGramBlocker:
     """A ``LogitsProcessor``: forbid a token that would repeat an n-gram of the answer.
 
@@ -382,7 +386,10 @@ class LLMGenerator:
             stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
             pad_token_id=self.tokenizer.eos_token_id,
         )
-        worker = threading.Thread(target=self._generate, kwargs=settings, daemon=True)
+        failures: list[BaseException] = []
+        worker = threading.Thread(
+            target=self._generate, args=(failures,), kwargs=settings, daemon=True
+        )
         worker.start()
         try:
             text = ""
@@ -393,13 +400,20 @@ class LLMGenerator:
                     return
                 text += piece
                 yield piece
+            if failures:
+                raise GenerationError(f"generation failed: {failures[0]!r}") from failures[0]
         finally:
             cancel.set()
             worker.join()
 
-    def _generate(self, **settings) -> None:
-        with self._lock, torch.inference_mode():
-            self.model.generate(**settings)
+    def _generate(self, failures: list[BaseException], **settings) -> None:
+        """Run ``model.generate``; an error is kept for the reader and ends the stream."""
+        try:
+            with self._lock, torch.inference_mode():
+                self.model.generate(**settings)
+        except Exception as err:
+            failures.append(err)
+            settings["streamer"].end()
 
 
 STYLES = ("evidence", "passages")

@@ -5,25 +5,33 @@ Endpoints (the schema is served at ``/openapi.json``):
 - ``POST /v1/ask`` {question, k, mode[, stream]} -> {answer, sources, timings};
   with ``stream`` the answer arrives as server-sent events (``sources``, then
   ``token`` events, then ``done``), which is what the web page at ``/`` reads.
-- ``POST /v1/chat/completions`` -- the OpenAI chat API, so existing clients
-  work; ``stream: true`` sends ``chat.completion.chunk`` events ending in
-  ``data: [DONE]``.
+- ``POST /v1/chat/completions`` and ``GET /v1/models`` -- the OpenAI API, so
+  existing clients (the ``openai`` SDK) work: a follow-up is read with the
+  conversation, ``stop`` and ``max_tokens`` are honoured, ``usage`` counts real
+  tokens, ``stream: true`` sends ``chat.completion.chunk`` events ending in
+  ``data: [DONE]`` (with a usage chunk when ``stream_options.include_usage``),
+  and errors have OpenAI's ``{"error": {"message", "type", ...}}`` shape
+  (:mod:`dl2llm.serve.chat`).
 - ``POST /v1/documents``, ``DELETE /v1/documents/{id}`` -- admin: they need the
   key in ``DL2LLM_API_KEY`` (``X-API-Key`` or ``Authorization: Bearer``),
   compared in constant time; with no key configured they refuse everything.
 - ``GET /health`` (the process is alive), ``GET /ready`` (models and index are
   loaded; 503 with the reason until then), ``GET /metrics`` (Prometheus).
 
-Every error is JSON ``{"error": "what was wrong"}`` with a 4xx status for bad
-input; 5xx is kept for the service's own faults and for 503 "busy / not ready".
+Every other error is JSON ``{"error": "what was wrong"}`` with a 4xx status for
+bad input; 5xx is kept for the service's own faults and for 503 "not ready".
+If generation fails mid-answer, a stream ends with an ``error`` event instead
+of hanging.
 """
 
 import hmac
 import json
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -40,7 +48,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from dl2llm import __version__
 from dl2llm.rag.ingest import Document, kind_of
 from dl2llm.rag.pipeline import Prepared, RAGPipeline
-from dl2llm.serve.limits import RETRY_AFTER_S, BodySizeLimit, ConcurrencyLimit
+from dl2llm.serve import chat
+from dl2llm.serve.limits import NOT_READY_RETRY_S, BodySizeLimit, ConcurrencyLimit
 from dl2llm.serve.metrics import Metrics, MetricsMiddleware
 from dl2llm.serve.schemas import (
     AskRequest,
@@ -56,11 +65,14 @@ from dl2llm.serve.state import ServiceState
 STATIC = Path(__file__).parent / "static"
 QUESTION_PATHS = ("/v1/ask", "/v1/chat/completions")
 CHAT_K, CHAT_MODE = 5, "hybrid"
+MODEL_ID = "dl2llm-rag"
+MODEL_CARD = {"id": MODEL_ID, "object": "model", "created": 1764806400, "owned_by": "dl2llm"}
 ERRORS = {
     400: {"model": ErrorResponse},
     401: {"model": ErrorResponse},
     413: {"model": ErrorResponse},
     422: {"model": ErrorResponse},
+    429: {"model": ErrorResponse},
     503: {"model": ErrorResponse},
 }
 
@@ -119,26 +131,86 @@ def _ask_events(
     meta = {"confidence": prepared.confidence, "refused": prepared.refused}
     yield sse({"sources": _sources(rag, prepared), **meta}, "sources")
     generated, pieces = time.perf_counter(), []
-    for piece in rag.stream(prepared):
-        pieces.append(piece)
-        yield sse({"text": piece}, "token")
+    try:
+        for piece in rag.stream(prepared):
+            pieces.append(piece)
+            yield sse({"text": piece}, "token")
+    except Exception as err:  # the stream ends with the error instead of hanging
+        yield _ask_failed(err)
+        return
     timings = _timings(prepared, started, generated, metrics)
     yield sse({"answer": "".join(pieces).strip(), "timings": timings}, "done")
 
 
-def _chat_events(
-    rag: RAGPipeline, prepared: Prepared, max_tokens: int | None, common: dict
-) -> Iterator[str]:
-    """OpenAI ``chat.completion.chunk`` events, then ``data: [DONE]``."""
+def _ask_failed(err: Exception) -> str:
+    return sse({"error": f"the answer failed: {err}"}, "error")
+
+
+@dataclass
+class ChatAnswer:
+    """One chat completion as it is produced: text so far, why it ended, token counts."""
+
+    rag: RAGPipeline
+    request: ChatRequest
+    prepared: Prepared
+    text: str = ""
+    finish_reason: str = "stop"
+
+    @property
+    def tokenizer(self):
+        generator = self.rag.generator
+        return getattr(generator, "tokenizer", None) or self.rag.retriever.encoder.model.tokenizer
+
+    def pieces(self) -> Iterator[str]:
+        """The answer's pieces, cut at a stop sequence or at the token limit."""
+        limit, stops = self.request.token_limit, self.request.stop
+        for piece in self.rag.stream(self.prepared, limit):
+            candidate, stopped = chat.cut_at_stop(self.text + piece, stops)
+            if limit is not None and chat.token_count(self.tokenizer, candidate) > limit:
+                candidate, stopped = self._fit(candidate, limit), False
+                self.finish_reason = "length"
+            if len(candidate) > len(self.text):
+                yield candidate[len(self.text) :]
+            self.text = candidate
+            if stopped or self.finish_reason == "length":
+                return
+
+    def _fit(self, text: str, limit: int) -> str:
+        """The longest start of ``text`` that is ``limit`` tokens (by the tokens' offsets)."""
+        spans = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return text[: spans["offset_mapping"][limit - 1][1]]
+
+    def usage(self) -> dict[str, int]:
+        prompt = "\n".join(m.text for m in self.request.messages)
+        return chat.usage(self.tokenizer, prompt, self.text.strip())
+
+
+def _chat_events(answer: ChatAnswer, common: dict) -> Iterator[str]:
+    """OpenAI ``chat.completion.chunk`` events, then ``data: [DONE]``.
+
+    With ``stream_options.include_usage`` every chunk carries ``usage: null``
+    and one last chunk, with no choices, carries the counts (as OpenAI does).
+    """
+    options = answer.request.stream_options
+    with_usage = bool(options and options.include_usage)
 
     def chunk(delta: dict, finish: str | None = None) -> str:
         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-        return sse({**common, "object": "chat.completion.chunk", "choices": [choice]})
+        body = {**common, "object": "chat.completion.chunk", "choices": [choice]}
+        return sse(body | ({"usage": None} if with_usage else {}))
 
     yield chunk({"role": "assistant", "content": ""})
-    for piece in rag.stream(prepared, max_tokens):
-        yield chunk({"content": piece})
-    yield chunk({}, "stop")
+    try:
+        for piece in answer.pieces():
+            yield chunk({"content": piece})
+    except Exception as err:  # the stream ends with the error instead of hanging
+        yield sse(chat.openai_error(500, f"the answer failed: {err}"))
+        yield sse("[DONE]")
+        return
+    yield chunk({}, answer.finish_reason)
+    if with_usage:
+        usage = answer.usage()
+        yield sse({**common, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     yield sse("[DONE]")
 
 
@@ -146,17 +218,25 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, err: RequestValidationError):
         errors = err.errors()
-        return JSONResponse(
-            {"error": _validation_message(errors), "detail": jsonable_encoder(errors)},
-            status_code=422,
-        )
+        message = _validation_message(errors)
+        if request.url.path.startswith(chat.OPENAI_PATHS):
+            param = ".".join(str(p) for p in errors[0].get("loc", ())[1:]) if errors else None
+            return JSONResponse(chat.openai_error(422, message, param or None), status_code=422)
+        return JSONResponse({"error": message, "detail": jsonable_encoder(errors)}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException):
         detail = err.detail if isinstance(err.detail, str) else json.dumps(err.detail)
         if err.status_code == 400 and "parsing the body" in detail:
             detail = "the request body is not valid UTF-8 JSON"
-        return JSONResponse({"error": detail}, status_code=err.status_code, headers=err.headers)
+        body = chat.error_body(request.url.path, err.status_code, detail)
+        return JSONResponse(body, status_code=err.status_code, headers=err.headers)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, err: Exception):
+        traceback.print_exception(err)
+        body = chat.error_body(request.url.path, 500, f"the service failed: {err}")
+        return JSONResponse(body, status_code=500)
 
 
 def _require_admin(
@@ -232,25 +312,36 @@ def _add_question_routes(
 
     @app.post("/v1/chat/completions", responses=ERRORS)
     async def chat_completions(body: ChatRequest, rag: Ready):
-        """OpenAI-compatible chat: the last user message is the question."""
-        question = [m for m in body.messages if m.role == "user"][-1].content.strip()
+        """OpenAI-compatible chat: the last user message is the question, read with the
+        previous one when it is a follow-up."""
+        question = chat.conversation_question([(m.role, m.text) for m in body.messages])
         prepared = await run_in_threadpool(rag.prepare, question, CHAT_K, CHAT_MODE)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         common = {"id": completion_id, "created": created, "model": body.model}
+        answer = ChatAnswer(rag, body, prepared)
         if body.stream:
-            events = _chat_events(rag, prepared, body.max_tokens, common)
-            return StreamingResponse(events, media_type="text/event-stream")
-        text = await run_in_threadpool(
-            lambda: "".join(rag.stream(prepared, body.max_tokens)).strip()
-        )
+            return StreamingResponse(_chat_events(answer, common), media_type="text/event-stream")
+        text = await run_in_threadpool(lambda: "".join(answer.pieces()).strip())
         message = {"role": "assistant", "content": text}
+        choice = {"index": 0, "message": message, "finish_reason": answer.finish_reason}
         return {
             **common,
             "object": "chat.completion",
-            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "choices": [choice],
+            "usage": answer.usage(),
             "sources": _sources(rag, prepared),
         }
+
+    @app.get("/v1/models")
+    def models() -> dict:
+        """OpenAI-compatible: the one model this service answers as."""
+        return {"object": "list", "data": [MODEL_CARD]}
+
+    @app.get("/v1/models/{model_id:path}", responses={404: {"model": ErrorResponse}})
+    def model(model_id: str) -> dict:
+        if model_id != MODEL_CARD["id"]:
+            raise HTTPException(404, f"no model '{model_id}' (this service has '{MODEL_ID}')")
+        return MODEL_CARD
 
 
 def _add_admin_routes(
@@ -296,7 +387,9 @@ def create_app(settings: Settings) -> FastAPI:
     def ready_pipeline() -> RAGPipeline:
         if state.pipeline is None:
             reason = state.error or f"still {state.phase}"
-            raise HTTPException(503, f"not ready: {reason}", {"Retry-After": str(RETRY_AFTER_S)})
+            raise HTTPException(
+                503, f"not ready: {reason}", {"Retry-After": str(NOT_READY_RETRY_S)}
+            )
         return state.pipeline
 
     app = FastAPI(
@@ -305,6 +398,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Answers questions from a document collection with cited sources.",
         lifespan=lifespan,
     )
+    app.state.service = state  # for operators and fault-injection tests
     _add_error_handlers(app)
     _add_probes(app, state, metrics)
     _add_question_routes(app, ready_pipeline, metrics)

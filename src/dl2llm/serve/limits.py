@@ -3,21 +3,29 @@
 A service on a 2-core machine must say "no" early and clearly instead of
 queueing work it cannot finish: a request body over the limit is refused with
 413 before it is read into memory, and once ``max_concurrent`` questions are
-being answered the next one gets 503 with ``Retry-After`` (a client should back
-off and retry) instead of a growing queue and timeouts.
+being answered the next one gets 429 Too Many Requests with a ``Retry-After``
+estimated from how long recent answers took (a client should back off that
+long and retry) instead of a growing queue and timeouts. 503 is kept for "not
+ready yet".
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Awaitable, Callable, Iterable
+
+from dl2llm.serve.chat import error_body
 
 Scope = dict
 Receive = Callable[[], Awaitable[dict]]
 Send = Callable[[dict], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-RETRY_AFTER_S = 1
+RETRY_AFTER_S = 1  # the shortest back-off asked for
+NOT_READY_RETRY_S = 5  # while the index and the models load
+SMOOTHING = 0.2  # weight of the newest answer in the running mean of answer times
 
 
 async def send_json(send: Send, status: int, body: dict, headers: Iterable[tuple] = ()) -> None:
@@ -82,13 +90,24 @@ class BodySizeLimit:
 
 
 class ConcurrencyLimit:
-    """503 + ``Retry-After`` once ``max_concurrent`` requests to ``paths`` are in flight."""
+    """429 + ``Retry-After`` once ``max_concurrent`` requests to ``paths`` are in flight.
+
+    ``Retry-After`` is the time the requests in flight need to free one slot:
+    the running mean of recent answer times, times the share of slots taken,
+    rounded up (at least :data:`RETRY_AFTER_S`).
+    """
 
     def __init__(self, app: ASGIApp, max_concurrent: int, paths: Iterable[str], on_reject=None):
         self.app, self.max_concurrent = app, max_concurrent
         self.paths = tuple(paths)
         self.in_flight = 0
         self.on_reject = on_reject
+        self.mean_seconds = 0.0  # exponentially weighted mean of answer times
+
+    def retry_after(self) -> int:
+        """Seconds a refused client should wait."""
+        wait = self.mean_seconds * self.in_flight / self.max_concurrent
+        return max(RETRY_AFTER_S, math.ceil(wait))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
@@ -97,11 +116,13 @@ class ConcurrencyLimit:
             if self.on_reject is not None:
                 self.on_reject(scope["path"])
             message = f"server busy: {self.in_flight} questions in progress; retry shortly"
-            return await send_json(
-                send, 503, {"error": message}, [("retry-after", str(RETRY_AFTER_S))]
-            )
+            body = error_body(scope["path"], 429, message)
+            return await send_json(send, 429, body, [("retry-after", str(self.retry_after()))])
         self.in_flight += 1
+        started = time.perf_counter()
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+            took = time.perf_counter() - started
+            self.mean_seconds += SMOOTHING * (took - self.mean_seconds)

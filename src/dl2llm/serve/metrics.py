@@ -57,7 +57,7 @@ class Metrics:
         )
         self.rejected = Counter(
             "dl2llm_rejected_busy_total",
-            "Requests refused with 503 by the concurrency limit",
+            "Requests refused with 429 by the concurrency limit",
             ["route"],
             registry=self.registry,
         )

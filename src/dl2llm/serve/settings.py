@@ -33,7 +33,7 @@ class Settings:
     build_missing: bool = True  # build the index on first start when it is absent
     max_new_tokens: int = 128
     max_body_bytes: int = 256 * 1024
-    max_concurrent: int = 8  # questions answered at once before 503 + Retry-After
+    max_concurrent: int = 8  # questions answered at once before 429 + Retry-After
 
     def to_env(self) -> dict[str, str]:
         """``{SETTINGS_ENV: json}`` for a worker's environment."""
