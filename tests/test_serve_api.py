@@ -206,6 +206,13 @@ def test_admin_add_then_delete_a_document(server):
     assert all(s["path"] != "notes/quokka.md" for s in after.json()["sources"])
 
 
+def test_a_title_only_upload_is_a_clear_422(server):
+    body = {"id": "notes/empty.rst", "text": "Title\n=====\n"}
+    response = post(server, "/v1/documents", body, headers={"X-API-Key": API_KEY})
+    assert response.status_code == 422
+    assert "nothing to index beyond its title" in response.json()["error"]
+
+
 def test_admin_refuses_everything_when_no_key_is_configured(server, admin_env):
     admin_env.delenv(API_KEY_ENV)
     try:

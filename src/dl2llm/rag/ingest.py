@@ -366,8 +366,13 @@ def pack(blocks: list[str], max_words: int = MAX_WORDS) -> list[str]:
 
 
 def chunk_document(document: Document, max_words: int = MAX_WORDS) -> list[Chunk]:
-    """Section-aware chunks of one document; titles read ``Document > Section``."""
+    """Section-aware chunks of one document; titles read ``Document > Section``.
+
+    A document with no text (a title alone) has no chunks.
+    """
     sections = split_sections(document)
+    if not sections:
+        return []
     doc_title = next((s.title for s in sections if s.anchor), sections[0].title)
     chunks = []
     for section in sections:

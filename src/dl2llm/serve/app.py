@@ -46,7 +46,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dl2llm import __version__
-from dl2llm.rag.ingest import Document, kind_of
+from dl2llm.rag.ingest import Document, chunk_document, kind_of
 from dl2llm.rag.pipeline import Prepared, RAGPipeline
 from dl2llm.serve import chat
 from dl2llm.serve.limits import NOT_READY_RETRY_S, BodySizeLimit, ConcurrencyLimit
@@ -360,6 +360,8 @@ def _add_admin_routes(
     async def add_document(body: DocumentRequest, rag: Ready):
         """Admin: add or replace a document; it is searchable on return."""
         document = Document(body.id, body.text, kind_of(body.id))
+        if not chunk_document(document):
+            raise HTTPException(422, f"text: '{body.id}' has nothing to index beyond its title")
         chunks = await run_in_threadpool(state.add_documents, [document])
         return {"id": body.id, "chunks": chunks, "documents": len(rag.retriever.index.documents)}
 
