@@ -40,6 +40,7 @@ from dl2llm.evaluation.systems import NEVER, build_system, questions_hash
 from dl2llm.finetune.lora import load_lora, save_lora
 from dl2llm.io import atomic_write_json
 from dl2llm.models import load_llm
+from dl2llm.paths import REPO_ROOT
 from dl2llm.plots import plot_curves
 from dl2llm.rag import SERVED_MODEL_DIR
 from dl2llm.rag.generate import use_one_thread
@@ -165,7 +166,15 @@ def open_index(encoder: Encoder, args):
 
 
 def run_config(args) -> dict:
-    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "out"}
+    """The settings as JSON; a path inside the repository is written relative to it."""
+
+    def plain(value):
+        if not isinstance(value, Path):
+            return value
+        resolved = value.resolve()
+        return str(resolved.relative_to(REPO_ROOT) if resolved.is_relative_to(REPO_ROOT) else value)
+
+    return {k: plain(v) for k, v in vars(args).items() if k != "out"}
 
 
 def flat_dev_metrics(dev: dict) -> dict:
