@@ -30,8 +30,13 @@ run: setup  ## the main job: the QA service on 127.0.0.1:8000 (builds its index 
 	$(OFFLINE) $(PY) capstone/deployment_script.py
 
 test-deps: setup  ## the browser test drives Debian's chromium (playwright is in the dev extra)
-	@test -x /usr/bin/chromium || (apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; \
+		elif command -v sudo >/dev/null; then SUDO=sudo; echo "installing chromium with sudo"; \
+		else echo "make test needs Debian's chromium for the web-page test; as root run:" \
+			"apt-get install -y chromium   (then make test again)" >&2; exit 1; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 lint: setup
 	$(VENV)/bin/ruff check .
