@@ -3,9 +3,11 @@
     python capstone/deployment_script.py                 # 127.0.0.1:8000, builds the index once
     DL2LLM_API_KEY=secret python capstone/deployment_script.py --port 9000 --workers 2
 
-The service answers questions about the Python 3.11 documentation (or any
-folder given with ``--docs``) at ``POST /v1/ask`` and the OpenAI-compatible
-``POST /v1/chat/completions``, shows a web page at ``/``, and reports
+On a first start the port opens at once (``/health`` answers, ``/ready``
+reports the phase, the web page shows it) while the index is built in the
+background with every core. The service answers questions about the Python
+3.11 documentation (or any folder given with ``--docs``) at ``POST /v1/ask``
+and the OpenAI-compatible ``POST /v1/chat/completions``, shows a web page at ``/``, and reports
 ``/health``, ``/ready`` and Prometheus ``/metrics``. Admin endpoints need the
 key in ``DL2LLM_API_KEY`` and refuse every request when it is unset.
 
@@ -159,9 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(args.data_dir or default_data_dir())
     if args.exit_after_check:
         return check_and_exit(args, started, data_dir)
-    if not args.no_build:  # build on first start; rebuild a stale index of the bundled docs
-        if not (data_dir / INDEX_FOLDER).exists():
-            print(f"first start: building the index in {data_dir} (a few minutes)", flush=True)
+    first_start = not (data_dir / INDEX_FOLDER).exists()
+    if first_start and not args.no_build:
+        print(f"first start: building the index in {data_dir} (a few minutes)", flush=True)
+    if args.workers > 1 and not args.no_build:  # one build, before the workers share it
         ensure_index(data_dir, shared_encoder(args.encoder), args.docs)
     url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
     checker = threading.Thread(target=self_check, args=(args, url, started), daemon=True)

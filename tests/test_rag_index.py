@@ -16,7 +16,7 @@ import pytest
 import torch
 from test_serve_fixtures import copy_index, encoder, sample_index_dir
 
-from dl2llm.rag import _stale_bundled, build_index, ensure_index, sample_documents
+from dl2llm.rag import build_index, ensure_index, sample_documents, stale_bundled
 from dl2llm.rag.index import (
     INDEX_FOLDER,
     STAGING_PREFIX,
@@ -76,11 +76,11 @@ def test_onnx_query_encoder_equals_sentence_transformers():
 def test_only_a_bundled_index_made_by_other_chunking_code_is_stale(tmp_path):
     folder = copy_index(tmp_path / "data")
     index = Index.load(folder)
-    assert index.manifest["chunker"] == chunker_version() and not _stale_bundled(index)
+    assert index.manifest["chunker"] == chunker_version() and not stale_bundled(index)
     index.manifest["chunker"] = "older"
-    assert _stale_bundled(index)
+    assert stale_bundled(index)
     index.manifest["source"] = str(tmp_path / "my-docs")
-    assert not _stale_bundled(index)
+    assert not stale_bundled(index)
 
 
 def test_a_new_index_gets_its_refusal_threshold_calibrated(tmp_path):

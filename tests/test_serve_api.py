@@ -327,3 +327,18 @@ def test_end_to_end_with_smollm2(llm_server):
     stream = events(post(llm_server, "/v1/ask", {"question": QUESTION, "k": 3, "stream": True}))
     tokens = [json.loads(data)["text"] for name, data in stream if name == "token"]
     assert len(tokens) > 1 and "".join(tokens).strip() == body["answer"]
+
+
+def test_load_200_requests_32_clients_on_the_real_generator(llm_server):
+    """SmolLM2 answering, 8 slots: every request is answered or told when to come back."""
+
+    def one(i: int) -> httpx.Response:
+        body = {"question": [QUESTION, "How do I handle exceptions?"][i % 2], "k": 3}
+        return httpx.post(f"{llm_server.url}/v1/ask", json=body, timeout=300)
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        responses = list(pool.map(one, range(200)))
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {200, 429} and statuses[200] >= 8, statuses
+    assert all(int(r.headers["retry-after"]) >= 1 for r in responses if r.status_code == 429)
+    assert all(r.json()["answer"] for r in responses if r.status_code == 200)

@@ -67,3 +67,18 @@ def test_page_shows_the_error_for_an_empty_question(page):
     expect(page.locator("#error")).to_be_visible(timeout=30_000)
     expect(page.locator("#error")).to_contain_text("Error 422")
     expect(page.locator("#error")).to_contain_text("must not be empty or only whitespace")
+
+
+@pytest.mark.slow
+def test_page_says_why_the_service_is_not_ready(tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    settings = Settings(str(tmp_path), build_missing=False)  # no index: never ready
+    with BackgroundServer(settings) as running, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
+        page = browser.new_page()
+        page.goto(running.url)
+        expect(page.locator("#status")).to_contain_text(
+            "The service could not start: no index in", timeout=30_000
+        )
+        browser.close()

@@ -66,7 +66,7 @@ def calibrated(index: Index, encoder: Encoder) -> Index:
     return index
 
 
-def _stale_bundled(index: Index) -> bool:
+def stale_bundled(index: Index) -> bool:
     """True for an index of the bundled corpus made by other chunking code."""
     from dl2llm.data import python_docs_dir
 
@@ -93,7 +93,7 @@ def ensure_index(
     folder = Path(data_dir) / "index"
     if not rebuild and build_missing and folder.exists() and docs is None:
         index = Index.load(data_dir)
-        if not _stale_bundled(index):
+        if not stale_bundled(index):
             return index
         print(f"the index in {folder} was chunked by older code: rebuilding it", flush=True)
         documents, source = corpus_documents()
@@ -190,6 +190,7 @@ __all__ = [
     "default_generator",
     "served_model",
     "served_recipe",
+    "stale_bundled",
     "Encoder",
     "Hit",
     "Index",

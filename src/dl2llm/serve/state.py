@@ -10,14 +10,17 @@ exit would only crash-loop on a problem that needs a person.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from dl2llm.assets import AssetError
-from dl2llm.rag import ensure_index, load_pipeline
+from dl2llm.rag import ensure_index, load_pipeline, stale_bundled
 from dl2llm.rag.generate import use_one_thread
 from dl2llm.rag.index import (
     INDEX_FOLDER,
@@ -59,8 +62,8 @@ class ServiceState:
         """Index (built on first start if allowed), encoder and generator; errors are kept."""
         started = time.perf_counter()
         try:
-            use_one_thread()
             index = self._load_index()
+            use_one_thread()  # answering: one thread per worker is fastest
             self.phase = "loading the generator"
             pipeline = load_pipeline(
                 index,
@@ -82,17 +85,21 @@ class ServiceState:
         self.load_seconds = time.perf_counter() - started
 
     def _load_index(self) -> Index:
-        """An existing index is read before the encoder loads, so damage shows at once."""
-        data_dir = self.settings.data_dir
+        """An existing index is read before the encoder loads, so damage shows at once.
+
+        A missing index (first start) is built, and a stale one of the bundled
+        docs rebuilt, with every core: the port is already open meanwhile.
+        """
+        data_dir, index = self.settings.data_dir, None
         if (Path(data_dir) / INDEX_FOLDER).exists() or not self.settings.build_missing:
             self.phase = "loading the index"
             index = Index.load(data_dir)
-            self.phase = "loading the encoder"
-            self.encoder = shared_encoder(self.settings.encoder, self.settings.onnx_queries)
-            return index
         self.phase = "loading the encoder"
         self.encoder = shared_encoder(self.settings.encoder, self.settings.onnx_queries)
-        self.phase = "building the index (first start)"
+        if index is not None and not (self.settings.build_missing and stale_bundled(index)):
+            return index
+        self.phase = "building the index (first start: a few minutes)"
+        torch.set_num_threads(os.cpu_count() or 1)
         return ensure_index(data_dir, self.encoder, self.settings.docs)
 
     def _fail(self, message: str) -> None:

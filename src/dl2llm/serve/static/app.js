@@ -88,8 +88,31 @@ function handleEvent(name, data) {
     answerText = data.answer;
     renderAnswer(answerText);
     statusLine.textContent = `Done in ${(data.timings.total_ms / 1000).toFixed(2)} s`;
+  } else if (name === "error") {
+    showError(data.error);
   }
 }
+
+// Until the service is ready (a first start builds the index), say what it is doing.
+async function watchReadiness() {
+  try {
+    const response = await fetch("/ready");
+    const body = await response.json();
+    if (body.ready) {
+      if (statusLine.dataset.loading) statusLine.textContent = "Ready.";
+      delete statusLine.dataset.loading;
+      return;
+    }
+    statusLine.dataset.loading = "1";
+    statusLine.textContent = body.error
+      ? `The service could not start: ${body.error}`
+      : `The service is ${body.phase}; answers start when it is ready.`;
+  } catch (err) {
+    statusLine.textContent = `Could not reach the service: ${err.message}`;
+  }
+  setTimeout(watchReadiness, 2000);
+}
+watchReadiness();
 
 async function readEvents(response) {
   const reader = response.body.getReader();
