@@ -342,3 +342,21 @@ def test_load_200_requests_32_clients_on_the_real_generator(llm_server):
     assert set(statuses) <= {200, 429} and statuses[200] >= 8, statuses
     assert all(int(r.headers["retry-after"]) >= 1 for r in responses if r.status_code == 429)
     assert all(r.json()["answer"] for r in responses if r.status_code == 200)
+
+
+def test_first_start_opens_the_port_at_once_and_builds_in_the_background(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "vault.md").write_text("# Vault\n\nThe quokka vault code is 7391.\n")
+    settings = Settings(str(tmp_path / "data"), docs=str(docs), build_missing=True)
+    with BackgroundServer(settings) as running:
+        assert httpx.get(f"{running.url}/health").status_code == 200
+        first = httpx.get(f"{running.url}/ready")
+        assert first.status_code == 503 and first.headers.get("content-type") == "application/json"
+        assert first.json()["phase"] in {"starting", "loading the encoder"} | {
+            "building the index (first start: a few minutes)"
+        }
+        wait_until_ready(running.url, timeout_s=300)
+        found = post(running, "/v1/ask", {"question": "quokka vault code", "mode": "bm25", "k": 1})
+        assert found.json()["sources"][0]["path"] == "vault.md"
+    assert (tmp_path / "data" / INDEX_FOLDER).is_dir()

@@ -222,8 +222,13 @@ DEV_COLUMNS = (
 
 def finetune_section(metrics: dict) -> str:
     """The dev comparison the served model was chosen by: evidence, base, tuned."""
+
+    def cell(name: str, column: str):
+        value = metrics.get(f"dev_{name}_{column}")
+        return _ms(value) if column.endswith("_ms") else value
+
     rows = [
-        [SYSTEM_LABELS[name]] + [metrics.get(f"dev_{name}_{c}") for c in DEV_COLUMNS]
+        [SYSTEM_LABELS[name]] + [cell(name, column) for column in DEV_COLUMNS]
         for name in ("evidence", "evidence_llm", "evidence_llm_tuned")
     ]
     served = metrics["served"]
@@ -465,8 +470,9 @@ def render_report(
             f"**{tuning['mode']}**. The hand-written dev questions are only measured:",
             finetune_section(m),
         ]
+    stale = " (carried over: its adapter is an earlier one, not the committed adapter)"
     parts += [
-        "## Bias audit",
+        "## Bias audit" + (stale if bias.startswith("*Carried") else ""),
         bias,
         "## Limitations and ethical considerations",
         "- The evidence answer quotes the documentation: it is as right as the sentence it "
@@ -487,7 +493,7 @@ def render_report(
         ".venv/bin/python capstone/retrieval_augmented_generation.py   # builds the index once\n"
         ".venv/bin/python capstone/evaluation_metrics.py --tune        # thresholds, dev only\n"
         ".venv/bin/python capstone/evaluation_metrics.py               # every system, test\n"
-        ".venv/bin/python capstone/fine_tuning_pipeline.py             # adapter + base vs tuned\n"
+        ".venv/bin/python capstone/fine_tuning_pipeline.py             # adapter, dev choice\n"
         ".venv/bin/python capstone/evaluation_metrics.py --report      # this file + model card\n"
         "```\nEvery script takes `--seed` (default 0) and `--quick` (seconds, for CI).",
     ]
