@@ -58,7 +58,7 @@ def test_report_and_model_card_carry_the_numbers(tmp_path):
     assert card.startswith("---\nlicense: apache-2.0\n")
     assert "LoRA rank 8" in card and "5 steps over 40 examples" in card
     row = "| SmolLM2 + LoRA adapter choosing the entry (checked) | 0.700 | n/a | n/a | n/a | n/a |"
-    assert row + " 900.000 | n/a | 0.950 | n/a |" in card
+    assert row + " 900 | n/a | 0.950 | n/a |" in card
     assert "paired per question: 0.200 [0.100, 0.300]. The adapter **beats**" in card
     assert "outside the 44 test documents" in report and "SHA-256 `abababababab`" in report
     assert "| fine_tuning_pipeline.train_examples | 40 |" in card

@@ -18,8 +18,10 @@ import httpx
 import pytest
 from test_serve_fixtures import TorchThreads, copy_index
 
+from dl2llm.rag import sample_documents
 from dl2llm.rag.generate import IDK
 from dl2llm.rag.index import INDEX_FOLDER, VECTORS, shared_encoder
+from dl2llm.rag.ingest import Document
 from dl2llm.serve.server import BackgroundServer, wait_until_ready
 from dl2llm.serve.settings import API_KEY_ENV, Settings
 
@@ -346,8 +348,11 @@ def test_load_200_requests_32_clients_on_the_real_generator(llm_server):
 
 def test_first_start_opens_the_port_at_once_and_builds_in_the_background(tmp_path):
     docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "vault.md").write_text("# Vault\n\nThe quokka vault code is 7391.\n")
+    documents, _ = sample_documents()  # 68 chunks to embed: the build takes a moment
+    vault = Document("vault.md", "# Vault\n\nThe vault code is 7391.\n", "markdown")
+    for document in [*documents, vault]:
+        (docs / document.doc_id).parent.mkdir(parents=True, exist_ok=True)
+        (docs / document.doc_id).write_text(document.text)
     settings = Settings(str(tmp_path / "data"), docs=str(docs), build_missing=True)
     with BackgroundServer(settings) as running:
         assert httpx.get(f"{running.url}/health").status_code == 200
@@ -357,6 +362,6 @@ def test_first_start_opens_the_port_at_once_and_builds_in_the_background(tmp_pat
             "building the index (first start: a few minutes)"
         }
         wait_until_ready(running.url, timeout_s=300)
-        found = post(running, "/v1/ask", {"question": "quokka vault code", "mode": "bm25", "k": 1})
+        found = post(running, "/v1/ask", {"question": "vault code", "mode": "bm25", "k": 1})
         assert found.json()["sources"][0]["path"] == "vault.md"
     assert (tmp_path / "data" / INDEX_FOLDER).is_dir()

@@ -70,15 +70,14 @@ def test_page_shows_the_error_for_an_empty_question(page):
 
 
 @pytest.mark.slow
-def test_page_says_why_the_service_is_not_ready(tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def test_page_says_why_the_service_is_not_ready(page, tmp_path):
+    from playwright.sync_api import expect
 
     settings = Settings(str(tmp_path), build_missing=False)  # no index: never ready
-    with BackgroundServer(settings) as running, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True)
-        page = browser.new_page()
-        page.goto(running.url)
-        expect(page.locator("#status")).to_contain_text(
+    with BackgroundServer(settings) as running:
+        other = page.context.browser.new_page()
+        other.goto(running.url)
+        expect(other.locator("#status")).to_contain_text(
             "The service could not start: no index in", timeout=30_000
         )
-        browser.close()
+        other.close()

@@ -360,7 +360,7 @@ WEEKS: tuple[Week, ...] = (
                     "train_loss_last",
                     "dev_evidence_llm_key_term_accuracy",
                     "dev_evidence_llm_tuned_key_term_accuracy",
-                    "dev_evidence_llm_tuned_p50_ms",
+                    "dev_evidence_llm_tuned_phrasings_passed",
                 ),
             ),
             Deliverable(
