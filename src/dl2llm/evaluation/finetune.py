@@ -134,7 +134,7 @@ def entry_questions(
         chunk = index.chunks[chunk_id]
         if chunk.doc_id in excluded_documents or chunk.doc_id.startswith(SKIPPED_DOCUMENTS):
             continue
-        hit = Hit(chunk_id, chunk.doc_id, chunk.path, chunk.anchor, chunk.title, chunk.text, 0.0)
+        hit = entry_hit(index, chunk_id)
         if (chunk.doc_id, chunk.anchor) not in entries and api_signatures(hit):
             entries[(chunk.doc_id, chunk.anchor)] = hit
     questions = []
@@ -156,17 +156,20 @@ def interleave(items: Sequence, limit: int | None) -> list:
     return [items[int(n * step)] for n in range(limit)]
 
 
+def entry_hit(index: Index, chunk_id: int) -> Hit:
+    """Chunk ``chunk_id`` of ``index`` as a retrieval hit (score 0)."""
+    chunk = index.chunks[chunk_id]
+    return Hit(chunk_id, chunk.doc_id, chunk.path, chunk.anchor, chunk.title, chunk.text, 0.0)
+
+
 def gold_candidate(index: Index, question: EntryQuestion, encoder) -> Evidence:
     """The gold entry as a candidate: its sentence that best matches the question."""
-    chunk_ids = [
-        c for c, chunk in index.chunks.items()
-        if (chunk.doc_id, chunk.anchor) == (question.doc_id, question.anchor)
-    ]  # fmt: skip
+    entry = (question.doc_id, question.anchor)
     hits = [
-        Hit(c, index.chunks[c].doc_id, index.chunks[c].path, question.anchor,
-            index.chunks[c].title, index.chunks[c].text, 0.0)
-        for c in sorted(chunk_ids)
-    ]  # fmt: skip
+        entry_hit(index, chunk_id)
+        for chunk_id, chunk in sorted(index.chunks.items())
+        if (chunk.doc_id, chunk.anchor) == entry
+    ]
     return select_evidence(question.question, hits, encoder.encode_short)[0]
 
 
