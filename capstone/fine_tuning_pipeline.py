@@ -37,7 +37,7 @@ from dl2llm.evaluation import finetune, harness
 from dl2llm.evaluation.compare import DEV_CHOICES, choose_served, compare_on_dev
 from dl2llm.evaluation.questions import answerable, of_split
 from dl2llm.evaluation.systems import NEVER, build_system, questions_hash
-from dl2llm.finetune.lora import load_lora, save_lora
+from dl2llm.finetune.lora import save_lora
 from dl2llm.io import atomic_write_json
 from dl2llm.models import load_llm
 from dl2llm.paths import REPO_ROOT
@@ -138,12 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     plot_curves(
         {"train loss": training["losses"]}, "LoRA fine-tuning", "loss", out / artifacts[1], "step"
     )
-    if not args.no_eval:
-        del model  # the evaluation serves the saved adapter, as the deployment does
+    if not args.no_eval:  # the evaluation serves the saved adapter, as the deployment does
         dev = compare_on_dev(index, encoder, out / ADAPTER, args.dev_limit, args.max_new_tokens)
         metrics |= flat_dev_metrics(dev)
         if not args.quick:
-            publish(out / ADAPTER, args, metrics, dev)
+            publish(model, args, metrics, dev)
     print_metrics(metrics)  # a paired difference prints as mean [95% interval]
     save_results(
         NAME,
@@ -198,10 +197,9 @@ def beats(tuned: dict, base: dict) -> bool:
     )
 
 
-def publish(adapter: Path, args, metrics: dict, dev: dict) -> None:
-    """The served adapter (fp16) and its recipe, where :func:`dl2llm.rag.default_adapter` looks."""
-    model, _ = load_llm()
-    load_lora(model, adapter)
+def publish(model, args, metrics: dict, dev: dict) -> None:
+    """The trained model's adapter (fp16) and its recipe, where
+    :func:`dl2llm.rag.default_adapter` looks."""
     folder = Path(args.publish_dir)
     save_lora(model, folder / "adapter.safetensors", dtype=torch.float16)
     recipe = {

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import numpy as np
 import pytest
+from scripts import load_script
 
-from dl2llm import paths
 from dl2llm.data import LabelledTexts
 from dl2llm.io import atomic_write_json
 from dl2llm.responsible import ModelCard, model_card
@@ -147,20 +145,13 @@ def test_project_model_card_reads_results(tmp_path):
 
 
 def test_script_refuses_unknown_model(tmp_path):
-    path = paths.REPO_ROOT / "weeks/week5_alignment_deployment/bias_audit.py"
-    spec = importlib.util.spec_from_file_location("bias_audit", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _bias_audit_script()
     with pytest.raises(UsageError, match="--model: unknown model 'bert'"):
         module.main(["--quick", "--model", "bert", "--out", str(tmp_path)])
 
 
 def _bias_audit_script():
-    path = paths.REPO_ROOT / "weeks/week5_alignment_deployment/bias_audit.py"
-    spec = importlib.util.spec_from_file_location("bias_audit_adapter", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("weeks/week5_alignment_deployment/bias_audit.py")
 
 
 def test_script_refuses_an_adapter_it_cannot_audit(tmp_path):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import replace
 
 import pytest
 import torch
+from scripts import load_script
 from torch.testing import assert_close
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
@@ -15,7 +15,6 @@ from dl2llm import gpt
 from dl2llm.assets import AssetError
 from dl2llm.gpt import GPTConfig, PretrainConfig
 from dl2llm.models import load_gpt2_tokenizer
-from dl2llm.paths import REPO_ROOT
 from dl2llm.runtime import UsageError
 
 TINY = PretrainConfig(
@@ -145,16 +144,12 @@ def test_quick_model_is_trained_on_the_fly_and_opens_in_transformers(tmp_path, m
     assert ours.config == gpt.QUICK_PRETRAIN.model
 
 
-def load_script():
-    path = REPO_ROOT / "weeks" / "week2_transformers" / "pretrain_gpt.py"
-    spec = importlib.util.spec_from_file_location("pretrain_gpt", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def pretrain_script():
+    return load_script("weeks/week2_transformers/pretrain_gpt.py")
 
 
 def test_script_refuses_bad_flags(capsys):
-    script = load_script()
+    script = pretrain_script()
     with pytest.raises(SystemExit) as exit_info:
         script.main(["--steps", "0"])
     assert exit_info.value.code == 2

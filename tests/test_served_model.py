@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 
 import pytest
+from scripts import load_script
 
-from dl2llm import paths
 from dl2llm.rag import DEFAULT_GENERATOR, default_generator, served_model
 from dl2llm.runtime import UsageError
 
@@ -34,16 +33,8 @@ def test_the_dev_choice_is_served_with_the_adapter_only_when_it_beat_the_base(tm
     assert served_model("llm", folder=tmp_path) == ("llm", None)  # the base model
 
 
-def _deployment_script():
-    path = paths.REPO_ROOT / "capstone" / "deployment_script.py"
-    spec = importlib.util.spec_from_file_location("deployment_script", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_deployment_flags(tmp_path):
-    script = _deployment_script()
+    script = load_script("capstone/deployment_script.py")
     args = script.parse([])
     assert args.generator == default_generator()
     assert script.parse(["--generator", "llm", "--no-adapter"]).adapter is None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 
 import pytest
+from scripts import load_script
 
 from dl2llm import paths
 from dl2llm.data import english_text, read_text_folder
@@ -20,10 +20,7 @@ SCRIPT = paths.REPO_ROOT / "weeks" / "week2_transformers" / "tokenizer_experimen
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("tokenizer_experiments", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(str(SCRIPT.relative_to(paths.REPO_ROOT)))
 
 
 @pytest.fixture

@@ -19,13 +19,8 @@ from dl2llm.evaluation import harness
 from dl2llm.evaluation.dataset import faq_items, split_items
 from dl2llm.evaluation.metrics import latency_percentiles
 from dl2llm.evaluation.questions import answerable, of_split, unanswerable
-from dl2llm.evaluation.systems import (
-    LLM_SYSTEMS,
-    NEVER,
-    build_system,
-    load_tuned_llm,
-    tune_thresholds,
-)
+from dl2llm.evaluation.systems import LLM_SYSTEMS, NEVER, build_system, tune_thresholds
+from dl2llm.rag.generate import load_model
 from dl2llm.rag.index import Encoder, Index
 from dl2llm.rag.retrieve import MODES, Retriever
 
@@ -76,13 +71,11 @@ def evaluate_systems(
     ``limit`` caps every question list (quick runs). ``answers[system]`` holds
     the per-question rows. ``adapter``: the LoRA file ``evidence_llm_tuned`` serves.
     """
-    from dl2llm.models import load_llm
-
     asked, refused = questions_in(index, split)
     faq = split_items(faq_items(index), split)
     asked, refused, faq = asked[:limit], refused[:limit], faq[:limit]
-    llm = load_llm() if set(systems) & (set(LLM_SYSTEMS) - {"evidence_llm_tuned"}) else None
-    tuned = load_tuned_llm(adapter) if "evidence_llm_tuned" in systems else None
+    llm = load_model() if set(systems) & (set(LLM_SYSTEMS) - {"evidence_llm_tuned"}) else None
+    tuned = load_model(adapter=adapter) if "evidence_llm_tuned" in systems else None
     metrics = {"answerable": len(asked), "unanswerable": len(refused), "faq_questions": len(faq)}
     answers = {}
     for name in systems:
@@ -146,8 +139,13 @@ def retrieval_baselines(index: Index, encoder: Encoder, asked: Sequence) -> dict
 
 DEV_CHOICES = ("evidence", "evidence_llm", "evidence_llm_tuned")
 LATENCY_TARGETS_MS = {"p50_ms": 1500.0, "p95_ms": 3000.0}  # a full answer on 2 cores
-DEV_METRICS = ("key_term_accuracy", "faithfulness", "junk_rate", "false_refusal_rate",
-               "wrong_on_unanswerable")  # fmt: skip
+DEV_METRICS = (
+    "key_term_accuracy",
+    "faithfulness",
+    "junk_rate",
+    "false_refusal_rate",
+    "wrong_on_unanswerable",
+)
 
 
 def compare_on_dev(
@@ -164,11 +162,9 @@ def compare_on_dev(
     lead entry; plus ``key_term_gain``, the tuned minus base key-term accuracy
     per question with its paired bootstrap interval.
     """
-    from dl2llm.models import load_llm
-
     asked, refused = questions_in(index, "dev")
     asked, refused = asked[:limit], refused[:limit]
-    models = {"evidence_llm": load_llm(), "evidence_llm_tuned": load_tuned_llm(adapter)}
+    models = {"evidence_llm": load_model(), "evidence_llm_tuned": load_model(adapter=adapter)}
     results, rows = {}, {}
     for name in DEV_CHOICES:
         pipeline = build_system(name, index, encoder, models.get(name), max_new_tokens)

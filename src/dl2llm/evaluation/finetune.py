@@ -123,6 +123,12 @@ def question_from_description(sentence: str, asking: str = ASKING[0]) -> str | N
     return f"{asking} {verb} {rest}?"
 
 
+def entry_hit(index: Index, chunk_id: int) -> Hit:
+    """Chunk ``chunk_id`` of ``index`` as a retrieval hit (score 0)."""
+    chunk = index.chunks[chunk_id]
+    return Hit(chunk_id, chunk.doc_id, chunk.path, chunk.anchor, chunk.title, chunk.text, 0.0)
+
+
 def entry_questions(
     index: Index, excluded_documents: set[str], limit: int | None = None, seed: int = 0
 ) -> list[EntryQuestion]:
@@ -154,12 +160,6 @@ def interleave(items: Sequence, limit: int | None) -> list:
         raise UsageError(f"the training-example limit must be at least 1, got {limit}")
     step = len(items) / limit
     return [items[int(n * step)] for n in range(limit)]
-
-
-def entry_hit(index: Index, chunk_id: int) -> Hit:
-    """Chunk ``chunk_id`` of ``index`` as a retrieval hit (score 0)."""
-    chunk = index.chunks[chunk_id]
-    return Hit(chunk_id, chunk.doc_id, chunk.path, chunk.anchor, chunk.title, chunk.text, 0.0)
 
 
 def gold_candidate(index: Index, question: EntryQuestion, encoder) -> Evidence:

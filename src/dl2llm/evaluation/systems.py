@@ -9,7 +9,7 @@ differ in how they answer and when they refuse:
   in one sentence, checked; the entry it chose leads the evidence answer
   (``LLMGenerator(style="evidence")``);
 - ``evidence_llm_tuned`` -- the same with the LoRA adapter of
-  ``capstone/fine_tuning_pipeline.py`` (:func:`dl2llm.rag.default_adapter`);
+  ``capstone/fine_tuning_pipeline.py`` merged in (:func:`dl2llm.rag.generate.load_model`);
 - ``previous`` -- the system before this design: SmolLM2 answering from the
   first 80 words of three passages, refusing on the retrieval threshold alone;
 - ``no_retrieval`` -- SmolLM2 with no passages at all (closed book).
@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -80,17 +79,6 @@ def build_system(
     generator = LLMGenerator(model, tokenizer, max_new_tokens, style="passages")
     threshold = previous_threshold(index) if name == "previous" else NEVER
     return RAGPipeline(retriever, generator, threshold, NEVER, scope_check=False)
-
-
-def load_tuned_llm(adapter: str | Path):
-    """``(model, tokenizer)``: SmolLM2 with the LoRA adapter at ``adapter`` merged in."""
-    from dl2llm.finetune.lora import load_lora, merge_lora
-    from dl2llm.models import load_llm
-
-    model, tokenizer = load_llm()
-    load_lora(model, adapter)
-    merge_lora(model)
-    return model, tokenizer
 
 
 def balanced_error(answerable: np.ndarray, unanswerable: np.ndarray, cut: float) -> float:

@@ -104,6 +104,19 @@ def build_messages(question: str, hits: Sequence[Hit]) -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
 
 
+def load_model(name_or_path: str | Path | None = None, adapter: str | Path | None = None):
+    """``(model, tokenizer)`` from :func:`dl2llm.models.load_llm`, with ``adapter`` (a LoRA
+    file from :func:`dl2llm.finetune.lora.save_lora`) merged into the weights when given."""
+    from dl2llm.finetune.lora import load_lora, merge_lora
+    from dl2llm.models import load_llm
+
+    model, tokenizer = load_llm(name_or_path)
+    if adapter is not None:
+        load_lora(model, adapter)
+        merge_lora(model)
+    return model, tokenizer
+
+
 class GenerationError(RuntimeError):
     """The language model failed while answering (the stream still ends)."""
 
@@ -311,17 +324,8 @@ class LLMGenerator:
         adapter: str | Path | None = None,
         style: str = "evidence",
     ):
-        """Load through :func:`dl2llm.models.load_llm` (offline SmolLM2 by default).
-
-        ``adapter``: a LoRA file from :func:`dl2llm.finetune.lora.save_lora`, merged in.
-        """
-        from dl2llm.finetune.lora import load_lora, merge_lora
-        from dl2llm.models import load_llm
-
-        model, tokenizer = load_llm(name_or_path)
-        if adapter is not None:
-            load_lora(model, adapter)
-            merge_lora(model)
+        """Load through :func:`load_model` (offline SmolLM2 by default, ``adapter`` merged in)."""
+        model, tokenizer = load_model(name_or_path, adapter)
         return cls(model, tokenizer, max_new_tokens, style=style)
 
     def stream(self, prepared: Prepared, max_new_tokens: int | None = None) -> Iterator[str]:

@@ -31,7 +31,6 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -146,46 +145,7 @@ def _ask_failed(err: Exception) -> str:
     return sse({"error": f"the answer failed: {err}"}, "error")
 
 
-@dataclass
-class ChatAnswer:
-    """One chat completion as it is produced: text so far, why it ended, token counts."""
-
-    rag: RAGPipeline
-    request: ChatRequest
-    prepared: Prepared
-    text: str = ""
-    finish_reason: str = "stop"
-
-    @property
-    def tokenizer(self):
-        generator = self.rag.generator
-        return getattr(generator, "tokenizer", None) or self.rag.retriever.encoder.model.tokenizer
-
-    def pieces(self) -> Iterator[str]:
-        """The answer's pieces, cut at a stop sequence or at the token limit."""
-        limit, stops = self.request.token_limit, self.request.stop
-        for piece in self.rag.stream(self.prepared, limit):
-            candidate, stopped = chat.cut_at_stop(self.text + piece, stops)
-            if limit is not None and chat.token_count(self.tokenizer, candidate) > limit:
-                candidate, stopped = self._fit(candidate, limit), False
-                self.finish_reason = "length"
-            if len(candidate) > len(self.text):
-                yield candidate[len(self.text) :]
-            self.text = candidate
-            if stopped or self.finish_reason == "length":
-                return
-
-    def _fit(self, text: str, limit: int) -> str:
-        """The longest start of ``text`` that is ``limit`` tokens (by the tokens' offsets)."""
-        spans = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        return text[: spans["offset_mapping"][limit - 1][1]]
-
-    def usage(self) -> dict[str, int]:
-        prompt = "\n".join(m.text for m in self.request.messages)
-        return chat.usage(self.tokenizer, prompt, self.text.strip())
-
-
-def _chat_events(answer: ChatAnswer, common: dict) -> Iterator[str]:
+def _chat_events(answer: chat.ChatAnswer, common: dict) -> Iterator[str]:
     """OpenAI ``chat.completion.chunk`` events, then ``data: [DONE]``.
 
     With ``stream_options.include_usage`` every chunk carries ``usage: null``
@@ -318,7 +278,7 @@ def _add_question_routes(
         prepared = await run_in_threadpool(rag.prepare, question, CHAT_K, CHAT_MODE)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         common = {"id": completion_id, "created": created, "model": body.model}
-        answer = ChatAnswer(rag, body, prepared)
+        answer = chat.ChatAnswer(rag, body, prepared)
         if body.stream:
             return StreamingResponse(_chat_events(answer, common), media_type="text/event-stream")
         text = await run_in_threadpool(lambda: "".join(answer.pieces()).strip())

@@ -13,16 +13,23 @@ that into what the RAG pipeline needs and back into OpenAI's shapes:
   Answering").
 - :func:`cut_at_stop` -- the answer up to the first ``stop`` sequence, with
   ``finish_reason`` ``"stop"``; ``"length"`` when ``max_tokens`` cut it.
-- :func:`usage` -- real token counts, with the served model's tokenizer.
+- :func:`usage` -- real token counts, with the served model's tokenizer;
+  :class:`ChatAnswer` applies all of this to one answer as it streams.
 - :func:`openai_error` -- errors as ``{"error": {"message", "type", "param", "code"}}``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dl2llm.rag.index import tokenize
+
+if TYPE_CHECKING:
+    from dl2llm.rag.pipeline import Prepared, RAGPipeline
+    from dl2llm.serve.schemas import ChatRequest
 
 FOLLOW_UP_WORDS = 4  # a question with fewer content words than this leans on the last one
 _REFERS_BACK = re.compile(
@@ -115,3 +122,44 @@ def openai_error(status: int, message: str, param: str | None = None) -> dict:
 def error_body(path: str, status: int, message: str) -> dict:
     """The error body for a request to ``path``: OpenAI's shape on its paths, else flat."""
     return openai_error(status, message) if path.startswith(OPENAI_PATHS) else {"error": message}
+
+
+@dataclass
+class ChatAnswer:
+    """One chat completion as it is produced: text so far, why it ended, token counts."""
+
+    rag: RAGPipeline
+    request: ChatRequest
+    prepared: Prepared
+    text: str = ""
+    finish_reason: str = "stop"
+
+    @property
+    def tokenizer(self):
+        """The served model's tokenizer, or the encoder's when no language model is served."""
+        generator = self.rag.generator
+        return getattr(generator, "tokenizer", None) or self.rag.retriever.encoder.model.tokenizer
+
+    def pieces(self) -> Iterator[str]:
+        """The answer's pieces, cut at a stop sequence or at the token limit."""
+        limit, stops = self.request.token_limit, self.request.stop
+        for piece in self.rag.stream(self.prepared, limit):
+            candidate, stopped = cut_at_stop(self.text + piece, stops)
+            if limit is not None and token_count(self.tokenizer, candidate) > limit:
+                candidate, stopped = self._fit(candidate, limit), False
+                self.finish_reason = "length"
+            if len(candidate) > len(self.text):
+                yield candidate[len(self.text) :]
+            self.text = candidate
+            if stopped or self.finish_reason == "length":
+                return
+
+    def _fit(self, text: str, limit: int) -> str:
+        """The longest start of ``text`` that is ``limit`` tokens (by the tokens' offsets)."""
+        spans = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        return text[: spans["offset_mapping"][limit - 1][1]]
+
+    def usage(self) -> dict[str, int]:
+        """OpenAI's ``usage``: the messages as the prompt, the answer as the completion."""
+        prompt = "\n".join(m.text for m in self.request.messages)
+        return usage(self.tokenizer, prompt, self.text.strip())
