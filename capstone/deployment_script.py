@@ -28,7 +28,6 @@ from dl2llm.rag import (
     build_index,
     default_data_dir,
     default_generator,
-    ensure_index,
     sample_documents,
     served_model,
 )
@@ -164,8 +163,6 @@ def main(argv: list[str] | None = None) -> int:
     first_start = not (data_dir / INDEX_FOLDER).exists()
     if first_start and not args.no_build:
         print(f"first start: building the index in {data_dir} (a few minutes)", flush=True)
-    if args.workers > 1 and not args.no_build:  # one build, before the workers share it
-        ensure_index(data_dir, shared_encoder(args.encoder), args.docs)
     url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"
     checker = threading.Thread(target=self_check, args=(args, url, started), daemon=True)
     checker.start()

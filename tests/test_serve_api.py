@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,6 +23,7 @@ from dl2llm.rag import sample_documents
 from dl2llm.rag.generate import IDK
 from dl2llm.rag.index import INDEX_FOLDER, VECTORS, shared_encoder
 from dl2llm.rag.ingest import Document
+from dl2llm.rag.store import exclusive
 from dl2llm.serve.server import BackgroundServer, wait_until_ready
 from dl2llm.serve.settings import API_KEY_ENV, Settings
 
@@ -346,22 +348,45 @@ def test_load_200_requests_32_clients_on_the_real_generator(llm_server):
     assert all(r.json()["answer"] for r in responses if r.status_code == 200)
 
 
-def test_first_start_opens_the_port_at_once_and_builds_in_the_background(tmp_path):
+def test_first_start_opens_the_port_at_once_and_builds_in_the_background(tmp_path, admin_env):
     docs = tmp_path / "docs"
     documents, _ = sample_documents()  # 68 chunks to embed: the build takes a moment
     vault = Document("vault.md", "# Vault\n\nThe vault code is 7391.\n", "markdown")
     for document in [*documents, vault]:
         (docs / document.doc_id).parent.mkdir(parents=True, exist_ok=True)
         (docs / document.doc_id).write_text(document.text)
-    settings = Settings(str(tmp_path / "data"), docs=str(docs), build_missing=True)
+    data_dir = tmp_path / "data"
+    settings = Settings(str(data_dir), docs=str(docs), build_missing=True)
+    holding = exclusive(data_dir)  # as if another worker were building: answer by BM25 meanwhile
+    holding.__enter__()
     with BackgroundServer(settings) as running:
-        assert httpx.get(f"{running.url}/health").status_code == 200
-        first = httpx.get(f"{running.url}/ready")
-        assert first.status_code == 503 and first.headers.get("content-type") == "application/json"
-        assert first.json()["phase"] in {"starting", "loading the encoder"} | {
-            "building the index (first start: a few minutes)"
-        }
-        wait_until_ready(running.url, timeout_s=300)
+        try:
+            assert httpx.get(f"{running.url}/health").status_code == 200
+            first = httpx.get(f"{running.url}/ready")
+            assert first.status_code == 503
+            assert first.headers.get("content-type") == "application/json"
+            assert not first.json()["ready"]
+            deadline = time.monotonic() + 120
+            while not httpx.get(f"{running.url}/ready").json()["answering"]:
+                assert time.monotonic() < deadline, "no answers while the index builds"
+                time.sleep(0.2)
+            waiting = httpx.get(f"{running.url}/ready").json()
+            assert waiting["phase"] == "waiting for another worker's build"
+            early = post(running, "/v1/ask", {"question": "What is the vault code?", "k": 1})
+            assert early.status_code == 200, early.text
+            assert early.json()["retrieval"] == "bm25"
+            assert early.json()["sources"][0]["path"] == "vault.md"
+            upload = {"id": "late.md", "text": "# Late\n\nToo early.\n"}
+            refused = post(running, "/v1/documents", upload, headers={"X-API-Key": API_KEY})
+            assert refused.status_code == 503 and "edits" in refused.json()["error"]
+        finally:
+            holding.__exit__(None, None, None)
+        ready = wait_until_ready(running.url, timeout_s=300)
+        assert ready["progress"]["percent"] == 100.0
+        assert ready["progress"]["done"] == ready["chunks"]
         found = post(running, "/v1/ask", {"question": "vault code", "mode": "bm25", "k": 1})
         assert found.json()["sources"][0]["path"] == "vault.md"
+        assert found.json()["retrieval"] == "bm25"
+        hybrid = post(running, "/v1/ask", {"question": "What is the vault code?", "k": 1})
+        assert hybrid.json()["retrieval"] == "hybrid"
     assert (tmp_path / "data" / INDEX_FOLDER).is_dir()

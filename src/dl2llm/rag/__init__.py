@@ -24,7 +24,15 @@ from pathlib import Path
 
 from dl2llm import paths
 from dl2llm.rag.generate import EvidenceGenerator, LLMGenerator
-from dl2llm.rag.index import Encoder, Index, build_index, chunker_version, read_corpus
+from dl2llm.rag.index import (
+    Encoder,
+    Index,
+    Progress,
+    apply_journal,
+    build_index,
+    chunker_version,
+    read_corpus,
+)
 from dl2llm.rag.ingest import Document
 from dl2llm.rag.pipeline import (
     RAGPipeline,
@@ -33,6 +41,7 @@ from dl2llm.rag.pipeline import (
     load_thresholds,
 )
 from dl2llm.rag.retrieve import Hit, Retriever
+from dl2llm.rag.store import INDEX_FOLDER, Journal, exclusive, recover
 
 CORPUS_SUFFIXES = (".rst.txt",)
 # A small slice of the corpus (68 chunks) for quick modes and tests.
@@ -80,32 +89,49 @@ def ensure_index(
     docs: str | Path | None = None,
     rebuild: bool = False,
     build_missing: bool = True,
-    progress: bool = True,
+    progress: Progress = True,
 ) -> Index:
     """Load the index in ``data_dir``; build it from ``docs`` first if asked to or absent.
 
     With ``build_missing=False`` an absent index is an error (see :meth:`Index.load`).
     A freshly built index gets its refusal threshold calibrated (:func:`calibrated`).
+    Every build re-applies the journal of uploads and deletions, and a loaded
+    index gets the journaled edits it lacks (:mod:`dl2llm.rag.store`).
     An index of the bundled corpus made by older chunking code (see
     :func:`~dl2llm.rag.index.chunker_version`) is rebuilt, with a message,
     reusing the vectors of the chunks that did not change.
     """
-    folder = Path(data_dir) / "index"
+    with exclusive(data_dir):  # one build, however many processes ask at once
+        return _ensure_index(data_dir, encoder, docs, rebuild, build_missing, progress)
+
+
+def _ensure_index(
+    data_dir: str | Path,
+    encoder: Encoder,
+    docs: str | Path | None,
+    rebuild: bool,
+    build_missing: bool,
+    progress: Progress,
+) -> Index:
+    folder = Path(data_dir) / INDEX_FOLDER
+    recover(data_dir)
     if not rebuild and build_missing and folder.exists() and docs is None:
         index = Index.load(data_dir)
         if not stale_bundled(index):
-            return index
+            return apply_journal(data_dir, encoder)
         print(f"the index in {folder} was chunked by older code: rebuilding it", flush=True)
         documents, source = corpus_documents()
         same_encoder = index.manifest.get("encoder") == Path(encoder.path).name
         reuse = index if same_encoder else None
+        documents = Journal(data_dir).apply(documents)
         index = build_index(documents, data_dir, encoder, source=source, reuse=reuse)
         return calibrated(index, encoder)
     if rebuild or (build_missing and not folder.exists()):
         documents, source = corpus_documents(docs)
+        documents = Journal(data_dir).apply(documents)
         index = build_index(documents, data_dir, encoder, source=source, progress=progress)
         return calibrated(index, encoder)
-    return Index.load(data_dir)
+    return apply_journal(data_dir, encoder)
 
 
 GENERATORS = ("evidence", "llm", "previous")

@@ -19,9 +19,11 @@ On disk an index is one folder::
     index/chunks.sqlite   documents and chunks (id, path, anchor, title, text)
     index/vectors.faiss   the chunk vectors, keyed by chunk id
 
-Every change -- a build, an added or deleted document -- is made in a temporary
-folder next to it and moved into place with :func:`dl2llm.io.replace_dir`, so a
-killed build leaves the previous index whole and serving.
+Every change -- a build, an added or deleted document -- is made in a staging
+folder and published as a new version under the data folder's lock
+(:mod:`dl2llm.rag.store`: versioned folders, an atomic pointer, a journal of
+uploads), so a killed build leaves the previous index whole and serving, and
+every worker process sees the same index.
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -42,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from dl2llm.hardware import available_cores
-from dl2llm.io import atomic_write_json, replace_dir
+from dl2llm.io import atomic_write_json
 from dl2llm.rag.ingest import (
     MAX_WORDS,
     Chunk,
@@ -52,10 +55,18 @@ from dl2llm.rag.ingest import (
     discover,
     read_document,
 )
+from dl2llm.rag.store import (
+    INDEX_FOLDER as INDEX_FOLDER,
+)
+from dl2llm.rag.store import (
+    STAGING_PREFIX,
+    Journal,
+    current_folder,
+    exclusive,
+    publish,
+)
 
 FORMAT_VERSION = 1
-INDEX_FOLDER = "index"
-STAGING_PREFIX = ".index-build-"
 MANIFEST, DATABASE, VECTORS = "manifest.json", "chunks.sqlite", "vectors.faiss"
 EDIT_KEEPS = ("encoder", "source", "max_words", "chunker")  # what adds and deletes leave as is
 ENCODE_BATCH = 32
@@ -67,8 +78,8 @@ _NAMES = re.compile(r"[a-z_]\w*(?:\.[a-z_]\w*)*")
 _SCHEMA = """
 CREATE TABLE documents (doc_id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, chunks INTEGER NOT NULL);
 CREATE TABLE chunks (
-    id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, anchor TEXT NOT NULL, title TEXT NOT NULL,
-    text TEXT NOT NULL, fingerprint TEXT NOT NULL UNIQUE
+    id INTEGER PRIMARY KEY AUTOINCREMENT, doc_id TEXT NOT NULL, anchor TEXT NOT NULL,
+    title TEXT NOT NULL, text TEXT NOT NULL, fingerprint TEXT NOT NULL UNIQUE
 );
 CREATE INDEX chunks_by_doc ON chunks (doc_id);
 """
@@ -97,13 +108,17 @@ class StoredChunk:
         return f"{self.title}\n{self.text}"
 
 
+Progress = bool | Callable[[int, int], None]  # True: a tqdm bar; a function gets (done, total)
+
+
 class Encoder:
     """all-MiniLM-L6-v2 through ``sentence-transformers``: text -> unit vectors ``(N, 384)``.
 
-    With ``onnx=True`` single queries run through an ONNX Runtime copy of the same
-    encoder (exported once and cached, see :func:`query_encoder_onnx`): the same
-    vectors to ~1e-6, about twice as fast at batch 1 on a CPU, which is most of a
-    retrieval's time. Batches (index builds) stay on PyTorch.
+    With ``onnx=True`` the same encoder also runs through ONNX Runtime on every
+    core (exported once and cached, see :func:`query_encoder_onnx`): the same
+    vectors to ~1e-6, about twice as fast for a single query and ~1.4x for an
+    index build on a CPU. Texts go in batches of similar length (sorted by
+    tokens), so a short text is not padded to the longest in the corpus.
     """
 
     def __init__(self, name_or_path: str | None = None, device: str = "cpu", onnx: bool = False):
@@ -114,17 +129,21 @@ class Encoder:
         self.path = encoder_path(name_or_path)
         self.model = SentenceTransformer(self.path, device=device)
         self.dim = self.model.get_embedding_dimension()
-        self.query_session = query_encoder_onnx(self.model, self.path) if onnx else None
+        self.session = query_encoder_onnx(self.model, self.path) if onnx else None
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], progress: Progress = False) -> np.ndarray:
         """``(N, dim)`` float32, L2-normalised (inner product = cosine)."""
+        if self.session is not None:
+            return self._encode_onnx(texts, self.model.max_seq_length, ENCODE_BATCH, progress)
         vectors = self.model.encode(
             list(texts),
             batch_size=ENCODE_BATCH,
             normalize_embeddings=True,
-            show_progress_bar=progress,
+            show_progress_bar=progress is True,
             convert_to_numpy=True,
         )
+        if callable(progress):
+            progress(len(texts), len(texts))
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
     def encode_query(self, text: str) -> np.ndarray:
@@ -134,18 +153,25 @@ class Encoder:
     def encode_short(self, texts: Sequence[str], max_tokens: int = SHORT_TOKENS) -> np.ndarray:
         """``(N, dim)``: a few short texts (a query, candidate sentences), cut at ``max_tokens``.
 
-        Through ONNX Runtime when it is enabled, in batches of texts of similar
-        length (sorted by tokens), so short sentences are not padded to the
-        longest; the cut keeps a code listing from making its batch slow.
+        The cut keeps a code listing from making its batch slow.
         """
-        if self.query_session is None:
+        if self.session is None:
             return self.encode([" ".join(text.split()[:max_tokens]) for text in texts])
+        return self._encode_onnx(texts, max_tokens, SHORT_BATCH)
+
+    def _encode_onnx(
+        self, texts: Sequence[str], max_tokens: int, batch: int, progress: Progress = False
+    ) -> np.ndarray:
+        """ONNX Runtime in length-sorted batches: similar lengths share a batch, less padding."""
+        from tqdm.auto import tqdm
+
         texts = list(texts)
         lengths = [len(ids) for ids in self.model.tokenizer(texts, truncation=True)["input_ids"]]
-        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: less padding
+        order = np.argsort(lengths, kind="stable")
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), SHORT_BATCH):
-            rows = order[start : start + SHORT_BATCH]
+        bar = tqdm(total=len(texts), desc="embedding", unit="chunk") if progress is True else None
+        for start in range(0, len(texts), batch):
+            rows = order[start : start + batch]
             inputs = self.model.tokenizer(
                 [texts[i] for i in rows],
                 truncation=True,
@@ -154,7 +180,13 @@ class Encoder:
                 return_tensors="np",
             )
             feed = {name: inputs[name].astype(np.int64) for name in ONNX_INPUTS}
-            vectors[rows] = self.query_session.run(None, feed)[0]  # (b, dim)
+            vectors[rows] = self.session.run(None, feed)[0]  # (b, dim)
+            if bar is not None:
+                bar.update(len(rows))
+            elif callable(progress):
+                progress(start + len(rows), len(texts))
+        if bar is not None:
+            bar.close()
         return vectors
 
 
@@ -236,13 +268,37 @@ class SparseIndex:
 class Index:
     """A loaded index: chunk metadata, the FAISS vectors and a BM25 model."""
 
-    def __init__(self, folder: Path, manifest: dict, chunks: dict[int, StoredChunk], vectors):
+    def __init__(
+        self, folder: Path | None, manifest: dict, chunks: dict[int, StoredChunk], vectors
+    ):
         self.folder = folder
         self.manifest = manifest
         self.chunks = chunks
         self.vectors = vectors
         ids = list(chunks)
         self.sparse = SparseIndex(ids, [c.embedding_text() for c in chunks.values()])
+
+    @classmethod
+    def provisional(
+        cls, documents: Iterable[Document], source: str, max_words: int = MAX_WORDS
+    ) -> Index:
+        """Chunks and BM25 with no vectors, in memory: seconds to make, so a first start
+        can answer (by BM25) while :func:`build_index` embeds the corpus."""
+        seen: set[str] = set()
+        chunks: dict[int, StoredChunk] = {}
+        for document in documents:
+            for chunk in deduplicate(chunk_document(document, max_words), seen):
+                chunk_id = len(chunks)
+                chunks[chunk_id] = StoredChunk(
+                    chunk_id, chunk.doc_id, chunk.anchor, chunk.title, chunk.text
+                )
+        manifest = {"format": FORMAT_VERSION, "source": source, "chunks": len(chunks)}
+        return cls(None, manifest, chunks, None)
+
+    @property
+    def dense(self) -> bool:
+        """False for a :meth:`provisional` index (BM25 only)."""
+        return self.vectors is not None
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -275,7 +331,7 @@ class Index:
         """Read ``<data_dir>/index``; raises :class:`IndexLoadError` with the fix."""
         import faiss
 
-        folder = Path(data_dir) / INDEX_FOLDER
+        folder = current_folder(data_dir)
         if not (folder / MANIFEST).is_file():
             raise IndexLoadError(f"no index in {folder}: build it with {BUILD_COMMAND}")
         try:
@@ -341,7 +397,7 @@ def _insert(
     documents: Iterable[Document],
     encoder: Encoder,
     max_words: int,
-    progress: bool,
+    progress: Progress,
     known: dict[str, np.ndarray] | None = None,
 ) -> int:
     """Chunk, deduplicate, embed and store ``documents``; returns the chunks added.
@@ -350,7 +406,7 @@ def _insert(
     being rebuilt): those chunks are not encoded again.
     """
     seen = {row[0] for row in connection.execute("SELECT fingerprint FROM chunks")}
-    next_id = (connection.execute("SELECT MAX(id) FROM chunks").fetchone()[0] or -1) + 1
+    next_id = _next_chunk_id(connection)
     new: list[tuple[int, Chunk]] = []
     for document in documents:
         chunks = list(deduplicate(chunk_document(document, max_words), seen))
@@ -371,8 +427,23 @@ def _insert(
     return len(new)
 
 
+def _next_chunk_id(connection: sqlite3.Connection) -> int:
+    """One past the largest id ever given, deleted chunks' included.
+
+    Ids are never reused, so a request that raced an edit cannot find another
+    chunk's text under an old id. (Indexes made before ``AUTOINCREMENT`` fall
+    back to ``MAX(id)``.)
+    """
+    highest = connection.execute("SELECT MAX(id) FROM chunks").fetchone()[0]
+    try:
+        row = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'").fetchone()
+    except sqlite3.OperationalError:
+        row = None
+    return max(-1 if highest is None else highest, row[0] if row else -1) + 1
+
+
 def _embed(
-    texts: list[str], encoder: Encoder, known: dict[str, np.ndarray], progress: bool
+    texts: list[str], encoder: Encoder, known: dict[str, np.ndarray], progress: Progress
 ) -> np.ndarray:
     """``(N, dim)`` vectors of ``texts``, encoding only those ``known`` lacks."""
     embeddings = np.empty((len(texts), encoder.dim), dtype=np.float32)
@@ -411,14 +482,6 @@ def _staging(data_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=data_dir, prefix=STAGING_PREFIX))
 
 
-def remove_stale_builds(data_dir: Path) -> list[Path]:
-    """Delete staging folders left by killed builds; returns what was removed."""
-    stale = sorted(Path(data_dir).glob(f"{STAGING_PREFIX}*"))
-    for folder in stale:
-        shutil.rmtree(folder, ignore_errors=True)
-    return stale
-
-
 def chunker_version() -> str:
     """A short hash of the ingestion code: an index chunked by other code is stale.
 
@@ -436,7 +499,7 @@ def build_index(
     encoder: Encoder,
     source: str = "",
     max_words: int = MAX_WORDS,
-    progress: bool = True,
+    progress: Progress = True,
     reuse: Index | None = None,
 ) -> Index:
     """Build a fresh index from ``documents`` and move it into ``<data_dir>/index``.
@@ -445,26 +508,38 @@ def build_index(
     are copied instead of recomputed (a rebuild after a chunking change).
     """
     data_dir = Path(data_dir)
-    remove_stale_builds(data_dir)
-    staging = _staging(data_dir)
-    try:
-        connection = sqlite3.connect(staging / DATABASE)
-        connection.executescript(_SCHEMA)
-        vectors = _new_vectors(encoder.dim)
-        known = reuse.vectors_by_text() if reuse is not None else None
-        _insert(connection, vectors, documents, encoder, max_words, progress, known)
-        extra = {
-            "encoder": Path(encoder.path).name,
-            "source": source,
-            "max_words": max_words,
-            "chunker": chunker_version(),
-        }
-        _write_manifest(staging, connection, vectors, extra)
-        _save(staging, connection, vectors)
-        replace_dir(staging, data_dir / INDEX_FOLDER)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return Index.load(data_dir)
+    with exclusive(data_dir):
+        staging = _staging(data_dir)
+        try:
+            _build_into(staging, documents, encoder, source, max_words, progress, reuse)
+            publish(data_dir, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return Index.load(data_dir)
+
+
+def _build_into(
+    staging: Path,
+    documents: Iterable[Document],
+    encoder: Encoder,
+    source: str,
+    max_words: int,
+    progress: Progress,
+    reuse: Index | None,
+) -> None:
+    connection = sqlite3.connect(staging / DATABASE)
+    connection.executescript(_SCHEMA)
+    vectors = _new_vectors(encoder.dim)
+    known = reuse.vectors_by_text() if reuse is not None else None
+    _insert(connection, vectors, documents, encoder, max_words, progress, known)
+    extra = {
+        "encoder": Path(encoder.path).name,
+        "source": source,
+        "max_words": max_words,
+        "chunker": chunker_version(),
+    }
+    _write_manifest(staging, connection, vectors, extra)
+    _save(staging, connection, vectors)
 
 
 def read_corpus(root: str | Path, suffixes: Iterable[str] | None = None) -> list[Document]:
@@ -475,25 +550,25 @@ def read_corpus(root: str | Path, suffixes: Iterable[str] | None = None) -> list
 
 
 def _edit(data_dir: Path, change) -> Index:
-    """Copy the index, apply ``change(connection, vectors)``, move the copy into place."""
+    """Copy the current version, apply ``change(connection, vectors)``, publish the copy."""
     import faiss
 
-    current = Path(data_dir) / INDEX_FOLDER
-    Index.load(data_dir)  # refuse to edit a damaged index
-    staging = _staging(Path(data_dir))
-    try:
-        shutil.copytree(current, staging, dirs_exist_ok=True)
-        connection = sqlite3.connect(staging / DATABASE)
-        vectors = faiss.read_index(str(staging / VECTORS))
-        change(connection, vectors)
-        manifest = json.loads((staging / MANIFEST).read_text())
-        keep = {k: manifest[k] for k in EDIT_KEEPS if k in manifest}
-        _write_manifest(staging, connection, vectors, keep)
-        _save(staging, connection, vectors)
-        replace_dir(staging, current)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return Index.load(data_dir)
+    with exclusive(data_dir):
+        current = Index.load(data_dir).folder  # refuse to edit a damaged index
+        staging = _staging(Path(data_dir))
+        try:
+            shutil.copytree(current, staging, dirs_exist_ok=True)
+            connection = sqlite3.connect(staging / DATABASE)
+            vectors = faiss.read_index(str(staging / VECTORS))
+            change(connection, vectors)
+            manifest = json.loads((staging / MANIFEST).read_text())
+            keep = {k: manifest[k] for k in EDIT_KEEPS if k in manifest}
+            _write_manifest(staging, connection, vectors, keep)
+            _save(staging, connection, vectors)
+            publish(data_dir, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return Index.load(data_dir)
 
 
 def _delete_rows(connection: sqlite3.Connection, vectors, doc_ids: Iterable[str]) -> None:
@@ -507,22 +582,66 @@ def _delete_rows(connection: sqlite3.Connection, vectors, doc_ids: Iterable[str]
 
 
 def add_documents(
-    data_dir: str | Path, documents: Sequence[Document], encoder: Encoder, progress: bool = False
+    data_dir: str | Path,
+    documents: Sequence[Document],
+    encoder: Encoder,
+    progress: Progress = False,
 ) -> Index:
-    """Add (or replace, by ``doc_id``) documents in the index; returns the new index."""
+    """Add (or replace, by ``doc_id``) documents, journaled first; returns the new index."""
+    with exclusive(data_dir):
+        Index.load(data_dir)  # refuse before journaling when there is no index to edit
+        Journal(data_dir).put(documents)
+        return _add(Path(data_dir), documents, encoder, progress)
+
+
+def delete_documents(data_dir: str | Path, doc_ids: Sequence[str]) -> Index:
+    """Remove documents (and their chunks), journaled first; returns the new index."""
+    with exclusive(data_dir):
+        Index.load(data_dir)
+        Journal(data_dir).delete(doc_ids)
+        return _delete(Path(data_dir), doc_ids)
+
+
+def _add(
+    data_dir: Path, documents: Sequence[Document], encoder: Encoder, progress: Progress
+) -> Index:
     max_words = Index.load(data_dir).manifest.get("max_words", MAX_WORDS)
 
     def change(connection, vectors):
         _delete_rows(connection, vectors, [d.doc_id for d in documents])
         _insert(connection, vectors, documents, encoder, max_words, progress)
 
-    return _edit(Path(data_dir), change)
+    return _edit(data_dir, change)
 
 
-def delete_documents(data_dir: str | Path, doc_ids: Sequence[str]) -> Index:
-    """Remove documents (and their chunks) from the index; returns the new index."""
-
+def _delete(data_dir: Path, doc_ids: Sequence[str]) -> Index:
     def change(connection, vectors):
         _delete_rows(connection, vectors, doc_ids)
 
-    return _edit(Path(data_dir), change)
+    return _edit(data_dir, change)
+
+
+def apply_journal(data_dir: str | Path, encoder: Encoder, index: Index | None = None) -> Index:
+    """The current index with every journaled edit it lacks re-applied.
+
+    Such edits exist only after a crash between the journal commit and the
+    pointer swap (:mod:`dl2llm.rag.store`); they were never acknowledged, but
+    the journal is the record, so the index is brought up to it. ``index``: the
+    current version, already loaded.
+    """
+    data_dir = Path(data_dir)
+    with exclusive(data_dir):
+        if index is None or index.folder != current_folder(data_dir):
+            index = Index.load(data_dir)
+        with closing(sqlite3.connect(index.folder / DATABASE)) as connection:
+            stored = dict(connection.execute("SELECT doc_id, sha256 FROM documents"))
+        edits = Journal(data_dir).edits()
+        missing = [
+            d for d in edits.values() if d is not None and stored.get(d.doc_id) != _sha256(d.text)
+        ]
+        removed = [doc_id for doc_id, d in edits.items() if d is None and doc_id in stored]
+        if missing:
+            index = _add(data_dir, missing, encoder, progress=False)
+        if removed:
+            index = _delete(data_dir, removed)
+        return index

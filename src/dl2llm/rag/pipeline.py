@@ -106,6 +106,7 @@ class Prepared:
     retrieve_ms: float
     evidence: list[Evidence] = field(default_factory=list)
     out_of_scope: list[str] = field(default_factory=list)
+    retrieval: str = "hybrid"  # the mode that ran ("bm25" while the dense index builds)
 
 
 def refusal(prepared: Prepared) -> str:
@@ -148,6 +149,7 @@ class RAGPipeline:
         pool = max(k, EVIDENCE_CANDIDATES) if uses_evidence else k
         found = self.retriever.search(question, pool, mode)
         prepared = Prepared(question, found.hits[:k], found.confidence, False, 0.0)
+        prepared.retrieval = found.mode
         index = self.retriever.index
         if self.scope_check:
             prepared.out_of_scope = out_of_scope(question, index.modules, index.names)
@@ -204,8 +206,8 @@ def load_thresholds(index: Index) -> tuple[float, float]:
     if index.manifest.get("source") == str(python_docs_dir()) and DEV_THRESHOLDS.is_file():
         tuned = json.loads(DEV_THRESHOLDS.read_text())
         return float(tuned["min_confidence"]), float(tuned["min_evidence"])
-    path = index.folder / CALIBRATION
-    if not path.is_file():
+    path = index.folder / CALIBRATION if index.folder is not None else None
+    if path is None or not path.is_file():
         return DEFAULT_MIN_CONFIDENCE, DEFAULT_MIN_EVIDENCE
     return float(json.loads(path.read_text())["threshold"]), DEFAULT_MIN_EVIDENCE
 

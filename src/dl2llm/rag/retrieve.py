@@ -18,6 +18,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 from dl2llm.rag.index import Encoder, Index
 
 MODES = ("dense", "bm25", "hybrid")
@@ -53,6 +55,7 @@ class Retrieval:
     hits: list[Hit]
     confidence: float
     seconds: float
+    mode: str = "hybrid"  # what ran: "bm25" while the dense index is being built
 
 
 def reciprocal_rank_fusion(
@@ -87,20 +90,39 @@ class Retriever:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         started = time.perf_counter()
+        index = self.index  # read once: an edit may swap in a new index meanwhile
         query = self.encoder.encode_query(question)  # (1, dim)
+        if not index.dense:
+            return self._search_sparse_only(index, question, query, k, started)
         depth = max(k, CANDIDATES)
-        dense = self.index.search_dense(query, depth)[0]
+        dense = index.search_dense(query, depth)[0]
         confidence = dense[0][1] if dense else 0.0
         if mode == "dense":
             ranked = dense[:k]
         elif mode == "bm25":
-            ranked = self.index.sparse.search(question, k)
+            ranked = index.sparse.search(question, k)
         else:
-            sparse = self.index.sparse.search(question, depth)
+            sparse = index.sparse.search(question, depth)
             ranked = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in sparse]])[:k]
-        hits = [self._hit(chunk_id, score) for chunk_id, score in ranked]
-        return Retrieval(hits, confidence, time.perf_counter() - started)
+        hits = [_hit(index, chunk_id, score) for chunk_id, score in ranked]
+        return Retrieval(hits, confidence, time.perf_counter() - started, mode)
 
-    def _hit(self, chunk_id: int, score: float) -> Hit:
-        chunk = self.index.chunks[chunk_id]
-        return Hit(chunk_id, chunk.doc_id, chunk.path, chunk.anchor, chunk.title, chunk.text, score)
+    def _search_sparse_only(
+        self, index: Index, question: str, query: np.ndarray, k: int, started: float
+    ) -> Retrieval:
+        """BM25 while the dense index is being built (a first start).
+
+        The confidence is still a dense cosine -- the best between the question
+        and the BM25 hits, embedded now -- so the calibrated refusal threshold
+        keeps its meaning (it can only be lower than over the whole index).
+        """
+        ranked = index.sparse.search(question, k)
+        hits = [_hit(index, chunk_id, score) for chunk_id, score in ranked]
+        texts = [index.chunks[chunk_id].embedding_text() for chunk_id, _ in ranked]
+        confidence = float((self.encoder.encode(texts) @ query.T).max()) if texts else 0.0
+        return Retrieval(hits, confidence, time.perf_counter() - started, "bm25")
+
+
+def _hit(index: Index, chunk_id: int, score: float) -> Hit:
+    chunk = index.chunks[chunk_id]
+    return Hit(chunk_id, chunk.doc_id, chunk.path, chunk.anchor, chunk.title, chunk.text, score)

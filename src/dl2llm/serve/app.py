@@ -26,6 +26,7 @@ of hanging.
 
 import hmac
 import json
+import os
 import time
 import traceback
 import uuid
@@ -127,7 +128,11 @@ def _ask_events(
     rag: RAGPipeline, prepared: Prepared, started: float, metrics: Metrics
 ) -> Iterator[str]:
     """``sources``, then one ``token`` event per piece of the answer, then ``done``."""
-    meta = {"confidence": prepared.confidence, "refused": prepared.refused}
+    meta = {
+        "confidence": prepared.confidence,
+        "refused": prepared.refused,
+        "retrieval": prepared.retrieval,
+    }
     yield sse({"sources": _sources(rag, prepared), **meta}, "sources")
     generated, pieces = time.perf_counter(), []
     try:
@@ -226,15 +231,22 @@ def _add_probes(app: FastAPI, state: ServiceState, metrics: Metrics) -> None:
 
     @app.get("/ready", responses={503: {"description": "not ready yet, or loading failed"}})
     def ready() -> JSONResponse:
-        """Readiness: true once the index and the models are loaded."""
+        """Readiness: true once the index and the models are loaded; until then the phase,
+        the build's ``progress`` and whether questions are ``answering`` (by BM25)."""
         metrics.ready.set(1 if state.ready else 0)
-        body = {"ready": state.ready, "phase": state.phase, "error": state.error}
-        body["load_s"] = state.load_seconds
-        if state.ready:
-            index = state.pipeline.retriever.index
+        body = {"ready": state.ready, "answering": state.answering, "phase": state.phase}
+        body.update(
+            error=state.error,
+            progress=state.progress,
+            load_s=state.load_seconds,
+            worker_pid=os.getpid(),
+        )
+        if state.answering:
+            index = state.refresh().retriever.index
             body.update(
                 chunks=len(index),
                 documents=len(index.documents),
+                index_version=state.version,
                 generator=state.pipeline.generator.name,
                 min_confidence=state.pipeline.min_confidence,
             )
@@ -267,6 +279,7 @@ def _add_question_routes(
             "sources": _sources(rag, prepared),
             "confidence": prepared.confidence,
             "refused": prepared.refused,
+            "retrieval": prepared.retrieval,
             "timings": _timings(prepared, started, generated, metrics),
         }
 
@@ -290,6 +303,7 @@ def _add_question_routes(
             "choices": [choice],
             "usage": answer.usage(),
             "sources": _sources(rag, prepared),
+            "retrieval": prepared.retrieval,
         }
 
     @app.get("/v1/models")
@@ -307,7 +321,16 @@ def _add_question_routes(
 def _add_admin_routes(
     app: FastAPI, state: ServiceState, ready_pipeline: Callable[[], RAGPipeline]
 ) -> None:
-    Ready = Annotated[RAGPipeline, Depends(ready_pipeline)]
+    def index_built(rag: Annotated[RAGPipeline, Depends(ready_pipeline)]) -> RAGPipeline:
+        if not state.ready:  # answering by BM25: edits wait for the built index
+            raise HTTPException(
+                503,
+                f"not ready for edits: still {state.phase}",
+                {"Retry-After": str(NOT_READY_RETRY_S)},
+            )
+        return rag
+
+    Ready = Annotated[RAGPipeline, Depends(index_built)]
     admin = [Depends(_require_admin)]
 
     @app.post(
@@ -347,12 +370,12 @@ def create_app(settings: Settings) -> FastAPI:
         yield
 
     def ready_pipeline() -> RAGPipeline:
-        if state.pipeline is None:
+        if not state.answering:
             reason = state.error or f"still {state.phase}"
             raise HTTPException(
                 503, f"not ready: {reason}", {"Retry-After": str(NOT_READY_RETRY_S)}
             )
-        return state.pipeline
+        return state.refresh()  # another worker's edit is seen from the next request
 
     app = FastAPI(
         title="dl2llm domain QA service",

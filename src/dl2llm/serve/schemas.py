@@ -56,6 +56,9 @@ class AskResponse(BaseModel):
     sources: list[Source]
     confidence: float = Field(description="best dense cosine; below the threshold: refused")
     refused: bool
+    retrieval: str = Field(
+        "hybrid", description="what ran: hybrid, dense, or bm25 while a first start builds"
+    )
     timings: dict[str, float]
 
 

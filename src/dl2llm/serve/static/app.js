@@ -77,9 +77,12 @@ async function errorMessage(response) {
   }
 }
 
+let retrieval = "hybrid";
+
 function handleEvent(name, data) {
   if (name === "sources") {
     showSources(data.sources);
+    retrieval = data.retrieval;
     statusLine.textContent = data.refused ? "No confident match in the documents." : "Generating...";
   } else if (name === "token") {
     answerText += data.text;
@@ -87,7 +90,8 @@ function handleEvent(name, data) {
   } else if (name === "done") {
     answerText = data.answer;
     renderAnswer(answerText);
-    statusLine.textContent = `Done in ${(data.timings.total_ms / 1000).toFixed(2)} s`;
+    const note = retrieval === "bm25" ? " (keyword search only: the index is still building)" : "";
+    statusLine.textContent = `Done in ${(data.timings.total_ms / 1000).toFixed(2)} s${note}`;
   } else if (name === "error") {
     showError(data.error);
   }
@@ -104,9 +108,12 @@ async function watchReadiness() {
       return;
     }
     statusLine.dataset.loading = "1";
+    const done = body.progress ? ` (${body.progress.percent}%)` : "";
     statusLine.textContent = body.error
       ? `The service could not start: ${body.error}`
-      : `The service is ${body.phase}; answers start when it is ready.`;
+      : body.answering
+        ? `The service is ${body.phase}${done}; answers use keyword search until then.`
+        : `The service is ${body.phase}${done}; answers start when it is ready.`;
   } catch (err) {
     statusLine.textContent = `Could not reach the service: ${err.message}`;
   }
