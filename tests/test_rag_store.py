@@ -7,13 +7,14 @@ The crash tests run a real edit in a real process and SIGKILL it at each step
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from test_serve_fixtures import copy_index, encoder
+from test_serve_fixtures import copy_index, encoder, sample_index_dir
 
 from dl2llm.rag import ensure_index, sample_documents
 from dl2llm.rag.index import Index, add_documents, apply_journal, delete_documents
@@ -25,6 +26,7 @@ from dl2llm.rag.store import (
     STEPS,
     VERSIONS,
     Journal,
+    current_folder,
     current_version,
     recover,
 )
@@ -84,8 +86,8 @@ def test_two_processes_editing_at_once_both_land(tmp_path):
 
 
 def test_edits_are_versioned_behind_an_atomic_pointer(tmp_path):
-    data_dir = copy_index(tmp_path)  # the older layout: index/ is a real folder
-    assert not (data_dir / INDEX_FOLDER).is_symlink()
+    data_dir = tmp_path / "data"  # the older layout: index/ is a real folder
+    shutil.copytree(current_folder(sample_index_dir()), data_dir / INDEX_FOLDER)
     first = add_documents(data_dir, [VAULT], encoder())
     assert (data_dir / INDEX_FOLDER).is_symlink()
     assert current_version(data_dir) == f"{VERSIONS}/v000002"  # v000001: the adopted folder

@@ -35,7 +35,7 @@ def sample_index_dir() -> Path:
 
 def copy_index(target: Path) -> Path:
     """A private, editable copy of the sample index under ``target``."""
-    shutil.copytree(sample_index_dir(), target, dirs_exist_ok=True)
+    shutil.copytree(sample_index_dir(), target, symlinks=True, dirs_exist_ok=True)
     return target
 
 
