@@ -66,7 +66,18 @@ def parse(argv: list[str] | None):
         f"best on the dev questions, {default_generator()})",
     )
     parser.add_argument("--max-new-tokens", type=check_positive, default=128)
-    parser.add_argument("--max-concurrent", type=check_positive, default=8)
+    parser.add_argument(
+        "--max-concurrent",
+        type=check_positive,
+        default=8,
+        help="questions answered at once; more get 429 with Retry-After (default 8)",
+    )
+    parser.add_argument(
+        "--answer-timeout",
+        type=float,
+        default=120.0,
+        help="seconds before an answer still generating is stopped: 504 (default 120)",
+    )
     parser.add_argument("--no-build", action="store_true", help="fail if the index is missing")
     parser.add_argument(
         "--exit-after-check",
@@ -78,6 +89,10 @@ def parse(argv: list[str] | None):
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     if args.docs is not None and not args.docs.is_dir():
         raise UsageError(f"--docs {args.docs}: no such folder")
+    if not args.answer_timeout > 0:
+        raise UsageError(
+            f"--answer-timeout must be a positive number of seconds, got {args.answer_timeout}"
+        )
     if args.adapter is not None and not args.adapter.is_file():
         raise UsageError(f"--adapter {args.adapter}: no such file")
     if args.adapter is not None and args.no_adapter:
@@ -97,6 +112,7 @@ def settings_from(args, data_dir: Path) -> Settings:
         build_missing=not args.no_build,
         max_new_tokens=args.max_new_tokens,
         max_concurrent=args.max_concurrent,
+        answer_timeout_s=args.answer_timeout,
     )
 
 

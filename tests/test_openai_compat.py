@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import httpx
 import openai
@@ -176,3 +177,84 @@ def test_a_failing_model_raises_instead_of_hanging():
     reader.start()
     reader.join(timeout=30)
     assert not reader.is_alive() and "out of memory" in outcome[0]
+
+
+class SlowGenerator:
+    """A generator that takes 10 s unless stopped: it checks the question's cancel event
+    before each piece, as the language model does at each token (see the next test)."""
+
+    name, uses_evidence = "slow", False
+
+    def __init__(self):
+        self.pieces_sent = 0
+
+    def stream(self, prepared, max_new_tokens=None):
+        for i in range(200):
+            if prepared.cancel.is_set():
+                return
+            time.sleep(0.05)
+            self.pieces_sent += 1
+            yield f"w{i} "
+
+
+def stopped(server, reason: str) -> float:
+    for line in httpx.get(f"{server.url}/metrics").text.splitlines():
+        if line.startswith(f'dl2llm_answers_stopped_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def wait_for(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def slow(server):
+    app = server.server.config.app
+    pipeline, timeout_s = app.state.service.pipeline, app.state.answer_timeout_s
+    working, pipeline.generator = pipeline.generator, SlowGenerator()
+    yield pipeline.generator
+    pipeline.generator, app.state.answer_timeout_s = working, timeout_s
+
+
+def test_a_client_that_disconnects_stops_its_generation(server, slow):
+    body = {"messages": [{"role": "user", "content": QUESTION}], "stream": True}
+    before = stopped(server, "disconnect")
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body) as response:
+        next(response.iter_lines())  # the answer has started; then the client goes away
+    wait_for(lambda: stopped(server, "disconnect") == before + 1)
+    sent = slow.pieces_sent
+    time.sleep(0.5)
+    assert slow.pieces_sent == sent < 100  # stopped, well before its 200 pieces
+    with pytest.raises(httpx.ReadTimeout):  # a client that gives up on a plain answer
+        httpx.post(f"{server.url}/v1/ask", json={"question": QUESTION}, timeout=1.0)
+    wait_for(lambda: stopped(server, "disconnect") == before + 2)
+
+
+def test_an_answer_past_the_time_limit_is_stopped(server, slow):
+    server.server.config.app.state.answer_timeout_s = 1.0
+    before = stopped(server, "timeout")
+    plain = httpx.post(f"{server.url}/v1/chat/completions", timeout=30,
+                       json={"messages": [{"role": "user", "content": QUESTION}]})  # fmt: skip
+    assert plain.status_code == 504 and "limit of 1 s" in plain.json()["error"]["message"]
+    asked = httpx.post(f"{server.url}/v1/ask", json={"question": QUESTION, "stream": True})
+    assert "event: error" in asked.text and "limit of 1 s" in asked.text
+    assert stopped(server, "timeout") == before + 2
+    assert slow.pieces_sent < 2 * 40  # two answers of ~1 s of 0.05 s pieces, not 2 x 200
+
+
+def test_the_model_stops_at_the_next_token_once_asked():
+    from dl2llm.evaluation.finetune import tiny_llama
+
+    model, tokenizer = tiny_llama()
+    generator = LLMGenerator(model, tokenizer, max_new_tokens=40)
+    messages = [{"role": "user", "content": "hi"}]
+    free = "".join(generator.generate(messages, sentences=10**6))
+    stop = threading.Event()
+    stop.set()
+    stopped_text = "".join(generator.generate(messages, sentences=10**6, stop=stop))
+    assert len(tokenizer(free)["input_ids"]) > 20
+    assert len(tokenizer(stopped_text)["input_ids"]) <= 1

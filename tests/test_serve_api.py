@@ -270,24 +270,32 @@ def test_load_200_requests_16_clients_only_200_or_429_with_retry_after(server):
     assert statuses[429] == (float(rejected[0].split()[-1]) if rejected else 0)
 
 
-def test_schemathesis_finds_no_server_error(server):
-    """Schemathesis generates valid and invalid requests from /openapi.json; no 5xx allowed."""
-    command = [
-        str(Path(sys.executable).parent / "schemathesis"),
-        "run",
-        f"{server.url}/openapi.json",
-        "--checks=not_a_server_error",
-        "--max-examples=25",
-        "--phases=examples,coverage,fuzzing",
-        "--seed=0",
-        "--generation-database=none",
-        "--request-timeout=60",
-        "--no-color",
-    ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=600)
+@pytest.mark.slow
+def test_schemathesis_with_the_admin_key_finds_no_server_error(tmp_path, admin_env):
+    """Schemathesis generates valid and invalid requests from /openapi.json for every
+    endpoint, admin ones included (it sends the key); no 5xx allowed."""
+    settings = Settings(str(copy_index(tmp_path)), build_missing=False, max_concurrent=4)
+    with BackgroundServer(settings) as running:
+        wait_until_ready(running.url, timeout_s=300)
+        command = [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{running.url}/openapi.json",
+            f"--header=X-API-Key: {API_KEY}",
+            "--checks=not_a_server_error",
+            "--max-examples=25",
+            "--phases=examples,coverage,fuzzing",
+            "--seed=0",
+            "--generation-database=none",
+            "--request-timeout=60",
+            "--no-color",
+        ]
+        run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+        documents = httpx.get(f"{running.url}/ready").json()["documents"]
     assert run.returncode == 0, run.stdout[-3000:]
     cases = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert cases and int(cases.group(2)) == int(cases.group(1)) >= 100, run.stdout[-3000:]
+    assert documents > 3  # its uploads got past the key, so the admin endpoints were tested
 
 
 def test_corrupt_index_gives_a_clear_error_and_not_ready(tmp_path):

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import torch
 
+from dl2llm.hardware import available_cores
 from dl2llm.rag.checks import MARKER, cite, junk_kind, strip_markers, supported
 from dl2llm.rag.evidence import Evidence, api_signatures, context_of, evidence_answer, readable
 from dl2llm.rag.index import tokenize
@@ -145,13 +146,14 @@ class AnswerNGramBlocker:
 
 
 class _Cancelled:
-    """A ``StoppingCriteria`` that stops generation once ``event`` is set."""
+    """A ``StoppingCriteria`` that stops generation once any of ``events`` is set."""
 
-    def __init__(self, event: threading.Event):
-        self.event = event
+    def __init__(self, *events: threading.Event):
+        self.events = events
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
+        stop = any(event.is_set() for event in self.events)
+        return torch.full((input_ids.shape[0],), stop, dtype=torch.bool)
 
 
 class Generator(Protocol):
@@ -314,7 +316,9 @@ class LLMGenerator:
         self.name = Path(getattr(model.config, "_name_or_path", "llm")).name or "llm"
         self.rejections: dict[str, int] = {}  # why phrasings were not shown, for /metrics
         self.changed_lead = 0  # answers led by another entry than the encoder's best
-        self._lock = threading.Lock()  # one generation at a time per worker
+        # One generation per core at a time, each on one thread (use_one_thread): two
+        # questions are answered at once on two cores, instead of one on both.
+        self._slots = threading.BoundedSemaphore(available_cores())
 
     @classmethod
     def load(
@@ -338,7 +342,8 @@ class LLMGenerator:
             return
         candidates = evidence_candidates(prepared.evidence)
         messages = build_evidence_messages(prepared.question, candidates)
-        text = "".join(self.generate(messages, max_new_tokens, sentences=1)).strip()
+        generated = self.generate(messages, max_new_tokens, sentences=1, stop=prepared.cancel)
+        text = "".join(generated).strip()
         reason = check_phrasing(text, candidates)
         if reason is not None:
             self.rejections[reason] = self.rejections.get(reason, 0) + 1
@@ -355,7 +360,8 @@ class LLMGenerator:
         """The previous system: numbered 80-word passages in, cited answer out."""
         hits = prepared.hits[:CONTEXT_PASSAGES]
         pieces = []
-        generated = self.generate(build_messages(prepared.question, hits), max_new_tokens)
+        messages = build_messages(prepared.question, hits)
+        generated = self.generate(messages, max_new_tokens, stop=prepared.cancel)
         for piece in drop_unknown_citations(generated, len(hits)):
             pieces.append(piece)
             yield piece
@@ -367,10 +373,13 @@ class LLMGenerator:
         messages: list[dict[str, str]],
         max_new_tokens: int | None = None,
         sentences: int = MAX_SENTENCES,
+        stop: threading.Event | None = None,
     ) -> Iterator[str]:
         """Yield the reply to ``messages`` piece by piece, up to its ``sentences``-th sentence.
 
-        Generation stops there (or at the token limit); closing the iterator stops it too.
+        Generation stops there (or at the token limit); closing the iterator stops
+        it too, and so does setting ``stop`` (from another thread: a client that
+        went away, a timeout) at the next token.
         """
         from transformers import LogitsProcessorList, StoppingCriteriaList, TextIteratorStreamer
 
@@ -387,7 +396,7 @@ class LLMGenerator:
             do_sample=False,
             prompt_lookup_num_tokens=self.prompt_lookup_tokens,
             logits_processor=LogitsProcessorList([AnswerNGramBlocker(prompt_length)]),
-            stopping_criteria=StoppingCriteriaList([_Cancelled(cancel)]),
+            stopping_criteria=StoppingCriteriaList([_Cancelled(cancel, stop or cancel)]),
             pad_token_id=self.tokenizer.eos_token_id,
         )
         failures: list[BaseException] = []
@@ -413,7 +422,7 @@ class LLMGenerator:
     def _generate(self, failures: list[BaseException], **settings) -> None:
         """Run ``model.generate``; an error is kept for the reader and ends the stream."""
         try:
-            with self._lock, torch.inference_mode():
+            with self._slots, torch.inference_mode():
                 self.model.generate(**settings)
         except Exception as err:
             failures.append(err)

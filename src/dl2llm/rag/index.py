@@ -134,7 +134,7 @@ class Encoder:
     def encode(self, texts: Sequence[str], progress: Progress = False) -> np.ndarray:
         """``(N, dim)`` float32, L2-normalised (inner product = cosine)."""
         if self.session is not None:
-            return self._encode_onnx(texts, self.model.max_seq_length, ENCODE_BATCH, progress)
+            return self._encode_onnx(texts, self.model.max_seq_length, SHORT_BATCH, progress)
         vectors = self.model.encode(
             list(texts),
             batch_size=ENCODE_BATCH,

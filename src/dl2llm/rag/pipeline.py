@@ -18,6 +18,7 @@ next to the index (``calibration.json``) and used from then on.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -107,6 +108,7 @@ class Prepared:
     evidence: list[Evidence] = field(default_factory=list)
     out_of_scope: list[str] = field(default_factory=list)
     retrieval: str = "hybrid"  # the mode that ran ("bm25" while the dense index builds)
+    cancel: threading.Event = field(default_factory=threading.Event)  # set: stop generating
 
 
 def refusal(prepared: Prepared) -> str:

@@ -21,7 +21,8 @@ Endpoints (the schema is served at ``/openapi.json``):
 Every other error is JSON ``{"error": "what was wrong"}`` with a 4xx status for
 bad input; 5xx is kept for the service's own faults and for 503 "not ready".
 If generation fails mid-answer, a stream ends with an ``error`` event instead
-of hanging.
+of hanging; an answer past ``answer_timeout_s`` is stopped (504, or an ``error``
+event), and so is one whose client disconnected (:mod:`dl2llm.serve.guard`).
 """
 
 import hmac
@@ -38,7 +39,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException, Request, Security
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -49,6 +50,7 @@ from dl2llm import __version__
 from dl2llm.rag.ingest import Document, chunk_document, kind_of
 from dl2llm.rag.pipeline import Prepared, RAGPipeline
 from dl2llm.serve import chat
+from dl2llm.serve.guard import AnswerGuard, ClientGone, GuardedStream
 from dl2llm.serve.limits import NOT_READY_RETRY_S, BodySizeLimit, ConcurrencyLimit
 from dl2llm.serve.metrics import Metrics, MetricsMiddleware
 from dl2llm.serve.schemas import (
@@ -74,6 +76,7 @@ ERRORS = {
     422: {"model": ErrorResponse},
     429: {"model": ErrorResponse},
     503: {"model": ErrorResponse},
+    504: {"model": ErrorResponse},
 }
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -125,9 +128,10 @@ def _timings(
 
 
 def _ask_events(
-    rag: RAGPipeline, prepared: Prepared, started: float, metrics: Metrics
+    rag: RAGPipeline, prepared: Prepared, started: float, metrics: Metrics, guard: AnswerGuard
 ) -> Iterator[str]:
-    """``sources``, then one ``token`` event per piece of the answer, then ``done``."""
+    """``sources``, then one ``token`` event per piece of the answer, then ``done``
+    (or an ``error`` event when generation failed or ran out of time)."""
     meta = {
         "confidence": prepared.confidence,
         "refused": prepared.refused,
@@ -139,22 +143,22 @@ def _ask_events(
         for piece in rag.stream(prepared):
             pieces.append(piece)
             yield sse({"text": piece}, "token")
+        if guard.timed_out:
+            yield sse({"error": guard.timeout_message()}, "error")
+        else:
+            timings = _timings(prepared, started, generated, metrics)
+            yield sse({"answer": "".join(pieces).strip(), "timings": timings}, "done")
     except Exception as err:  # the stream ends with the error instead of hanging
-        yield _ask_failed(err)
-        return
-    timings = _timings(prepared, started, generated, metrics)
-    yield sse({"answer": "".join(pieces).strip(), "timings": timings}, "done")
+        yield sse({"error": f"the answer failed: {err}"}, "error")
+    guard.finished = True
 
 
-def _ask_failed(err: Exception) -> str:
-    return sse({"error": f"the answer failed: {err}"}, "error")
-
-
-def _chat_events(answer: chat.ChatAnswer, common: dict) -> Iterator[str]:
+def _chat_events(answer: chat.ChatAnswer, common: dict, guard: AnswerGuard) -> Iterator[str]:
     """OpenAI ``chat.completion.chunk`` events, then ``data: [DONE]``.
 
     With ``stream_options.include_usage`` every chunk carries ``usage: null``
     and one last chunk, with no choices, carries the counts (as OpenAI does).
+    A failed or timed-out answer ends with an error event, then ``[DONE]``.
     """
     options = answer.request.stream_options
     with_usage = bool(options and options.include_usage)
@@ -168,15 +172,17 @@ def _chat_events(answer: chat.ChatAnswer, common: dict) -> Iterator[str]:
     try:
         for piece in answer.pieces():
             yield chunk({"content": piece})
+        if guard.timed_out:
+            yield sse(chat.openai_error(504, guard.timeout_message()))
+        else:
+            yield chunk({}, answer.finish_reason)
+            if with_usage:
+                usage = {"choices": [], "usage": answer.usage()}
+                yield sse({**common, "object": "chat.completion.chunk", **usage})
     except Exception as err:  # the stream ends with the error instead of hanging
         yield sse(chat.openai_error(500, f"the answer failed: {err}"))
-        yield sse("[DONE]")
-        return
-    yield chunk({}, answer.finish_reason)
-    if with_usage:
-        usage = answer.usage()
-        yield sse({**common, "object": "chat.completion.chunk", "choices": [], "usage": usage})
     yield sse("[DONE]")
+    guard.finished = True
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -259,21 +265,28 @@ def _add_probes(app: FastAPI, state: ServiceState, metrics: Metrics) -> None:
 
 
 def _add_question_routes(
-    app: FastAPI, ready_pipeline: Callable[[], RAGPipeline], metrics: Metrics
+    app: FastAPI, ready_pipeline: Callable[[], RAGPipeline], metrics: Metrics, timeout_s: float
 ) -> None:
     Ready = Annotated[RAGPipeline, Depends(ready_pipeline)]
+    app.state.answer_timeout_s = timeout_s  # read per request (tests lower it)
+
+    def guard_for(prepared: Prepared) -> AnswerGuard:
+        return AnswerGuard(prepared, app.state.answer_timeout_s, metrics)
 
     @app.post("/v1/ask", response_model=AskResponse, responses=ERRORS)
-    async def ask(body: AskRequest, rag: Ready):
+    async def ask(body: AskRequest, rag: Ready, request: Request):
         """Answer a question from the documents, citing the sources as 【1】, 【2】, ..."""
         started = time.perf_counter()
         prepared = await run_in_threadpool(rag.prepare, body.question, body.k, body.mode)
         metrics.stage.labels("retrieve").observe(prepared.retrieve_ms / 1000)
+        guard = guard_for(prepared)
         if body.stream:
-            events = _ask_events(rag, prepared, started, metrics)
-            return StreamingResponse(events, media_type="text/event-stream")
+            return GuardedStream(_ask_events(rag, prepared, started, metrics, guard), guard)
         generated = time.perf_counter()
-        text = await run_in_threadpool(lambda: "".join(rag.stream(prepared)).strip())
+        try:
+            text = await guard.run(request, lambda: "".join(rag.stream(prepared)).strip())
+        except ClientGone:
+            return Response(status_code=499)
         return {
             "answer": text,
             "sources": _sources(rag, prepared),
@@ -284,17 +297,20 @@ def _add_question_routes(
         }
 
     @app.post("/v1/chat/completions", responses=ERRORS)
-    async def chat_completions(body: ChatRequest, rag: Ready):
+    async def chat_completions(body: ChatRequest, rag: Ready, request: Request):
         """OpenAI-compatible chat: the last user message is the question, read with the
         previous one when it is a follow-up."""
         question = chat.conversation_question([(m.role, m.text) for m in body.messages])
         prepared = await run_in_threadpool(rag.prepare, question, CHAT_K, CHAT_MODE)
         completion_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         common = {"id": completion_id, "created": created, "model": body.model}
-        answer = chat.ChatAnswer(rag, body, prepared)
+        answer, guard = chat.ChatAnswer(rag, body, prepared), guard_for(prepared)
         if body.stream:
-            return StreamingResponse(_chat_events(answer, common), media_type="text/event-stream")
-        text = await run_in_threadpool(lambda: "".join(answer.pieces()).strip())
+            return GuardedStream(_chat_events(answer, common, guard), guard)
+        try:
+            text = await guard.run(request, lambda: "".join(answer.pieces()).strip())
+        except ClientGone:
+            return Response(status_code=499)
         message = {"role": "assistant", "content": text}
         choice = {"index": 0, "message": message, "finish_reason": answer.finish_reason}
         return {
@@ -386,7 +402,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.service = state  # for operators and fault-injection tests
     _add_error_handlers(app)
     _add_probes(app, state, metrics)
-    _add_question_routes(app, ready_pipeline, metrics)
+    _add_question_routes(app, ready_pipeline, metrics, settings.answer_timeout_s)
     _add_admin_routes(app, state, ready_pipeline)
     # Added innermost first: metrics see every request, refused ones included.
     app.add_middleware(

@@ -61,6 +61,12 @@ class Metrics:
             ["route"],
             registry=self.registry,
         )
+        self.stopped = Counter(
+            "dl2llm_answers_stopped_total",
+            "Generations stopped early: the client disconnected, or the answer timed out",
+            ["reason"],
+            registry=self.registry,
+        )
         self.ready = Gauge(
             "dl2llm_ready", "1 once models and index are loaded", registry=self.registry
         )

@@ -34,6 +34,7 @@ class Settings:
     max_new_tokens: int = 128
     max_body_bytes: int = 256 * 1024
     max_concurrent: int = 8  # questions answered at once before 429 + Retry-After
+    answer_timeout_s: float = 120.0  # an answer still generating after this is stopped
 
     def to_env(self) -> dict[str, str]:
         """``{SETTINGS_ENV: json}`` for a worker's environment."""
