@@ -10,8 +10,9 @@ core; with ``--workers N`` one worker builds while the others wait for it.
 Uploads are journaled and every index change is a new version behind an atomic
 pointer, so a crash loses nothing acknowledged (see :mod:`dl2llm.rag.store`).
 
-The service answers questions about the Python 3.11 documentation (or any folder given with ``--docs``) at ``POST /v1/ask``
-and the OpenAI-compatible ``POST /v1/chat/completions``, shows a web page at ``/``, and reports
+The service answers questions about the Python 3.11 documentation (or any
+folder given with ``--docs``) at ``POST /v1/ask`` and the OpenAI-compatible
+``POST /v1/chat/completions``, shows a web page at ``/``, and reports
 ``/health``, ``/ready`` and Prometheus ``/metrics``. Admin endpoints need the
 key in ``DL2LLM_API_KEY`` and refuse every request when it is unset.
 
