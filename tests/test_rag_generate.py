@@ -181,7 +181,7 @@ class ScriptedLLM(LLMGenerator):
         self.reply, self.style, self.uses_evidence, self.rejections = reply, "evidence", True, {}
         self.changed_lead = 0
 
-    def generate(self, messages, max_new_tokens=None, sentences=2):
+    def generate(self, messages, max_new_tokens=None, sentences=2, stop=None):
         yield self.reply
 
 

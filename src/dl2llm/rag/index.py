@@ -310,21 +310,32 @@ class Index:
 
     @cached_property
     def names(self) -> frozenset[str]:
-        """Every word and dotted name the corpus mentions, lower case, with the tails of dotted
-        names and API ids (``os.path.join`` -> ``path.join``, ``join``)."""
-        names: set[str] = set()
-        for chunk in self.chunks.values():
-            found = _NAMES.findall(f"{chunk.anchor} {chunk.title} {chunk.text}".lower())
-            for name in found:
-                parts = name.split(".")
-                names.update(".".join(parts[i:]) for i in range(len(parts)))
-        return frozenset(names)
+        """Every word and dotted name the corpus mentions (see :func:`corpus_names`)."""
+        return corpus_names(self.chunks.values())
 
     @cached_property
     def modules(self) -> frozenset[str]:
-        """Modules with a page of their own, lower case: ``library/os.path.rst`` -> ``os.path``."""
-        pages = (doc.removeprefix("library/").removesuffix(".rst") for doc in self.documents)
-        return frozenset(page.lower() for page in pages if "/" not in page)
+        """Modules with a page of their own (see :func:`corpus_modules`)."""
+        return corpus_modules(self.documents)
+
+    def fetch(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
+        """``{chunk_id: chunk}`` for ``chunk_ids``."""
+        return {chunk_id: self.chunks[chunk_id] for chunk_id in chunk_ids}
+
+    def search_keyword(self, question: str, n: int) -> list[tuple[int, float]]:
+        """BM25: the ``n`` best ``(chunk_id, score)`` pairs."""
+        return self.sparse.search(question, n)
+
+    def search_hybrid(
+        self, question: str, query_vector: np.ndarray, n: int, depth: int
+    ) -> list[tuple[int, float]]:
+        """Dense and BM25 lists ``depth`` deep, fused by reciprocal rank (see
+        :func:`dl2llm.rag.retrieve.reciprocal_rank_fusion`): the ``n`` best pairs."""
+        from dl2llm.rag.retrieve import reciprocal_rank_fusion
+
+        dense = self.search_dense(query_vector, depth)[0]
+        sparse = self.sparse.search(question, depth)
+        return reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in sparse]])[:n]
 
     @classmethod
     def load(cls, data_dir: str | Path) -> Index:
@@ -366,6 +377,23 @@ class Index:
             [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
             for row_ids, row_scores in zip(ids, scores, strict=True)
         ]
+
+
+def corpus_names(chunks: Iterable[StoredChunk]) -> frozenset[str]:
+    """Every word and dotted name the chunks mention, lower case, with the tails of dotted
+    names and API ids (``os.path.join`` -> ``path.join``, ``join``)."""
+    names: set[str] = set()
+    for chunk in chunks:
+        for name in _NAMES.findall(f"{chunk.anchor} {chunk.title} {chunk.text}".lower()):
+            parts = name.split(".")
+            names.update(".".join(parts[i:]) for i in range(len(parts)))
+    return frozenset(names)
+
+
+def corpus_modules(documents: Iterable[str]) -> frozenset[str]:
+    """Modules with a page of their own, lower case: ``library/os.path.rst`` -> ``os.path``."""
+    pages = (doc.removeprefix("library/").removesuffix(".rst") for doc in documents)
+    return frozenset(page.lower() for page in pages if "/" not in page)
 
 
 def _read_chunks(database: Path) -> dict[int, StoredChunk]:

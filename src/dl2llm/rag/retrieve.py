@@ -17,10 +17,11 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import numpy as np
 
-from dl2llm.rag.index import Encoder, Index
+from dl2llm.rag.index import Encoder, StoredChunk
 
 MODES = ("dense", "bm25", "hybrid")
 RRF_K = 60
@@ -72,10 +73,33 @@ def reciprocal_rank_fusion(
     return sorted(scores.items(), key=lambda pair: -pair[1])
 
 
-class Retriever:
-    """Questions in, ranked chunks out, over one :class:`~dl2llm.rag.index.Index`."""
+class SearchIndex(Protocol):
+    """What retrieval needs of an index: :class:`~dl2llm.rag.index.Index` (FAISS and BM25
+    in this process) or :class:`~dl2llm.rag.milvus.MilvusIndex` (a Milvus collection)."""
 
-    def __init__(self, index: Index, encoder: Encoder):
+    dense: bool  # False while only keywords can be searched (a first start's build)
+    names: frozenset[str]  # every name the corpus mentions (the scope check)
+    modules: frozenset[str]  # modules with a page of their own
+
+    def search_dense(self, query_vectors: np.ndarray, n: int) -> list[list[tuple[int, float]]]:
+        """For each query ``(Q, dim)`` the ``n`` nearest ``(chunk_id, cosine)`` pairs."""
+
+    def search_keyword(self, question: str, n: int) -> list[tuple[int, float]]:
+        """BM25: the ``n`` best ``(chunk_id, score)`` pairs."""
+
+    def search_hybrid(
+        self, question: str, query_vector: np.ndarray, n: int, depth: int
+    ) -> list[tuple[int, float]]:
+        """Dense and BM25 lists ``depth`` deep, fused by reciprocal rank: the ``n`` best."""
+
+    def fetch(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
+        """``{chunk_id: chunk}`` for the ids that exist."""
+
+
+class Retriever:
+    """Questions in, ranked chunks out, over one :class:`SearchIndex`."""
+
+    def __init__(self, index: SearchIndex, encoder: Encoder):
         self.index = index
         self.encoder = encoder
 
@@ -100,15 +124,13 @@ class Retriever:
         if mode == "dense":
             ranked = dense[:k]
         elif mode == "bm25":
-            ranked = index.sparse.search(question, k)
+            ranked = index.search_keyword(question, k)
         else:
-            sparse = index.sparse.search(question, depth)
-            ranked = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in sparse]])[:k]
-        hits = [_hit(index, chunk_id, score) for chunk_id, score in ranked]
-        return Retrieval(hits, confidence, time.perf_counter() - started, mode)
+            ranked = index.search_hybrid(question, query, k, depth)
+        return Retrieval(_hits(index, ranked), confidence, time.perf_counter() - started, mode)
 
     def _search_sparse_only(
-        self, index: Index, question: str, query: np.ndarray, k: int, started: float
+        self, index: SearchIndex, question: str, query: np.ndarray, k: int, started: float
     ) -> Retrieval:
         """BM25 while the dense index is being built (a first start).
 
@@ -116,13 +138,13 @@ class Retriever:
         and the BM25 hits, embedded now -- so the calibrated refusal threshold
         keeps its meaning (it can only be lower than over the whole index).
         """
-        ranked = index.sparse.search(question, k)
-        hits = [_hit(index, chunk_id, score) for chunk_id, score in ranked]
-        texts = [index.chunks[chunk_id].embedding_text() for chunk_id, _ in ranked]
+        hits = _hits(index, index.search_keyword(question, k))
+        texts = [f"{hit.title}\n{hit.text}" for hit in hits]
         confidence = float((self.encoder.encode(texts) @ query.T).max()) if texts else 0.0
         return Retrieval(hits, confidence, time.perf_counter() - started, "bm25")
 
 
-def _hit(index: Index, chunk_id: int, score: float) -> Hit:
-    chunk = index.chunks[chunk_id]
-    return Hit(chunk_id, chunk.doc_id, chunk.path, chunk.anchor, chunk.title, chunk.text, score)
+def _hits(index: SearchIndex, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
+    chunks = index.fetch([chunk_id for chunk_id, _ in ranked])
+    found = [(chunks[i], score) for i, score in ranked if i in chunks]  # deleted meanwhile: out
+    return [Hit(c.chunk_id, c.doc_id, c.path, c.anchor, c.title, c.text, s) for c, s in found]
