@@ -223,7 +223,7 @@ def shared_encoder(name_or_path: str | None = None, onnx: bool = False) -> Encod
 
 
 @cache
-def _stopwords() -> frozenset[str]:
+def english_stopwords() -> frozenset[str]:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     return frozenset(ENGLISH_STOP_WORDS)
@@ -231,7 +231,7 @@ def _stopwords() -> frozenset[str]:
 
 def tokenize(text: str) -> list[str]:
     """BM25 terms: lower-cased word characters, English stop words removed."""
-    stopwords = _stopwords()
+    stopwords = english_stopwords()
     return [t for t in re.findall(r"\w+", text.lower()) if t not in stopwords]
 
 
