@@ -37,6 +37,7 @@ from dl2llm.rag import (
     served_model,
 )
 from dl2llm.rag.index import INDEX_FOLDER, shared_encoder
+from dl2llm.rag.milvus import parse_vector_store
 from dl2llm.results import save_results
 from dl2llm.runtime import UsageError, check_positive, deliverable_parser, run_main, set_seed
 from dl2llm.serve.server import BackgroundServer, serve, smoke_test, wait_until_ready
@@ -62,6 +63,12 @@ def parse(argv: list[str] | None):
     )
     parser.add_argument("--no-adapter", action="store_true", help="serve the base LLM")
     parser.add_argument("--encoder", default=None, help="encoder folder (default: MiniLM)")
+    parser.add_argument(
+        "--vector-store",
+        default="faiss",
+        help="where the index lives: faiss (in this process, default), milvus://<file>.db "
+        "(Milvus Lite) or milvus://<host>:<port> (a Milvus server shared by several services)",
+    )
     parser.add_argument(
         "--generator",
         choices=GENERATORS,
@@ -94,6 +101,10 @@ def parse(argv: list[str] | None):
         raise UsageError(f"--port must be between 1 and 65535, got {args.port}")
     if args.docs is not None and not args.docs.is_dir():
         raise UsageError(f"--docs {args.docs}: no such folder")
+    try:
+        args.vector_store = parse_vector_store(args.vector_store)
+    except ValueError as err:
+        raise UsageError(str(err)) from err
     if not args.answer_timeout > 0:
         raise UsageError(
             f"--answer-timeout must be a positive number of seconds, got {args.answer_timeout}"
@@ -113,6 +124,7 @@ def settings_from(args, data_dir: Path) -> Settings:
         llm=args.llm,
         adapter=str(args.adapter) if args.adapter else None,
         encoder=args.encoder,
+        vector_store=args.vector_store,
         generator=args.generator,
         build_missing=not args.no_build,
         max_new_tokens=args.max_new_tokens,
@@ -181,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(args.data_dir or default_data_dir())
     if args.exit_after_check:
         return check_and_exit(args, started, data_dir)
-    first_start = not (data_dir / INDEX_FOLDER).exists()
+    first_start = args.vector_store is None and not (data_dir / INDEX_FOLDER).exists()
     if first_start and not args.no_build:
         print(f"first start: building the index in {data_dir} (a few minutes)", flush=True)
     url = f"http://{'127.0.0.1' if args.host == '0.0.0.0' else args.host}:{args.port}"

@@ -54,21 +54,42 @@ class MilvusError(RuntimeError):
     """Milvus is unreachable, or its collection does not fit this project; the message says why."""
 
 
-def is_milvus_uri(uri: str) -> bool:
-    """``milvus.db`` files and ``http(s)://`` addresses select Milvus."""
-    return uri.startswith(("http://", "https://", "tcp://")) or uri.endswith(".db")
+SERVER_SCHEMES = ("http://", "https://", "tcp://")
+
+
+def parse_vector_store(value: str) -> str | None:
+    """``--vector-store`` -> the URI ``MilvusClient`` takes, or ``None`` for the embedded index.
+
+    ``faiss`` (the default): FAISS and BM25 in this process. ``milvus://path.db``
+    or ``path.db``: Milvus Lite in that file. ``milvus://host:19530`` or
+    ``http://host:19530``: a Milvus server. Raises ``ValueError`` with the forms.
+    """
+    if value == "faiss":
+        return None
+    rest = value.removeprefix("milvus://")
+    if rest.endswith(".db"):
+        return str(Path(rest).expanduser())
+    if rest.startswith(SERVER_SCHEMES):
+        return rest
+    if value.startswith("milvus://") and rest and "/" not in rest:
+        return f"http://{rest}"
+    raise ValueError(
+        f"--vector-store {value!r}: use faiss, milvus://<file>.db (Milvus Lite), "
+        "or milvus://<host>:<port> / http://<host>:<port> (a Milvus server)"
+    )
 
 
 class MilvusIndex:
     """A Milvus collection of chunks; see the module's docstring."""
 
     dense = True
+    folder = None  # no files of its own: thresholds come from the manifest's source
 
     def __init__(self, uri: str, dim: int, collection: str = COLLECTION):
         from pymilvus import MilvusClient
 
         self.uri, self.dim, self.collection = uri, dim, collection
-        if not uri.startswith(("http://", "https://", "tcp://")):
+        if not uri.startswith(SERVER_SCHEMES):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.client = MilvusClient(uri)
@@ -200,6 +221,16 @@ class MilvusIndex:
         self.forget_corpus_terms()
         return len(rows)
 
+    def fill(
+        self, documents: Iterable[Document], encoder: Encoder, source: str, progress: Progress
+    ) -> None:
+        """Index a corpus into the empty collection, then write the manifest that says so."""
+        self.add(documents, encoder, progress=progress)
+        encoder_name = Path(encoder.path).name
+        self.write_manifest(
+            {"source": source, "encoder": encoder_name, "chunker": chunker_version()}
+        )
+
     def delete(self, doc_ids: Sequence[str]) -> None:
         """Remove documents and their chunks."""
         for doc_id in doc_ids:
@@ -227,7 +258,8 @@ class MilvusIndex:
             limit=n,
             search_params={"metric_type": "BM25"},
         )
-        return [(int(hit["id"]), float(hit["distance"])) for hit in results[0]]
+        # BM25 is never negative; Milvus Lite reports it negated, as a distance.
+        return [(int(hit["id"]), abs(float(hit["distance"]))) for hit in results[0]]
 
     def search_hybrid(
         self, question: str, query_vector: np.ndarray, n: int, depth: int
@@ -267,9 +299,5 @@ def ensure_milvus_index(
     """The Milvus collection at ``uri``, filled with ``documents`` when it is empty."""
     index = MilvusIndex(uri, encoder.dim)
     if not index.manifest:
-        index.add(documents, encoder, progress=progress)
-        encoder_name = Path(encoder.path).name
-        index.write_manifest(
-            {"source": source, "encoder": encoder_name, "chunker": chunker_version()}
-        )
+        index.fill(documents, encoder, source, progress)
     return index

@@ -28,6 +28,7 @@ class Settings:
     llm: str | None = None  # a model folder or hub name (None: offline SmolLM2)
     adapter: str | None = None  # a LoRA adapter file (dl2llm.finetune.lora.save_lora) for the LLM
     encoder: str | None = None  # None: offline all-MiniLM-L6-v2
+    vector_store: str | None = None  # a Milvus URI (see dl2llm.rag.milvus); None: in-process
     onnx_queries: bool = True  # embed questions with ONNX Runtime (same vectors, ~2x faster)
     generator: str = DEFAULT_GENERATOR  # evidence (no LLM), llm (SmolLM2 phrases it) or previous
     build_missing: bool = True  # build the index on first start when it is absent

@@ -36,6 +36,7 @@ from dl2llm.rag.index import (
     shared_encoder,
 )
 from dl2llm.rag.ingest import Document
+from dl2llm.rag.milvus import MilvusError, MilvusIndex
 from dl2llm.rag.pipeline import RAGPipeline, load_thresholds
 from dl2llm.rag.store import Journal, current_version, exclusive, recover
 from dl2llm.serve.settings import Settings
@@ -53,6 +54,7 @@ class ServiceState:
         self.load_seconds: float | None = None
         self.version: str | None = None  # the index version in memory (see refresh)
         self.progress: dict | None = None  # of a first start's index build
+        self.milvus: MilvusIndex | None = None  # the index, when it lives in Milvus
         self._reload_lock = threading.Lock()
 
     @property
@@ -80,6 +82,10 @@ class ServiceState:
         """
         started = time.perf_counter()
         try:
+            if self.settings.vector_store:
+                self._load_milvus()
+                self.phase = "ready"
+                return
             data_dir = self.settings.data_dir
             recover(data_dir)
             index = None
@@ -99,12 +105,29 @@ class ServiceState:
                 reuse = index if stale and _same_encoder(index, self.encoder) else None
                 self._swap(self._build(documents, source, reuse), current_version(data_dir))
             self.phase = "ready"
-        except (AssetError, IndexLoadError) as err:
+        except (AssetError, IndexLoadError, MilvusError) as err:
             self._fail(str(err))
         except Exception as err:  # keep serving /health and /ready with the reason
             traceback.print_exc()
             self._fail(f"{type(err).__name__}: {err}")
-        self.load_seconds = time.perf_counter() - started
+        finally:
+            self.load_seconds = time.perf_counter() - started
+
+    def _load_milvus(self) -> None:
+        """The index in Milvus (``settings.vector_store``); an empty collection is filled
+        from the corpus first, answering by BM25 meanwhile."""
+        self.phase = "loading the encoder"
+        self.encoder = shared_encoder(self.settings.encoder, self.settings.onnx_queries)
+        self.phase = "connecting to Milvus"
+        self.milvus = MilvusIndex(self.settings.vector_store, self.encoder.dim)
+        if self.milvus.manifest:
+            self._answer_with(self.milvus, None)
+            return
+        documents, source = self._documents(stale=False)
+        self._answer_with(Index.provisional(documents, source), None)
+        self.phase = "filling the Milvus collection (answering from BM25 meanwhile)"
+        self.milvus.fill(documents, self.encoder, source, progress=self._progress)
+        self._swap(self.milvus, None)
 
     def _documents(self, stale: bool) -> tuple[list[Document], str]:
         self.phase = "reading the documents"
@@ -160,8 +183,10 @@ class ServiceState:
 
         One ``readlink`` per request; a reload (seconds) happens once per change,
         in the first request that sees it, so every worker answers from the index
-        the last acknowledged edit made.
+        the last acknowledged edit made. (Milvus holds its own state: nothing to do.)
         """
+        if self.milvus is not None:
+            return self.pipeline
         if current_version(self.settings.data_dir) != self.version:
             with self._reload_lock:
                 version = current_version(self.settings.data_dir)
@@ -171,6 +196,8 @@ class ServiceState:
 
     def add_documents(self, documents: Sequence[Document]) -> int:
         """Add or replace documents; the new index serves from the next request."""
+        if self.milvus is not None:
+            return self.milvus.add(documents, self.encoder)
         data_dir = self.settings.data_dir
         with exclusive(data_dir):
             index = add_documents(data_dir, documents, self.encoder)
@@ -180,6 +207,11 @@ class ServiceState:
 
     def delete_document(self, doc_id: str) -> bool:
         """Remove a document; ``False`` when it is not indexed."""
+        if self.milvus is not None:
+            if doc_id not in set(self.milvus.documents):
+                return False
+            self.milvus.delete([doc_id])
+            return True
         data_dir = self.settings.data_dir
         with exclusive(data_dir):
             if doc_id not in set(self.refresh().retriever.index.documents):
