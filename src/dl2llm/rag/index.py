@@ -450,7 +450,8 @@ def _insert(
         [(i, c.doc_id, c.anchor, c.title, c.text, c.fingerprint) for i, c in new],
     )
     if new:
-        embeddings = _embed([c.embedding_text() for _, c in new], encoder, known or {}, progress)
+        texts = [c.embedding_text() for _, c in new]
+        embeddings = embed_missing(texts, encoder, known or {}, progress)
         vectors.add_with_ids(embeddings, np.array([i for i, _ in new], dtype=np.int64))
     return len(new)
 
@@ -470,7 +471,7 @@ def _next_chunk_id(connection: sqlite3.Connection) -> int:
     return max(-1 if highest is None else highest, row[0] if row else -1) + 1
 
 
-def _embed(
+def embed_missing(
     texts: list[str], encoder: Encoder, known: dict[str, np.ndarray], progress: Progress
 ) -> np.ndarray:
     """``(N, dim)`` vectors of ``texts``, encoding only those ``known`` lacks."""

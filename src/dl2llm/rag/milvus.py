@@ -38,6 +38,7 @@ from dl2llm.rag.index import (
     chunker_version,
     corpus_modules,
     corpus_names,
+    embed_missing,
     english_stopwords,
 )
 from dl2llm.rag.ingest import MAX_WORDS, Document, chunk_document, deduplicate
@@ -195,15 +196,21 @@ class MilvusIndex:
         encoder: Encoder,
         max_words: int = MAX_WORDS,
         progress: Progress = False,
+        known: dict[str, np.ndarray] | None = None,
     ) -> int:
-        """Add (or replace, by ``doc_id``) documents; returns the chunks added."""
+        """Add (or replace, by ``doc_id``) documents; returns the chunks added.
+
+        ``known``: vectors already computed, by embedding text (an embedded index's
+        :meth:`~dl2llm.rag.index.Index.vectors_by_text`), reused instead of encoded.
+        """
         documents = list(documents)
         self.delete([d.doc_id for d in documents])
         seen: set[str] = set()  # as the embedded index: a repeated passage is kept once
         chunks = [c for d in documents for c in deduplicate(chunk_document(d, max_words), seen)]
         if not chunks:
             return 0
-        vectors = encoder.encode([c.embedding_text() for c in chunks], progress)  # (N, dim)
+        texts = [c.embedding_text() for c in chunks]
+        vectors = embed_missing(texts, encoder, known or {}, progress)  # (N, dim)
         rows = [
             {
                 "doc_id": c.doc_id,
@@ -222,10 +229,15 @@ class MilvusIndex:
         return len(rows)
 
     def fill(
-        self, documents: Iterable[Document], encoder: Encoder, source: str, progress: Progress
+        self,
+        documents: Iterable[Document],
+        encoder: Encoder,
+        source: str,
+        progress: Progress,
+        known: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Index a corpus into the empty collection, then write the manifest that says so."""
-        self.add(documents, encoder, progress=progress)
+        self.add(documents, encoder, progress=progress, known=known)
         encoder_name = Path(encoder.path).name
         self.write_manifest(
             {"source": source, "encoder": encoder_name, "chunker": chunker_version()}

@@ -127,7 +127,7 @@ class Retriever:
             ranked = index.search_keyword(question, k)
         else:
             ranked = index.search_hybrid(question, query, k, depth)
-        return Retrieval(_hits(index, ranked), confidence, time.perf_counter() - started, mode)
+        return Retrieval(hits_of(index, ranked), confidence, time.perf_counter() - started, mode)
 
     def _search_sparse_only(
         self, index: SearchIndex, question: str, query: np.ndarray, k: int, started: float
@@ -138,13 +138,14 @@ class Retriever:
         and the BM25 hits, embedded now -- so the calibrated refusal threshold
         keeps its meaning (it can only be lower than over the whole index).
         """
-        hits = _hits(index, index.search_keyword(question, k))
+        hits = hits_of(index, index.search_keyword(question, k))
         texts = [f"{hit.title}\n{hit.text}" for hit in hits]
         confidence = float((self.encoder.encode(texts) @ query.T).max()) if texts else 0.0
         return Retrieval(hits, confidence, time.perf_counter() - started, "bm25")
 
 
-def _hits(index: SearchIndex, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
+def hits_of(index: SearchIndex, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
+    """The :class:`Hit` of each ranked ``(chunk_id, score)``, in order."""
     chunks = index.fetch([chunk_id for chunk_id, _ in ranked])
     found = [(chunks[i], score) for i, score in ranked if i in chunks]  # deleted meanwhile: out
     return [Hit(c.chunk_id, c.doc_id, c.path, c.anchor, c.title, c.text, s) for c, s in found]
