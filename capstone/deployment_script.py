@@ -62,6 +62,12 @@ def parse(argv: list[str] | None):
         "when it beat the base model on the dev questions)",
     )
     parser.add_argument("--no-adapter", action="store_true", help="serve the base LLM")
+    parser.add_argument(
+        "--llm-url",
+        default=None,
+        help="an OpenAI-compatible server (vLLM, TGI, llama.cpp) that runs the LLM, e.g. "
+        "http://gpu-host:8000/v1; --llm names its model; implies --generator llm",
+    )
     parser.add_argument("--encoder", default=None, help="encoder folder (default: MiniLM)")
     parser.add_argument(
         "--vector-store",
@@ -113,6 +119,12 @@ def parse(argv: list[str] | None):
         raise UsageError(f"--adapter {args.adapter}: no such file")
     if args.adapter is not None and args.no_adapter:
         raise UsageError("--adapter and --no-adapter contradict each other: choose one")
+    if args.llm_url is not None:
+        if not args.llm_url.startswith(("http://", "https://")):
+            raise UsageError(f"--llm-url {args.llm_url}: give an http(s):// address")
+        if args.adapter is not None:
+            raise UsageError("--adapter loads into a local model; it cannot go with --llm-url")
+        args.generator, args.no_adapter = args.generator or "llm", True
     args.generator, args.adapter = served_model(args.generator, args.adapter, args.no_adapter)
     return args
 
@@ -123,6 +135,7 @@ def settings_from(args, data_dir: Path) -> Settings:
         docs=str(args.docs) if args.docs else None,
         llm=args.llm,
         adapter=str(args.adapter) if args.adapter else None,
+        llm_url=args.llm_url,
         encoder=args.encoder,
         vector_store=args.vector_store,
         generator=args.generator,

@@ -40,6 +40,7 @@ from dl2llm.rag.pipeline import (
     faq_questions,
     load_thresholds,
 )
+from dl2llm.rag.remote import RemoteLLMGenerator
 from dl2llm.rag.retrieve import Hit, Retriever
 from dl2llm.rag.store import INDEX_FOLDER, Journal, exclusive, recover
 
@@ -185,6 +186,7 @@ def load_pipeline(
     generator: str = DEFAULT_GENERATOR,
     max_new_tokens: int = 128,
     adapter: str | Path | None = None,
+    llm_url: str | None = None,
 ) -> RAGPipeline:
     """A ready :class:`RAGPipeline` over ``index``.
 
@@ -193,7 +195,8 @@ def load_pipeline(
     ``llm`` lets SmolLM2 (or ``llm``) phrase the evidence, checked; ``previous``
     is the earlier design, the LLM answering from 80-word passages. ``adapter``
     is a LoRA adapter file (see :func:`dl2llm.finetune.lora.save_lora`) merged
-    into the LLM.
+    into the LLM. ``llm_url``: an OpenAI-compatible server that runs the LLM
+    instead of this process (:mod:`dl2llm.rag.remote`; ``llm`` names its model).
     """
     if generator not in GENERATORS:
         raise ValueError(f"unknown generator '{generator}' (use one of {', '.join(GENERATORS)})")
@@ -201,7 +204,11 @@ def load_pipeline(
         answerer = EvidenceGenerator(max_new_tokens)
     else:
         style = "evidence" if generator == "llm" else "passages"
-        answerer = LLMGenerator.load(llm, max_new_tokens, adapter=adapter, style=style)
+        if llm_url:
+            llm_name = str(llm) if llm else None
+            answerer = RemoteLLMGenerator(llm_url, llm_name, max_new_tokens, style=style)
+        else:
+            answerer = LLMGenerator.load(llm, max_new_tokens, adapter=adapter, style=style)
     min_confidence, min_evidence = load_thresholds(index)
     scope_check = generator != "previous"
     retriever = Retriever(index, encoder)

@@ -27,6 +27,7 @@ class Settings:
     docs: str | None = None  # a folder to index on first start (None: the Python docs)
     llm: str | None = None  # a model folder or hub name (None: offline SmolLM2)
     adapter: str | None = None  # a LoRA adapter file (dl2llm.finetune.lora.save_lora) for the LLM
+    llm_url: str | None = None  # an OpenAI-compatible server running the LLM (dl2llm.rag.remote)
     encoder: str | None = None  # None: offline all-MiniLM-L6-v2
     vector_store: str | None = None  # a Milvus URI (see dl2llm.rag.milvus); None: in-process
     onnx_queries: bool = True  # embed questions with ONNX Runtime (same vectors, ~2x faster)

@@ -144,6 +144,7 @@ class ServiceState:
             self.settings.generator,
             self.settings.max_new_tokens,
             adapter=self.settings.adapter,
+            llm_url=self.settings.llm_url,
         )
         self.phase = "warming up"
         pipeline.warm_up()
