@@ -166,23 +166,26 @@ def scale(n: int, dim: int, folder: str, seed: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = deliverable_parser(__doc__)
-    parser.add_argument("--vectors", type=int, default=None, help="scale test size (full: 1M)")
+    parser.add_argument(
+        "--vectors", type=int, default=None, help="scale test size (full: 1M; 0 skips it)"
+    )
     args = parser.parse_args(argv)
     set_seed(args.seed)
     facts = machine_facts()
     print(describe(facts))
     started = time.perf_counter()
-    n = args.vectors or (20_000 if args.quick else 1_000_000)
+    n = args.vectors if args.vectors is not None else (20_000 if args.quick else 1_000_000)
     with tempfile.TemporaryDirectory(prefix="dl2llm-vector-store-") as folder:
         index, encoder = corpus_index(args.quick, f"{folder}/faiss")
         milvus, ingest_s = copy_to_milvus(index, encoder, f"{folder}/corpus.db")
         metrics = {"corpus_chunks": len(index), "milvus_corpus_ingest_s": ingest_s}
         metrics["corpus"] = compare_on_questions(index, milvus, encoder)
         milvus.close()
-        metrics["scale"] = scale(n, encoder.dim, folder, args.seed)
+        if n:
+            metrics["scale"] = scale(n, encoder.dim, folder, args.seed)
     for mode in MODES:
         print(mode, metrics["corpus"][mode])
-    for name, value in metrics["scale"].items():
+    for name, value in metrics.get("scale", {}).items():
         print(name, value)
     save_results(
         NAME,
