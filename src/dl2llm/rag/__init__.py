@@ -32,6 +32,7 @@ from dl2llm.rag.index import (
     build_index,
     chunker_version,
     read_corpus,
+    same_encoder,
 )
 from dl2llm.rag.ingest import Document
 from dl2llm.rag.pipeline import (
@@ -122,8 +123,7 @@ def _ensure_index(
             return apply_journal(data_dir, encoder)
         print(f"the index in {folder} was chunked by older code: rebuilding it", flush=True)
         documents, source = corpus_documents()
-        same_encoder = index.manifest.get("encoder") == Path(encoder.path).name
-        reuse = index if same_encoder else None
+        reuse = index if same_encoder(index, encoder) else None
         documents = Journal(data_dir).apply(documents)
         index = build_index(documents, data_dir, encoder, source=source, reuse=reuse)
         return calibrated(index, encoder)

@@ -295,6 +295,18 @@ def check_phrasing(text: str, candidates: Sequence[Evidence]) -> str | None:
     return None
 
 
+def first_sentences(pieces: Iterable[str], sentences: int) -> Iterator[str]:
+    """``pieces`` of a reply until its ``sentences``-th sentence ends (the rest is not read)."""
+    text = ""
+    for piece in pieces:
+        end = sentences_end(text + piece, sentences)
+        if end is not None:
+            yield piece[: end - len(text)]
+            return
+        text += piece
+        yield piece
+
+
 class LLMGenerator:
     """SmolLM2-135M-Instruct (or any chat model) answering from the evidence or passages."""
 
@@ -405,14 +417,7 @@ class LLMGenerator:
         )
         worker.start()
         try:
-            text = ""
-            for piece in streamer:
-                end = sentences_end(text + piece, sentences)
-                if end is not None:
-                    yield piece[: end - len(text)]
-                    return
-                text += piece
-                yield piece
+            yield from first_sentences(streamer, sentences)
             if failures:
                 raise GenerationError(f"generation failed: {failures[0]!r}") from failures[0]
         finally:

@@ -116,9 +116,10 @@ class Encoder:
 
     With ``onnx=True`` the same encoder also runs through ONNX Runtime on every
     core (exported once and cached, see :func:`query_encoder_onnx`): the same
-    vectors to ~1e-6, about twice as fast for a single query and ~1.4x for an
-    index build on a CPU. Texts go in batches of similar length (sorted by
-    tokens), so a short text is not padded to the longest in the corpus.
+    vectors to ~1e-6, and faster on a CPU (``benchmarks/bench_rag.py`` for queries,
+    ``benchmarks/bench_first_start.py`` for builds). Texts go in batches of
+    similar length (sorted by tokens), so a short text is not padded to the
+    longest in the corpus.
     """
 
     def __init__(self, name_or_path: str | None = None, device: str = "cpu", onnx: bool = False):
@@ -509,6 +510,11 @@ def _save(folder: Path, connection: sqlite3.Connection, vectors) -> None:
 def _staging(data_dir: Path) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=data_dir, prefix=STAGING_PREFIX))
+
+
+def same_encoder(index: Index, encoder: Encoder) -> bool:
+    """Whether ``index`` was embedded by ``encoder``'s model (its vectors can be reused)."""
+    return index.manifest.get("encoder") == Path(encoder.path).name
 
 
 def chunker_version() -> str:

@@ -180,22 +180,34 @@ class MilvusIndex:
         return chunks
 
     @cached_property
-    def names(self) -> frozenset[str]:
-        return corpus_names(self._all_chunks())
+    def _corpus(self) -> tuple[frozenset[str], list[str]]:
+        """``(names, documents)`` from one scan of the collection, kept until an edit here."""
+        chunks = self._all_chunks()
+        return corpus_names(chunks), sorted({chunk.doc_id for chunk in chunks})
 
-    @cached_property
+    @property
+    def names(self) -> frozenset[str]:
+        return self._corpus[0]
+
+    @property
     def modules(self) -> frozenset[str]:
         return corpus_modules(self.documents)
 
     @property
     def documents(self) -> list[str]:
-        """Ids of the indexed documents, sorted."""
-        return sorted({chunk.doc_id for chunk in self._all_chunks()})
+        """Ids of the indexed documents, sorted (as of this process's last edit)."""
+        return self._corpus[1]
+
+    def has_document(self, doc_id: str) -> bool:
+        """Whether ``doc_id`` has chunks now, whoever added them."""
+        rows = self.client.query(
+            self.collection, filter=f"doc_id == {json.dumps(doc_id)}", output_fields=["id"], limit=1
+        )
+        return bool(rows)
 
     def forget_corpus_terms(self) -> None:
-        """Drop :attr:`names` and :attr:`modules` so they are read again (after an edit)."""
-        self.__dict__.pop("names", None)
-        self.__dict__.pop("modules", None)
+        """Drop the scanned corpus so it is read again (after an edit)."""
+        self.__dict__.pop("_corpus", None)
 
     def add(
         self,
@@ -233,7 +245,7 @@ class MilvusIndex:
         with self._lock:
             for start in range(0, len(rows), INSERT_BATCH):
                 self.client.insert(self.collection, rows[start : start + INSERT_BATCH])
-            self.client.flush(self.collection)  # sealed segments: 28 ms instead of 680 at 17k
+            self.client.flush(self.collection)  # sealed segments search far faster
         self.forget_corpus_terms()
         return len(rows)
 

@@ -26,7 +26,13 @@ from pathlib import Path
 
 import httpx
 
-from dl2llm.rag.generate import MAX_SENTENCES, GenerationError, LLMGenerator, sentences_end
+from dl2llm.rag.generate import (
+    MAX_SENTENCES,
+    STYLES,
+    GenerationError,
+    LLMGenerator,
+    first_sentences,
+)
 
 RETRY_STATUSES = {429, 502, 503, 504}
 ATTEMPTS = 4
@@ -46,8 +52,8 @@ class RemoteLLMGenerator(LLMGenerator):
         api_key: str | None = None,
         tokenizer=None,
     ):
-        if style not in ("evidence", "passages"):
-            raise ValueError(f"unknown style '{style}'")
+        if style not in STYLES:
+            raise ValueError(f"unknown style '{style}' (use one of {', '.join(STYLES)})")
         self.url = url.rstrip("/")
         self.remote_model = model or "default"
         self.tokenizer, self.max_new_tokens, self.style = tokenizer, max_new_tokens, style
@@ -72,15 +78,10 @@ class RemoteLLMGenerator(LLMGenerator):
             "temperature": 0,
             "stream": True,
         }
-        text = ""
-        for piece in self._stream(body):
+        pieces = self._stream(body)
+        for piece in first_sentences(pieces, sentences):
             if stop is not None and stop.is_set():
-                return
-            end = sentences_end(text + piece, sentences)
-            if end is not None:
-                yield piece[: end - len(text)]
-                return
-            text += piece
+                return  # closing the stream tells the server to stop
             yield piece
 
     def _stream(self, body: dict) -> Iterator[str]:

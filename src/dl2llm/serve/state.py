@@ -33,6 +33,7 @@ from dl2llm.rag.index import (
     apply_journal,
     build_index,
     delete_documents,
+    same_encoder,
     shared_encoder,
 )
 from dl2llm.rag.ingest import Document
@@ -102,7 +103,7 @@ class ServiceState:
                 documents, source = self._documents(stale)
                 meanwhile = index or Index.provisional(documents, source)
                 self._answer_with(meanwhile, current_version(data_dir))
-                reuse = index if stale and _same_encoder(index, self.encoder) else None
+                reuse = index if stale and same_encoder(index, self.encoder) else None
                 self._swap(self._build(documents, source, reuse), current_version(data_dir))
             self.phase = "ready"
         except (AssetError, IndexLoadError, MilvusError) as err:
@@ -209,7 +210,7 @@ class ServiceState:
     def delete_document(self, doc_id: str) -> bool:
         """Remove a document; ``False`` when it is not indexed."""
         if self.milvus is not None:
-            if doc_id not in set(self.milvus.documents):
+            if not self.milvus.has_document(doc_id):
                 return False
             self.milvus.delete([doc_id])
             return True
@@ -225,10 +226,6 @@ class ServiceState:
         pipeline.min_confidence, pipeline.min_evidence = load_thresholds(index)
         pipeline.retriever.index = index
         self.version = version
-
-
-def _same_encoder(index: Index, encoder: Encoder) -> bool:
-    return index.manifest.get("encoder") == Path(encoder.path).name
 
 
 def _built_by_another(data_dir: str, replaced: Index | None) -> Index | None:
