@@ -1,4 +1,4 @@
-"""Pretraining pieces of dl2llm.gpt and the project's GPT-2 folder."""
+"""Pretraining pieces of dl2llm.pretrain and the project's GPT-2 folder."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from scripts import load_script
 from torch.testing import assert_close
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
-from dl2llm import gpt
+from dl2llm import pretrain
 from dl2llm.assets import AssetError
-from dl2llm.gpt import GPTConfig, PretrainConfig
+from dl2llm.gpt import GPT, GPTConfig
 from dl2llm.models import load_gpt2_tokenizer
+from dl2llm.pretrain import PretrainConfig
 from dl2llm.runtime import UsageError
 
 TINY = PretrainConfig(
@@ -41,7 +42,7 @@ def token_stream(n: int = 400, seed: int = 0) -> torch.Tensor:
 
 def test_cosine_schedule_warms_up_then_decays_to_the_floor():
     config = PretrainConfig(GPTConfig(), max_steps=110, warmup_steps=10)
-    lr = [gpt.cosine_learning_rate(step, config) for step in range(111)]
+    lr = [pretrain.cosine_learning_rate(step, config) for step in range(111)]
     assert lr[0] == pytest.approx(config.learning_rate / 10)
     assert lr[9] == pytest.approx(config.learning_rate)
     assert lr[10] == pytest.approx(config.learning_rate)
@@ -52,35 +53,35 @@ def test_cosine_schedule_warms_up_then_decays_to_the_floor():
 
 def test_random_batch_targets_are_the_next_tokens():
     tokens = torch.arange(100)
-    inputs, targets = gpt.random_batch(tokens, 5, 16, torch.Generator().manual_seed(0))
+    inputs, targets = pretrain.random_batch(tokens, 5, 16, torch.Generator().manual_seed(0))
     assert inputs.shape == targets.shape == (5, 16)
     assert torch.equal(targets, inputs + 1)
     assert torch.equal(inputs[:, 1:], inputs[:, :-1] + 1)
     with pytest.raises(UsageError, match="need more than 16 tokens"):
-        gpt.random_batch(torch.arange(10), 5, 16, torch.Generator())
+        pretrain.random_batch(torch.arange(10), 5, 16, torch.Generator())
 
 
 def test_evaluate_loss_averages_the_windows():
     torch.manual_seed(0)
-    model = gpt.GPT(TINY.model).eval()
+    model = GPT(TINY.model).eval()
     tokens = token_stream(16 * 3 + 1)
     windows = tokens[:48].view(3, 16), tokens[1:49].view(3, 16)
     with torch.no_grad():
-        expected = gpt.language_model_loss(model(windows[0]), windows[1]).item()
-    assert gpt.evaluate_loss(model, tokens, batch_size=2) == pytest.approx(expected, rel=1e-6)
+        expected = pretrain.language_model_loss(model(windows[0]), windows[1]).item()
+    assert pretrain.evaluate_loss(model, tokens, batch_size=2) == pytest.approx(expected, rel=1e-6)
 
 
 def test_unigram_loss_matches_a_hand_count():
     train, val = torch.tensor([0, 0, 1]), torch.tensor([0, 2])
     p0, p2 = 3 / 6, 1 / 6  # add-one counts (3, 2, 1) over 6
     expected = -(math.log(p0) + math.log(p2)) / 2
-    assert gpt.unigram_loss(train, val, vocab_size=3) == pytest.approx(expected)
+    assert pretrain.unigram_loss(train, val, vocab_size=3) == pytest.approx(expected)
 
 
 def test_training_lowers_the_loss():
     train = torch.arange(400) % 7  # a repeating pattern a model can learn
     config = replace(TINY, max_steps=40, learning_rate=1e-2, min_learning_rate=1e-3)
-    result = gpt.pretrain(config, train, train[:100], progress=False)
+    result = pretrain.pretrain(config, train, train[:100], progress=False)
     assert [row["step"] for row in result.history] == list(range(4, 41, 4))
     context_free_best = math.log(7)  # no model without context beats uniform over the cycle
     assert result.history[0]["val_loss"] > context_free_best
@@ -90,11 +91,11 @@ def test_training_lowers_the_loss():
 
 def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(tmp_path):
     train, val = token_stream(), token_stream(100, seed=1)
-    straight = gpt.pretrain(TINY, train, val, progress=False)
+    straight = pretrain.pretrain(TINY, train, val, progress=False)
     checkpoint = tmp_path / "run.ckpt"
-    paused = gpt.pretrain(TINY, train, val, checkpoint, stop_after=5, progress=False)
+    paused = pretrain.pretrain(TINY, train, val, checkpoint, stop_after=5, progress=False)
     assert paused.steps_done == 5 and checkpoint.is_file()
-    resumed = gpt.pretrain(TINY, train, val, checkpoint, progress=False, log=lambda _: None)
+    resumed = pretrain.pretrain(TINY, train, val, checkpoint, progress=False, log=lambda _: None)
     assert resumed.resumed_from_step == 5 and resumed.steps_done == 8
     for name, value in straight.model.state_dict().items():
         assert_close(resumed.model.state_dict()[name], value, atol=1e-6, rtol=1e-6)
@@ -104,27 +105,29 @@ def test_resuming_from_a_checkpoint_repeats_the_uninterrupted_run(tmp_path):
 
 def test_a_checkpoint_of_other_settings_is_refused(tmp_path):
     checkpoint = tmp_path / "run.ckpt"
-    gpt.pretrain(TINY, token_stream(), token_stream(100), checkpoint, stop_after=4, progress=False)
+    pretrain.pretrain(
+        TINY, token_stream(), token_stream(100), checkpoint, stop_after=4, progress=False
+    )
     with pytest.raises(UsageError, match="other settings"):
-        gpt.pretrain(
+        pretrain.pretrain(
             replace(TINY, learning_rate=0.1), token_stream(), token_stream(100), checkpoint
         )
 
 
 def test_missing_full_model_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.setenv("DL2LLM_HOME", str(tmp_path))
-    assert gpt.project_gpt2_dir() == tmp_path / "gpt2-dl2llm"
+    assert pretrain.project_gpt2_dir() == tmp_path / "gpt2-dl2llm"
     with pytest.raises(AssetError, match="run `dl2llm run pretrain_gpt`"):
-        gpt.ensure_project_gpt2(quick=False)
+        pretrain.ensure_project_gpt2(quick=False)
 
 
 @pytest.mark.slow
 def test_quick_model_is_trained_on_the_fly_and_opens_in_transformers(tmp_path, monkeypatch):
-    assets = gpt.paths.home()
+    assets = pretrain.paths.home()
     monkeypatch.setenv("DL2LLM_HOME", str(tmp_path))
     for name in ("english-text", "gensim-data", "gpt2-bpe"):
         (tmp_path / name).symlink_to(assets / name)
-    folder = gpt.ensure_project_gpt2(quick=True)
+    folder = pretrain.ensure_project_gpt2(quick=True)
     assert folder == tmp_path / "gpt2-dl2llm-quick"
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {
         p.name for p in folder.iterdir()
@@ -136,12 +139,12 @@ def test_quick_model_is_trained_on_the_fly_and_opens_in_transformers(tmp_path, m
     ids = AutoTokenizer.from_pretrained(folder)(text)["input_ids"]
     assert ids == expected
 
-    ours = gpt.load_project_gpt2(quick=True)
+    ours = pretrain.load_project_gpt2(quick=True)
     theirs = GPT2LMHeadModel.from_pretrained(folder).eval()
     batch = torch.tensor([ids])
     with torch.no_grad():
         assert_close(ours(batch), theirs(batch).logits, atol=1e-5, rtol=1e-5)
-    assert ours.config == gpt.QUICK_PRETRAIN.model
+    assert ours.config == pretrain.QUICK_PRETRAIN.model
 
 
 def pretrain_script():

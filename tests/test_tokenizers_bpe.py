@@ -10,7 +10,14 @@ from dl2llm.assets import asset_file
 from dl2llm.data import english_text
 from dl2llm.models import GPT2_EOT, GPT2_EOT_ID, load_gpt2_tokenizer
 from dl2llm.tokenizers import reference
-from dl2llm.tokenizers.bpe import ByteBPETokenizer, learn_merges, merge_pair, pair_counts
+from dl2llm.tokenizers.bpe import (
+    ByteBPETokenizer,
+    count_pieces,
+    learn_merges,
+    learn_merges_simple,
+    merge_pair,
+    pair_counts,
+)
 
 VARIED_CORPUS = [
     "Hello world, tokenization!",
@@ -130,27 +137,10 @@ def test_recovered_merges_drive_hugging_face_to_the_same_ids(gpt2, tiktoken_gpt2
         assert hf.encode(text).ids == tiktoken_gpt2.encode_ordinary(text)
 
 
-def _naive_merges(word_counts: dict[bytes, int], n_merges: int) -> list[tuple[int, int]]:
-    """minbpe-style training: recount every pair after every merge."""
-    words = {tuple(word): count for word, count in word_counts.items()}
-    merges = []
-    for new_id in range(256, 256 + n_merges):
-        counts: dict = {}
-        for word, count in words.items():
-            pair_counts(word, counts, count)
-        if not counts:
-            break
-        best = min(counts, key=lambda pair: (-counts[pair], pair))
-        merges.append(best)
-        words = {tuple(merge_pair(list(w), best, new_id)): c for w, c in words.items()}
-    return merges
-
-
-def test_incremental_training_equals_recounting_every_step():
-    from dl2llm.tokenizers.bpe import count_pieces
-
+def test_the_fast_trainer_learns_the_reference_trainers_merges():
     pieces = count_pieces(english_text()[:8_000])
-    assert learn_merges(pieces, 120) == _naive_merges(dict(pieces), 120)
+    assert learn_merges(pieces, 120) == learn_merges_simple(pieces, 120)
+    assert learn_merges_simple({b"abab": 1}, 5) == [(97, 98), (256, 256)]  # the docstring's example
 
 
 def test_training_learns_the_frequent_pairs_and_matches_hugging_face():

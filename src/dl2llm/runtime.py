@@ -20,10 +20,7 @@ import torch
 
 from dl2llm import paths
 from dl2llm.assets import AssetError
-
-
-class UsageError(ValueError):
-    """Bad input from the user: printed as one line, exit status 2."""
+from dl2llm.errors import UsageError
 
 
 class ArgumentParser(argparse.ArgumentParser):

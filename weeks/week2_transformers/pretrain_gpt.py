@@ -6,7 +6,7 @@ articles with AdamW, linear warmup, a cosine learning-rate schedule and gradient
 checkpointing as it goes (a killed run resumes where it stopped). It reports the validation
 and test loss on *Botchan*'s held-out blocks next to a unigram baseline, training tokens/s,
 and saves loss and learning-rate curves. The trained model is written in Hugging Face format
-to the asset cache, where weeks 3 and 4 find it (`dl2llm.gpt.ensure_project_gpt2`); loading
+to the asset cache, where weeks 3 and 4 find it (`dl2llm.pretrain.ensure_project_gpt2`); loading
 it back with `transformers` must give the same validation loss.
 """
 
@@ -22,8 +22,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-from dl2llm.gpt import (
-    GPT,
+from dl2llm.gpt import GPT
+from dl2llm.io import atomic_write_bytes
+from dl2llm.models import load_gpt2_tokenizer
+from dl2llm.pretrain import (
     PretrainConfig,
     cosine_learning_rate,
     encode_text,
@@ -35,8 +37,6 @@ from dl2llm.gpt import (
     save_hf_folder,
     unigram_loss,
 )
-from dl2llm.io import atomic_write_bytes
-from dl2llm.models import load_gpt2_tokenizer
 from dl2llm.results import print_metrics, save_results
 from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, set_seed
 

@@ -45,8 +45,8 @@ from dl2llm.finetune.experiment import (
     prepare,
     save_progress,
 )
-from dl2llm.gpt import ensure_project_gpt2
 from dl2llm.models import load_llm
+from dl2llm.pretrain import ensure_project_gpt2
 from dl2llm.results import save_results
 from dl2llm.runtime import (
     UsageError,

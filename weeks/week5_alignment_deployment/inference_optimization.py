@@ -38,9 +38,9 @@ from dl2llm.efficiency.onnx_export import (
     run_session,
     top1_agreement,
 )
-from dl2llm.gpt import load_project_gpt2
 from dl2llm.models import load_encoder, load_gpt2_tokenizer
 from dl2llm.plots import plt, save_figure
+from dl2llm.pretrain import load_project_gpt2
 from dl2llm.results import print_metrics, save_results
 from dl2llm.runtime import check_positive, deliverable_parser, run_main, set_seed
 

@@ -20,9 +20,9 @@ import torch
 
 from dl2llm.alignment.preferences import LexiconLabeler, SentimentLabeler
 from dl2llm.alignment.rlhf import QUICK_SETTINGS, RLHFReport, RLHFSettings, run_rlhf
-from dl2llm.gpt import load_project_gpt2
 from dl2llm.models import load_gpt2_tokenizer
 from dl2llm.plots import plt, save_figure
+from dl2llm.pretrain import load_project_gpt2
 from dl2llm.results import save_results
 from dl2llm.runtime import (
     UsageError,

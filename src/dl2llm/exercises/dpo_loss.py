@@ -65,7 +65,7 @@ def _trl_run(beta: float) -> dict:
     from trl import DPOConfig, DPOTrainer
 
     from dl2llm.alignment.dpo import completion_logps
-    from dl2llm.gpt import gpt2_hf_tokenizer
+    from dl2llm.pretrain import gpt2_hf_tokenizer
 
     tokenizer = gpt2_hf_tokenizer()
     tokenizer.pad_token = tokenizer.eos_token

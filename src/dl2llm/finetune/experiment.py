@@ -38,8 +38,8 @@ from dl2llm.batching import length_grouped_batches
 from dl2llm.data import LabelledTexts
 from dl2llm.efficiency.memory import PeakMemory
 from dl2llm.finetune import PrefixTuning, count_parameters, inject_adapters, inject_lora
-from dl2llm.gpt import gpt2_hf_tokenizer
 from dl2llm.io import atomic_write_json
+from dl2llm.pretrain import gpt2_hf_tokenizer
 from dl2llm.runtime import UsageError
 
 GPT2_LORA_TARGETS = ("c_attn", "c_proj", "c_fc")  # every matrix of attention and MLP

@@ -116,8 +116,8 @@ def audit_gpt2(quick: bool, sizes: AuditSizes, seed: int = 0, progress: bool = T
     """CrowS-Pairs and StereoSet for the project's from-scratch GPT-2."""
     from transformers import AutoTokenizer
 
-    from dl2llm.gpt import ensure_project_gpt2, load_project_gpt2
     from dl2llm.models import GPT2_EOT_ID
+    from dl2llm.pretrain import ensure_project_gpt2, load_project_gpt2
 
     model = load_project_gpt2(quick).eval()
     tokenizer = AutoTokenizer.from_pretrained(ensure_project_gpt2(quick))

@@ -36,6 +36,7 @@ from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from itertools import chain, pairwise
 from pathlib import Path
+from typing import TypeVar
 
 import regex
 from tqdm.auto import tqdm
@@ -44,6 +45,7 @@ from dl2llm.io import atomic_write_text
 from dl2llm.models import GPT2_PATTERN
 
 BYTE_ALPHABET = 256
+Symbol = TypeVar("Symbol", int, str)
 _NO_RANK = float("inf")
 
 
@@ -61,8 +63,11 @@ def pair_counts(
     return counts
 
 
-def merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    """Replace every occurrence of ``pair``: ``[1, 2, 3, 1, 2], (1, 2), 4 -> [4, 3, 4]``."""
+def merge_pair(ids: list[Symbol], pair: tuple[Symbol, Symbol], new_id: Symbol) -> list[Symbol]:
+    """Replace every occurrence of ``pair``: ``[1, 2, 3, 1, 2], (1, 2), 4 -> [4, 3, 4]``.
+
+    Symbols may be ids or strings (WordPiece merges ``"h", "##u"`` into ``"hu"``).
+    """
     merged, i = [], 0
     while i < len(ids):
         if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
@@ -310,12 +315,35 @@ def count_pieces(texts: str | Iterable[str], pattern: str = GPT2_PATTERN) -> Cou
     return merged
 
 
+def learn_merges_simple(word_counts: Mapping[bytes, int], n_merges: int) -> list[tuple[int, int]]:
+    """The merges of :func:`learn_merges`, found the plain way (minbpe's ``train``).
+
+    Each round counts every adjacent pair in every word, merges the most frequent
+    one everywhere, and repeats. ``{b"abab": 1}`` -> pairs ``{(97, 98): 2, (98, 97): 1}``
+    -> merge ``(97, 98)`` into 256 -> ``[256, 256]`` -> merge ``(256, 256)`` into 257.
+    Recounting everything per merge is what makes it slow on a real corpus.
+    """
+    words = {tuple(word): weight for word, weight in word_counts.items()}
+    merges: list[tuple[int, int]] = []
+    for new_id in range(BYTE_ALPHABET, BYTE_ALPHABET + n_merges):
+        counts: dict[tuple[int, int], int] = {}
+        for word, weight in words.items():
+            pair_counts(word, counts, weight)
+        if not counts:
+            break
+        best = min(counts, key=lambda pair: (-counts[pair], pair))  # ties: the smaller pair
+        merges.append(best)
+        words = {tuple(merge_pair(list(word), best, new_id)): w for word, w in words.items()}
+    return merges
+
+
 def learn_merges(
     word_counts: Mapping[bytes, int], n_merges: int, progress: bool = False
 ) -> list[tuple[int, int]]:
-    """The ``n_merges`` most frequent pair merges of byte ids, learned greedily.
+    """The ``n_merges`` most frequent pair merges of byte ids, learned greedily and fast.
 
-    New token ids start at 256 and follow the merge order. Ties go to the
+    The same merges as :func:`learn_merges_simple` (a test checks it), without
+    recounting. New token ids start at 256 and follow the merge order. Ties go to the
     smaller pair of ids. After each merge only the words containing the merged
     pair are updated, and a max-heap of ``(count, pair)`` with lazily dropped
     stale entries gives the next pair without recounting everything.

@@ -47,6 +47,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from dl2llm.io import atomic_write_text
+from dl2llm.tokenizers.bpe import merge_pair
 
 PREFIX = "##"
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
@@ -309,7 +310,7 @@ def learn_wordpiece_merges(
         new_tokens.append(token)
         for index in where.pop(pair):
             old, weight = words[index], weights[index]
-            new = _merge_symbols(old, pair, token)
+            new = merge_pair(old, pair, token)  # ['h', '##u', '##g'] -> ['hu', '##g']
             for symbol in old:
                 symbol_counts[symbol] -= weight
             for gone in pairwise(old):
@@ -330,16 +331,3 @@ def learn_wordpiece_merges(
         bar.update()
     bar.close()
     return new_tokens
-
-
-def _merge_symbols(symbols: list[str], pair: tuple[str, str], token: str) -> list[str]:
-    """``["h", "##u", "##g"], ("h", "##u"), "hu" -> ["hu", "##g"]``."""
-    merged, i = [], 0
-    while i < len(symbols):
-        if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == pair:
-            merged.append(token)
-            i += 2
-        else:
-            merged.append(symbols[i])
-            i += 1
-    return merged

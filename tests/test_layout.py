@@ -1,0 +1,47 @@
+"""The house rules of the layout, checked on the source: imports go one way."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+from dl2llm.paths import REPO_ROOT
+
+SRC = REPO_ROOT / "src" / "dl2llm"
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Top-level names of every module ``path`` imports (``from a.b import c`` -> ``a.b``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_the_model_file_needs_only_torch_and_the_standard_library():
+    """As nanoGPT's model.py: training and assets live in dl2llm.pretrain."""
+    allowed = {"torch", "transformers", "dl2llm"} | set(sys.stdlib_module_names)
+    imported = imported_modules(SRC / "gpt.py")
+    assert {name.split(".")[0] for name in imported} <= allowed
+    assert {name for name in imported if name.startswith("dl2llm")} == {"dl2llm.errors"}
+
+
+def test_the_library_imports_no_deliverable_and_no_cli():
+    upward = {"weeks", "capstone", "benchmarks"}
+    offenders = {
+        str(path.relative_to(SRC)): sorted(wrong)
+        for path in SRC.rglob("*.py")
+        if path.name != "cli.py"
+        and (
+            wrong := {
+                name
+                for name in imported_modules(path)
+                if name.split(".")[0] in upward or name == "dl2llm.cli"
+            }
+        )
+    }
+    assert not offenders
