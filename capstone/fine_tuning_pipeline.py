@@ -6,7 +6,7 @@ evaluation's **test** split ("Return the number of items in a container." ->
 real retrieval and evidence selection, and teaches SmolLM2-135M-Instruct to
 answer with the line of the entry that answers among the five candidates it
 is shown (LoRA r=8 on every attention and MLP projection, answer tokens only,
-checkpointed and resumable, on two threads; :mod:`dl2llm.evaluation.finetune`).
+checkpointed and resumable, on two threads; :mod:`dl2llm.finetune.grounded_qa`).
 
 Then it measures, on the hand-written **dev** questions only, the evidence
 answer without a model, the base model and the tuned model as the service runs
@@ -33,10 +33,11 @@ from pathlib import Path
 
 import torch
 
-from dl2llm.evaluation import finetune, harness
+from dl2llm.evaluation import harness
 from dl2llm.evaluation.compare import DEV_CHOICES, choose_served, compare_on_dev
 from dl2llm.evaluation.questions import answerable, of_split
 from dl2llm.evaluation.systems import NEVER, build_system, questions_hash
+from dl2llm.finetune import grounded_qa
 from dl2llm.finetune.lora import save_lora
 from dl2llm.io import atomic_write_json
 from dl2llm.models import load_llm
@@ -93,9 +94,9 @@ def examples_hash(examples) -> str:
 def training_examples(index, encoder, args):
     """Examples from API entries outside the test documents (see the module docstring)."""
     test_documents = {d for q in of_split(answerable(), "test") for d in q.gold_docs}
-    questions = finetune.entry_questions(index, test_documents, args.train_questions, args.seed)
+    questions = grounded_qa.entry_questions(index, test_documents, args.train_questions, args.seed)
     pipeline = build_system("evidence", index, encoder, thresholds=(NEVER, NEVER))
-    return finetune.build_examples(pipeline, questions, args.seed), len(test_documents)
+    return grounded_qa.build_examples(pipeline, questions, args.seed), len(test_documents)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,12 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     set_seed(args.seed)
     use_one_thread()
-    rank, world_size = finetune.world()
+    rank, world_size = grounded_qa.world()
     encoder = Encoder(onnx=True)
     index = open_index(encoder, args)
     examples, excluded = training_examples(index, encoder, args)
-    model, tokenizer = finetune.tiny_llama(args.seed) if args.tiny_model else load_llm()
-    config = finetune.TrainConfig(
+    model, tokenizer = grounded_qa.tiny_llama(args.seed) if args.tiny_model else load_llm()
+    config = grounded_qa.TrainConfig(
         epochs=args.epochs,
         global_batch=args.global_batch,
         lr=args.lr,
@@ -119,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     checkpoint = out / "checkpoints" / f"{NAME}{'_tiny' if args.tiny_model else ''}.pt"
     torch.set_num_threads(max(1, args.train_threads // world_size))
-    training = finetune.train_lora(model, tokenizer, examples, config, checkpoint)
+    training = grounded_qa.train_lora(model, tokenizer, examples, config, checkpoint)
     use_one_thread()
-    finetune.save_adapter(model, out / ADAPTER)
+    grounded_qa.save_adapter(model, out / ADAPTER)
     if rank != 0:
         return 0
     metrics = {

@@ -174,7 +174,7 @@ def test_adapted_model_headline_keys_carry_its_name():
 
 def test_audit_with_a_zero_lora_adapter_matches_the_base_model(tmp_path):
     """A fresh LoRA (B = 0) merged in changes nothing: same scores, saved under its own name."""
-    from dl2llm.evaluation.finetune import LORA_TARGETS
+    from dl2llm.finetune.grounded_qa import LORA_TARGETS
     from dl2llm.finetune.lora import inject_lora, save_lora
     from dl2llm.models import load_llm
     from dl2llm.responsible.audit import run_audit

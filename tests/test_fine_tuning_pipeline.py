@@ -6,8 +6,9 @@ import pytest
 import torch
 from test_serve_fixtures import TorchThreads, encoder, sample_index_dir
 
-from dl2llm.evaluation import finetune
+from dl2llm.classification import warmup_linear_scheduler
 from dl2llm.evaluation.systems import NEVER, build_system
+from dl2llm.finetune import grounded_qa
 from dl2llm.finetune.lora import lora_state_dict
 from dl2llm.rag.evidence import Evidence
 from dl2llm.rag.generate import build_evidence_messages, candidate_line
@@ -27,7 +28,7 @@ CANDIDATES = (
     _entry(2, "last", "Return the last item of the iterable x."),
 )
 EXAMPLES = [
-    finetune.QAExample(f"How do I debug {n}?", CANDIDATES, 1, candidate_line(CANDIDATES[1]))
+    grounded_qa.QAExample(f"How do I debug {n}?", CANDIDATES, 1, candidate_line(CANDIDATES[1]))
     for n in range(4)
 ]
 
@@ -44,7 +45,7 @@ EXAMPLES = [
     ],
 )  # fmt: skip
 def test_questions_are_written_from_imperative_descriptions(sentence, question):
-    assert finetune.question_from_description(sentence) == question
+    assert grounded_qa.question_from_description(sentence) == question
 
 
 @pytest.fixture(scope="module")
@@ -53,18 +54,18 @@ def sample_index():
 
 
 def test_entry_questions_never_use_excluded_documents(sample_index):
-    questions = finetune.entry_questions(sample_index, set())
+    questions = grounded_qa.entry_questions(sample_index, set())
     assert questions and {q.doc_id for q in questions} == {"library/functools.rst"}
     assert all(q.question.endswith("?") and q.anchor.startswith("functools.") for q in questions)
-    assert finetune.entry_questions(sample_index, {"library/functools.rst"}) == []
-    assert len(finetune.entry_questions(sample_index, set(), limit=2)) == 2
+    assert grounded_qa.entry_questions(sample_index, {"library/functools.rst"}) == []
+    assert len(grounded_qa.entry_questions(sample_index, set(), limit=2)) == 2
 
 
 def test_every_example_shows_its_gold_entry_and_answers_with_its_line(sample_index):
-    questions = finetune.entry_questions(sample_index, set())
+    questions = grounded_qa.entry_questions(sample_index, set())
     with TorchThreads():
         pipeline = build_system("evidence", sample_index, encoder(), thresholds=(NEVER, NEVER))
-        examples = finetune.build_examples(pipeline, questions, seed=1, shuffled=0.5)
+        examples = grounded_qa.build_examples(pipeline, questions, seed=1, shuffled=0.5)
     assert len(examples) >= len(questions) - 2  # only refused questions are skipped
     by_question = {q.question: q for q in questions}
     for example in examples:
@@ -76,21 +77,28 @@ def test_every_example_shows_its_gold_entry_and_answers_with_its_line(sample_ind
 
 
 def test_learning_rate_warms_up_then_decays_to_zero():
-    factor = finetune.warmup_then_decay(10, warmup=0.2)
-    assert [round(factor(s), 3) for s in range(10)] == [
+    model = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    schedule = warmup_linear_scheduler(optimizer, 2, 10, from_first_step=True)  # warmup 0.2
+    factors = []
+    for _ in range(10):
+        factors.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert [round(f, 3) for f in factors] == [
         0.5, 1.0, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125
     ]  # fmt: skip
 
 
 def test_only_the_answer_tokens_are_labelled():
-    _, tokenizer = finetune.tiny_llama()
-    encoded = finetune.encode_example(tokenizer, EXAMPLES[0], max_length=384)
+    _, tokenizer = grounded_qa.tiny_llama()
+    encoded = grounded_qa.encode_example(tokenizer, EXAMPLES[0], max_length=384)
     ids, labels = encoded["input_ids"][0], encoded["labels"][0]  # (T,), (T,)
     answer = tokenizer(EXAMPLES[0].answer + tokenizer.eos_token, add_special_tokens=False)
     n = len(answer["input_ids"])
     assert labels[-n:].tolist() == answer["input_ids"] == ids[-n:].tolist()
-    assert (labels[:-n] == finetune.IGNORE).all()
-    short = finetune.encode_example(tokenizer, EXAMPLES[0], max_length=len(ids) - 1)
+    assert (labels[:-n] == grounded_qa.IGNORE).all()
+    short = grounded_qa.encode_example(tokenizer, EXAMPLES[0], max_length=len(ids) - 1)
     assert short["input_ids"].shape[1] < len(ids)
     assert (
         short["labels"][0, -n:].tolist() == answer["input_ids"]
@@ -100,38 +108,38 @@ def test_only_the_answer_tokens_are_labelled():
     prompt = build_evidence_messages(EXAMPLES[0].question, CANDIDATES)[0]["content"]
     assert prompt.count("\n- `m.") == 3
     with pytest.raises(UsageError, match="no room for the answer"):
-        finetune.encode_example(tokenizer, EXAMPLES[0], max_length=20)
+        grounded_qa.encode_example(tokenizer, EXAMPLES[0], max_length=20)
 
 
 def test_answer_loss_equals_the_full_model_loss():
-    model, tokenizer = finetune.tiny_llama()
-    encoded = finetune.encode_example(tokenizer, EXAMPLES[1], max_length=384)
+    model, tokenizer = grounded_qa.tiny_llama()
+    encoded = grounded_qa.encode_example(tokenizer, EXAMPLES[1], max_length=384)
     with torch.no_grad():
         expected = model(**encoded).loss
-        torch.testing.assert_close(finetune.answer_loss(model, encoded), expected)
+        torch.testing.assert_close(grounded_qa.answer_loss(model, encoded), expected)
 
 
 def test_training_lowers_the_loss_and_resumes_from_its_checkpoint(tmp_path):
-    config = finetune.TrainConfig(epochs=3, global_batch=2, lr=1e-2, max_length=128)
-    model, tokenizer = finetune.tiny_llama()
+    config = grounded_qa.TrainConfig(epochs=3, global_batch=2, lr=1e-2, max_length=128)
+    model, tokenizer = grounded_qa.tiny_llama()
     checkpoint = tmp_path / "run.pt"
-    trained = finetune.train_lora(model, tokenizer, EXAMPLES, config, checkpoint, progress=False)
+    trained = grounded_qa.train_lora(model, tokenizer, EXAMPLES, config, checkpoint, progress=False)
     assert trained["steps"] == 6 and trained["world_size"] == 1
     assert trained["losses"][-1] < trained["losses"][0]
     state = torch.load(checkpoint, weights_only=False)
     assert state["step"] == 6 and state["losses"] == trained["losses"]
-    resumed_model, _ = finetune.tiny_llama()
-    resumed = finetune.train_lora(resumed_model, tokenizer, EXAMPLES, config, checkpoint)
+    resumed_model, _ = grounded_qa.tiny_llama()
+    resumed = grounded_qa.train_lora(resumed_model, tokenizer, EXAMPLES, config, checkpoint)
     assert resumed["steps"] == 6 and resumed["losses"] == trained["losses"]
     for key, value in lora_state_dict(model).items():
         torch.testing.assert_close(lora_state_dict(resumed_model)[key], value, rtol=0, atol=0)
 
 
 def test_batch_must_split_evenly():
-    model, tokenizer = finetune.tiny_llama()
-    config = finetune.TrainConfig(global_batch=8)
+    model, tokenizer = grounded_qa.tiny_llama()
+    config = grounded_qa.TrainConfig(global_batch=8)
     with pytest.raises(UsageError, match="fewer than one batch"):
-        finetune.train_lora(model, tokenizer, EXAMPLES, config, progress=False)
+        grounded_qa.train_lora(model, tokenizer, EXAMPLES, config, progress=False)
 
 
 def test_the_generator_serves_a_saved_adapter(tmp_path):
@@ -141,7 +149,7 @@ def test_the_generator_serves_a_saved_adapter(tmp_path):
 
     model, _ = load_llm()
     torch.manual_seed(0)
-    inject_lora(model, finetune.LORA_TARGETS, r=2)
+    inject_lora(model, grounded_qa.LORA_TARGETS, r=2)
     layer = model.model.layers[0].self_attn.q_proj
     torch.nn.init.normal_(layer.lora_B)
     expected = layer.base.weight + layer.delta_weight()  # (out, in)

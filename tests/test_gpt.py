@@ -8,6 +8,7 @@ from torch.testing import assert_close
 from transformers import GPT2Config, GPT2LMHeadModel
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
+from dl2llm.finetune import count_parameters
 from dl2llm.gpt import GPT, GPTConfig, KVCache, sample_next_token, top_k_filter, top_p_filter
 from dl2llm.runtime import UsageError
 
@@ -59,13 +60,13 @@ def test_to_hf_round_trip_opens_in_transformers(tiny_model, tmp_path):
     with torch.no_grad():
         assert_close(theirs(ids).logits, tiny_model(ids), **TOLERANCE)
     assert theirs.lm_head.weight.data_ptr() == theirs.transformer.wte.weight.data_ptr()
-    assert theirs.num_parameters() == tiny_model.num_parameters()
+    assert theirs.num_parameters() == count_parameters(tiny_model).total
 
 
 def test_weights_are_tied(tiny_model):
     assert tiny_model.lm_head.weight is tiny_model.token_embedding.weight
     untied = sum(p.numel() for p in tiny_model.state_dict().values())
-    assert tiny_model.num_parameters() == untied - TINY.vocab_size * TINY.n_embd
+    assert count_parameters(tiny_model).total == untied - TINY.vocab_size * TINY.n_embd
 
 
 def test_greedy_generation_same_with_and_without_cache(tiny_model):

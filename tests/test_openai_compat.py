@@ -156,7 +156,7 @@ def test_a_generation_error_ends_the_stream_and_frees_the_slot(server):
 
 
 def test_a_failing_model_raises_instead_of_hanging():
-    from dl2llm.evaluation.finetune import tiny_llama
+    from dl2llm.finetune.grounded_qa import tiny_llama
 
     model, tokenizer = tiny_llama()
 
@@ -247,7 +247,7 @@ def test_an_answer_past_the_time_limit_is_stopped(server, slow):
 
 
 def test_the_model_stops_at_the_next_token_once_asked():
-    from dl2llm.evaluation.finetune import tiny_llama
+    from dl2llm.finetune.grounded_qa import tiny_llama
 
     model, tokenizer = tiny_llama()
     generator = LLMGenerator(model, tokenizer, max_new_tokens=40)

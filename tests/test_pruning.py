@@ -12,6 +12,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 from dl2llm.efficiency import pruning
+from dl2llm.finetune import count_parameters
 
 
 def tiny_classifier(seed: int = 0) -> nn.Module:
@@ -104,13 +105,13 @@ def test_removing_zero_heads_keeps_attention_outputs():
 
 def test_structured_pruning_shrinks_the_model_and_it_still_runs():
     model = tiny_classifier()
-    n_before = pruning.count_parameters(model)
+    n_before = count_parameters(model).total
     pruning.prune_structured(model, 0.5)
     for layer in model.bert.encoder.layer:
         assert layer.attention.self.num_attention_heads == 2
         assert layer.intermediate.dense.out_features == 32
     saved_per_layer = (3 * (16 * 32 + 16) + 16 * 32) + (32 * 32 + 32 + 32 * 32)
-    assert n_before - pruning.count_parameters(model) == 2 * saved_per_layer
+    assert n_before - count_parameters(model).total == 2 * saved_per_layer
     logits = model(input_ids=torch.randint(100, (2, 5))).logits
     assert logits.shape == (2, 2)
     with pytest.raises(ValueError, match="fraction"):

@@ -73,23 +73,38 @@ class FineTuneResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def warmup_linear_factor(step: int, warmup_steps: int, total_steps: int) -> float:
+def warmup_linear_factor(
+    step: int, warmup_steps: int, total_steps: int, from_first_step: bool = False
+) -> float:
     """Learning-rate multiplier at ``step``: 0 -> 1 over warmup, then 1 -> 0 at the end.
 
     >>> [warmup_linear_factor(s, 2, 6) for s in range(7)]
     [0.0, 0.5, 1.0, 0.75, 0.5, 0.25, 0.0]
+
+    ``from_first_step`` counts the current step as done, as nanoGPT's ``(step + 1) /
+    warmup``, so the first step already learns:
+
+    >>> [warmup_linear_factor(s, 2, 6, from_first_step=True) for s in range(7)]
+    [0.5, 1.0, 1.0, 0.75, 0.5, 0.25, 0.0]
     """
     if step < warmup_steps:
-        return step / max(1, warmup_steps)
+        return (step + from_first_step) / max(1, warmup_steps)
     return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
 
 def warmup_linear_scheduler(
-    optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int
+    optimizer: torch.optim.Optimizer,
+    warmup_steps: int,
+    total_steps: int,
+    from_first_step: bool = False,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A scheduler that multiplies each group's learning rate by :func:`warmup_linear_factor`."""
+    """A scheduler that multiplies each group's learning rate by :func:`warmup_linear_factor`.
+
+    With ``from_first_step`` False it is ``transformers.get_linear_schedule_with_warmup``.
+    """
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: warmup_linear_factor(step, warmup_steps, total_steps)
+        optimizer,
+        lambda step: warmup_linear_factor(step, warmup_steps, total_steps, from_first_step),
     )
 
 

@@ -227,10 +227,6 @@ class GPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def num_parameters(self) -> int:
-        """Trainable parameters, the tied embedding counted once."""
-        return sum(p.numel() for p in self.parameters())
-
     def features(self, input_ids: Tensor, cache: KVCache | None = None) -> Tensor:
         """Final hidden states ``(B, T, C)`` of ``input_ids`` ``(B, T)``."""
         past = cache.length if cache is not None else 0

@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
+from dl2llm.finetune import count_parameters
 from dl2llm.gpt import GPT
 from dl2llm.io import atomic_write_bytes
 from dl2llm.models import load_gpt2_tokenizer
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_minutes": result.train_seconds / 60,
         "train_tokens": result.train_tokens,
         "train_corpus_tokens": len(tokens["train"]),
-        "parameters": model.num_parameters(),
+        "parameters": count_parameters(model).total,
         "steps": settings.max_steps,
         "resumed_from_step": result.resumed_from_step,
         "sample": sample_text(model, tokenizer, args.seed),

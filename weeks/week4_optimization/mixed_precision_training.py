@@ -23,6 +23,7 @@ import torch
 from dl2llm.data import lm_splits
 from dl2llm.efficiency import fp16_underflow, loss_agreement, train_with_precision
 from dl2llm.efficiency.precision import byte_batches, byte_gpt2, model_gradients
+from dl2llm.finetune import count_parameters
 from dl2llm.hardware import native_bf16
 from dl2llm.results import save_results
 from dl2llm.runtime import (
@@ -144,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     grads = model_gradients(trained.to(device).float(), batches[-1].to(device)).cpu()
     underflow = fp16_underflow(grads, LOSS_SCALES)
 
-    metrics: dict[str, object] = {"device": str(device), "parameters": initial.num_parameters()}
+    metrics: dict[str, object] = {
+        "device": str(device),
+        "parameters": count_parameters(initial).total,
+    }
     print(f"\n{'run':<10} {'step ms':>9} {'peak MiB':>9} {'final loss':>10} {'max |dloss|':>11}")
     for key, run in runs.items():
         agreement = loss_agreement(reference, run.losses)

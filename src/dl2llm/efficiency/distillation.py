@@ -44,8 +44,8 @@ from dl2llm import classification as clf
 from dl2llm.assets import AssetError
 from dl2llm.batching import length_grouped_batches
 from dl2llm.data import LabelledTexts, sentiment_splits
-from dl2llm.efficiency.pruning import count_parameters
 from dl2llm.efficiency.quantization import length_order
+from dl2llm.finetune import count_parameters
 
 MAX_STUDENT_SHARE = 0.25
 UNLABELLED = -100  # label of a transfer text: the teacher's logits are its only target
@@ -113,7 +113,7 @@ def make_student(
     )
     torch.manual_seed(seed)
     student = BertForSequenceClassification(config)
-    share = count_parameters(student) / count_parameters(teacher)
+    share = count_parameters(student).total / count_parameters(teacher).total
     if share > MAX_STUDENT_SHARE:
         raise ValueError(f"student has {share:.1%} of the teacher's parameters (max 25%)")
     source_embeddings = teacher.base_model.embeddings

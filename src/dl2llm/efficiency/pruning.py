@@ -173,8 +173,3 @@ def prune_structured(model: nn.Module, fraction: float) -> nn.Module:
         remove_heads(layer.attention, min(n_heads - 1, round(fraction * n_heads)))
         remove_neurons(layer, round(fraction * layer.intermediate.dense.out_features))
     return model
-
-
-def count_parameters(model: nn.Module) -> int:
-    """Number of distinct parameters (tied weights counted once)."""
-    return sum(p.numel() for p in {p.data_ptr(): p for p in model.parameters()}.values())

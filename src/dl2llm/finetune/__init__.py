@@ -6,9 +6,15 @@ parameters (see :func:`trainable_share`):
 - :mod:`dl2llm.finetune.lora` -- low-rank updates of chosen weight matrices (Hu et al., 2021);
 - :mod:`dl2llm.finetune.adapters` -- bottleneck layers after each sublayer (Houlsby et al., 2019);
 - :mod:`dl2llm.finetune.prefix` -- learned key/value prefixes in every layer (Li & Liang, 2021).
+
+The experiments that use them: :mod:`dl2llm.finetune.experiment` (week 4's comparison on
+the project's GPT-2) and :mod:`dl2llm.finetune.grounded_qa` (the capstone's LoRA on SmolLM2,
+one process or DDP).
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from torch import nn
 
@@ -27,10 +33,19 @@ from dl2llm.finetune.lora import (
 from dl2llm.finetune.prefix import PrefixTuning
 
 
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """``(trainable, total)`` parameter counts (shared tensors counted once)."""
+class ParameterCount(NamedTuple):
+    trainable: int
+    total: int
+
+
+def count_parameters(model: nn.Module) -> ParameterCount:
+    """``(trainable, total)`` parameter counts; a tied weight (GPT-2's head) is counted once.
+
+    The project's one parameter counter: pruning, distillation and the GPT lessons use it too.
+    """
     unique = {id(p): p for p in model.parameters()}.values()
-    return sum(p.numel() for p in unique if p.requires_grad), sum(p.numel() for p in unique)
+    trainable = sum(p.numel() for p in unique if p.requires_grad)
+    return ParameterCount(trainable, sum(p.numel() for p in unique))
 
 
 def trainable_share(model: nn.Module) -> float:
@@ -42,6 +57,7 @@ def trainable_share(model: nn.Module) -> float:
 __all__ = [
     "LoRAEmbedding",
     "LoRALinear",
+    "ParameterCount",
     "PrefixTuning",
     "count_parameters",
     "inject_adapters",

@@ -31,10 +31,10 @@ from tqdm.auto import tqdm
 from transformers import (
     AutoTokenizer,
     GPT2ForSequenceClassification,
-    get_linear_schedule_with_warmup,
 )
 
 from dl2llm.batching import length_grouped_batches
+from dl2llm.classification import warmup_linear_scheduler
 from dl2llm.data import LabelledTexts
 from dl2llm.efficiency.memory import PeakMemory
 from dl2llm.finetune import PrefixTuning, count_parameters, inject_adapters, inject_lora
@@ -205,7 +205,7 @@ def fine_tune(
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate(method), weight_decay=0.0)
     n_train = len(splits["train"]["labels"])
     total_steps = config.epochs * math.ceil(n_train / config.batch_size)
-    schedule = get_linear_schedule_with_warmup(
+    schedule = warmup_linear_scheduler(
         optimizer, int(config.warmup_fraction * total_steps), total_steps
     )
     generator = torch.Generator().manual_seed(seed)

@@ -44,7 +44,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -54,6 +54,7 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from dl2llm.classification import warmup_linear_scheduler
 from dl2llm.finetune.lora import inject_lora, lora_state_dict, save_lora
 from dl2llm.io import atomic_save_torch
 from dl2llm.rag.evidence import Evidence, api_signatures, select_evidence, sentences_of
@@ -292,18 +293,6 @@ def answer_loss(model: nn.Module, example: dict[str, torch.Tensor]) -> torch.Ten
     return F.cross_entropy(out.logits[0, :-1].float(), answer)  # logits (n, V)
 
 
-def warmup_then_decay(steps: int, warmup: float) -> Callable[[int], float]:
-    """The learning-rate factor: linear from 0 to 1 over the warm-up, then down to 0."""
-    rising = max(1, round(warmup * steps))
-
-    def factor(step: int) -> float:
-        if step < rising:
-            return (step + 1) / rising
-        return max(0.0, (steps - step) / max(1, steps - rising))
-
-    return factor
-
-
 def _checkpoint(
     path: Path, model, optimizer, schedule, step: int, config, losses, seconds: float
 ) -> None:
@@ -354,9 +343,8 @@ def train_lora(
         raise UsageError(
             f"{len(encoded)} examples are fewer than one batch of {config.global_batch}"
         )
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, warmup_then_decay(len(batches), config.warmup)
-    )
+    warmup_steps = max(1, round(config.warmup * len(batches)))
+    schedule = warmup_linear_scheduler(optimizer, warmup_steps, len(batches), from_first_step=True)
     step, losses, earlier = 0, [], 0.0
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=False)
