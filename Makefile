@@ -7,9 +7,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-installed
 TF_STAMP := $(VENV)/.tf-installed
+LLAMA_STAMP := $(VENV)/.llama-cpp-tried
+# A portable x86 build: a native build also compiles ggml's AMX kernels on CPUs that have AMX,
+# and in llama-cpp-python 0.3.36 those crash (SIGSEGV) on SmolLM2's Q4_1 matmuls with batches.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
 
-.PHONY: setup setup-tf test-deps run test lint curriculum bench readme clean
+.PHONY: setup setup-tf setup-llama-cpp test-deps run test lint curriculum bench readme clean
 
 setup: $(DEPS_STAMP)  ## create .venv, install the pinned stack, fetch the offline assets
 	@$(OFFLINE) $(PY) -m dl2llm.cli assets fetch
@@ -29,6 +33,15 @@ $(TF_STAMP): $(DEPS_STAMP)
 run: setup  ## the main job: the QA service on 127.0.0.1:8000 (builds its index on first start)
 	$(OFFLINE) $(PY) capstone/deployment_script.py
 
+setup-llama-cpp: $(LLAMA_STAMP)  ## llama.cpp's server for the --llm-url test, where it builds
+
+$(LLAMA_STAMP): $(DEPS_STAMP)
+	@echo "building llama-cpp-python from source, once (about 5 minutes on 2 cores)"
+	@CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install --quiet --no-cache-dir -e ".[llamacpp]" \
+		|| echo "llama-cpp-python did not build" \
+		"here: tests/test_remote_llm.py runs against this project's own service only" >&2
+	@touch $@
+
 test-deps: setup  ## the browser test drives Debian's chromium (playwright is in the dev extra)
 	@test -x /usr/bin/chromium || { \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; \
@@ -42,7 +55,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: setup setup-tf test-deps lint  ## what CI runs
+test: setup setup-tf setup-llama-cpp test-deps lint  ## what CI runs
 	$(OFFLINE) $(VENV)/bin/pytest
 
 curriculum: setup  ## every deliverable in full mode -> results/*.json, results/SUMMARY.md
