@@ -13,7 +13,7 @@ from dl2llm import paths
 from dl2llm.alignment.dpo import DPOConfig
 from dl2llm.alignment.ppo import PPOConfig
 from dl2llm.alignment.preferences import LexiconLabeler
-from dl2llm.alignment.rlhf import QUICK_SETTINGS, run_rlhf, win_rate
+from dl2llm.alignment.rlhf import RLHFConfig, run_rlhf, win_rate
 from dl2llm.gpt import GPT, GPTConfig
 from dl2llm.models import load_gpt2_tokenizer
 
@@ -33,7 +33,7 @@ def test_pipeline_never_changes_the_reference_and_reports_every_probe():
     base = GPT(GPTConfig(context_length=32, n_layer=1, n_head=2, n_embd=16)).eval()
     before = {name: p.clone() for name, p in base.state_dict().items()}
     settings = replace(
-        QUICK_SETTINGS,
+        RLHFConfig.quick(),
         completion_tokens=4,
         preference_prompts=20,
         eval_prompts=8,

@@ -19,7 +19,7 @@ from dataclasses import asdict, replace
 import torch
 
 from dl2llm.alignment.preferences import LexiconLabeler, SentimentLabeler
-from dl2llm.alignment.rlhf import QUICK_SETTINGS, RLHFReport, RLHFSettings, run_rlhf
+from dl2llm.alignment.rlhf import RLHFConfig, RLHFReport, run_rlhf
 from dl2llm.models import load_gpt2_tokenizer
 from dl2llm.plots import plt, save_figure
 from dl2llm.pretrain import load_project_gpt2
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     if resolve_device(args.device).type != "cpu":
         print("note: this demo runs on the CPU (tiny models; sampling dominates)")
     torch.set_num_threads(1)
-    settings = QUICK_SETTINGS if args.quick else RLHFSettings()
+    settings = RLHFConfig.quick() if args.quick else RLHFConfig()
     settings = override(settings, args)
     labeler_name = (
         args.labeler if args.labeler != "auto" else ("lexicon" if args.quick else "sentiment")
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def override(settings: RLHFSettings, args) -> RLHFSettings:
+def override(settings: RLHFConfig, args) -> RLHFConfig:
     """Apply the optional command-line overrides."""
     if args.kl_coef is not None and args.kl_coef < 0:
         raise UsageError(f"--kl-coef must be >= 0, got {args.kl_coef}")

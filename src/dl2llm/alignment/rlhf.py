@@ -55,8 +55,8 @@ LORA_TARGETS = ("qkv_proj", "out_proj", "up_proj", "down_proj")
 
 
 @dataclass(frozen=True)
-class RLHFSettings:
-    """Sizes of one run of :func:`run_rlhf`."""
+class RLHFConfig:
+    """Sizes of one run of :func:`run_rlhf` (``quick()`` shrinks them for CI)."""
 
     prompt_tokens: int = 6
     completion_tokens: int = 12
@@ -73,17 +73,20 @@ class RLHFSettings:
     ppo: PPOConfig = field(default_factory=PPOConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
 
-
-QUICK_SETTINGS = RLHFSettings(
-    completion_tokens=8,
-    preference_prompts=48,
-    eval_prompts=32,
-    probe_prompts=16,
-    probes=2,
-    reward_epochs=50,
-    ppo=PPOConfig(iterations=3, batch_size=8, completion_tokens=8, epochs=2, minibatch_size=8),
-    dpo=DPOConfig(steps=4, batch_size=8),
-)
+    @classmethod
+    def quick(cls) -> RLHFConfig:
+        return cls(
+            completion_tokens=8,
+            preference_prompts=48,
+            eval_prompts=32,
+            probe_prompts=16,
+            probes=2,
+            reward_epochs=50,
+            ppo=PPOConfig(
+                iterations=3, batch_size=8, completion_tokens=8, epochs=2, minibatch_size=8
+            ),
+            dpo=DPOConfig(steps=4, batch_size=8),
+        )
 
 
 def frozen_copy(model: GPT) -> GPT:
@@ -263,7 +266,7 @@ def run_rlhf(
     base: GPT,
     labeler: Labeler,
     tokenizer,
-    settings: RLHFSettings,
+    settings: RLHFConfig,
     seed: int = 0,
     progress: bool = True,
 ) -> tuple[RLHFReport, GPT]:

@@ -27,7 +27,7 @@ from dl2llm.responsible.benchmarks import (
     load_stereoset,
 )
 from dl2llm.responsible.counterfactual import real_pairs, templated_pairs
-from dl2llm.responsible.mitigation import CdaSettings, cda_experiment
+from dl2llm.responsible.mitigation import CDAConfig, cda_experiment
 from dl2llm.responsible.weat import contextual_lookup, keyed_vectors_lookup, weat_suite
 
 MODELS = ("smollm2", "gpt2", "sentiment")
@@ -35,42 +35,35 @@ ADAPTED = "smollm2_lora"  # SmolLM2 with a LoRA adapter merged in (``bias_audit.
 
 
 @dataclass(frozen=True)
-class AuditSizes:
-    crows_pairs: int
-    stereoset: int
-    bbq: int
-    probe_templates: int  # templates filled for the counterfactual probes
-    test_size: int  # sentiment test sentences: accuracy, and the real probe pairs
-    cda: CdaSettings
-    word_corpus: str
-    weat_permutations: int
+class AuditConfig:
+    """Sizes of one bias audit (``quick()`` shrinks them for CI)."""
 
-
-QUICK = AuditSizes(
-    crows_pairs=6,
-    stereoset=4,
-    bbq=4,
-    probe_templates=2,
-    test_size=48,
-    cda=CdaSettings(24, 8, 16, FineTuneConfig(epochs=1, batch_size=16, max_length=32)),
-    word_corpus="small",
-    weat_permutations=1000,
-)
-FULL = AuditSizes(
-    crows_pairs=100,
-    stereoset=60,
-    bbq=40,
-    probe_templates=24,
-    test_size=1008,  # the whole test split
-    cda=CdaSettings(
+    crows_pairs: int = 100
+    stereoset: int = 60
+    bbq: int = 40
+    probe_templates: int = 24  # templates filled for the counterfactual probes
+    test_size: int = 1008  # sentiment test sentences (all of them): accuracy, real probe pairs
+    cda: CDAConfig = CDAConfig(
         None, 500, 256, FineTuneConfig(epochs=1, batch_size=32, learning_rate=2e-5, max_length=64)
-    ),
-    word_corpus="full",
-    weat_permutations=10_000,
-)
+    )
+    word_corpus: str = "full"
+    weat_permutations: int = 10_000
+
+    @classmethod
+    def quick(cls) -> AuditConfig:
+        return cls(
+            crows_pairs=6,
+            stereoset=4,
+            bbq=4,
+            probe_templates=2,
+            test_size=48,
+            cda=CDAConfig(24, 8, 16, FineTuneConfig(epochs=1, batch_size=16, max_length=32)),
+            word_corpus="small",
+            weat_permutations=1000,
+        )
 
 
-def _likelihood_scores(log_likelihood, sizes: AuditSizes, seed: int, progress: bool) -> dict:
+def _likelihood_scores(log_likelihood, sizes: AuditConfig, seed: int, progress: bool) -> dict:
     results = {}
     for name, pairs, n in (
         ("crows_pairs", load_crows_pairs(), sizes.crows_pairs),
@@ -83,7 +76,7 @@ def _likelihood_scores(log_likelihood, sizes: AuditSizes, seed: int, progress: b
 
 
 def audit_smollm2(
-    sizes: AuditSizes, seed: int = 0, progress: bool = True, adapter: Path | None = None
+    sizes: AuditConfig, seed: int = 0, progress: bool = True, adapter: Path | None = None
 ) -> dict:
     """CrowS-Pairs, StereoSet and BBQ (before and after the instruction) for SmolLM2.
 
@@ -112,7 +105,7 @@ def audit_smollm2(
     return results
 
 
-def audit_gpt2(quick: bool, sizes: AuditSizes, seed: int = 0, progress: bool = True) -> dict:
+def audit_gpt2(quick: bool, sizes: AuditConfig, seed: int = 0, progress: bool = True) -> dict:
     """CrowS-Pairs and StereoSet for the project's from-scratch GPT-2."""
     from transformers import AutoTokenizer
 
@@ -126,7 +119,7 @@ def audit_gpt2(quick: bool, sizes: AuditSizes, seed: int = 0, progress: bool = T
         return _likelihood_scores(log_likelihood, sizes, seed, progress)
 
 
-def _word_vector_weat(sizes: AuditSizes, seed: int) -> list[dict]:
+def _word_vector_weat(sizes: AuditConfig, seed: int) -> list[dict]:
     from dl2llm.embeddings.corpus import load_corpus
     from dl2llm.embeddings.word2vec import train_gensim_word2vec
 
@@ -135,7 +128,7 @@ def _word_vector_weat(sizes: AuditSizes, seed: int) -> list[dict]:
     return weat_suite(keyed_vectors_lookup(keyed), n_permutations=sizes.weat_permutations)
 
 
-def _contextual_weat(sizes: AuditSizes) -> list[dict]:
+def _contextual_weat(sizes: AuditConfig) -> list[dict]:
     from dl2llm.embeddings.contextual import encode
     from dl2llm.models import load_encoder
 
@@ -144,7 +137,7 @@ def _contextual_weat(sizes: AuditSizes) -> list[dict]:
     return weat_suite(lookup, n_permutations=sizes.weat_permutations)
 
 
-def audit_sentiment(quick: bool, sizes: AuditSizes, seed: int = 0) -> dict:
+def audit_sentiment(quick: bool, sizes: AuditConfig, seed: int = 0) -> dict:
     """Counterfactual probes, CDA before/after, and WEAT on word and contextual vectors."""
     from dl2llm.efficiency.distillation import load_teacher
 
@@ -169,7 +162,7 @@ def run_audit(
 
     ``adapter`` (SmolLM2 only) audits the model with that LoRA adapter merged in.
     """
-    sizes = QUICK if quick else FULL
+    sizes = AuditConfig.quick() if quick else AuditConfig()
     if adapter is not None and model != "smollm2":
         raise ValueError(f"an adapter can only be audited on smollm2, not '{model}'")
     if model == "smollm2":

@@ -40,7 +40,7 @@ from dl2llm.responsible.stats import paired_difference, proportion
 
 
 @dataclass(frozen=True)
-class CdaSettings:
+class CDAConfig:
     n_with_attribute: int | None  # training sentences with an attribute word (None: all)
     n_without_attribute: int  # training sentences without one, against forgetting
     n_val: int
@@ -120,7 +120,7 @@ def cda_experiment(
     deployed: tuple,
     data: dict[str, LabelledTexts],
     pairs: list[CounterfactualPair],
-    settings: CdaSettings,
+    settings: CDAConfig,
     seed: int = 0,
 ) -> dict:
     """Deployed vs control vs CDA classifier; ``deployed`` is ``(model, tokenizer)``.
