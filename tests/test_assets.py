@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from dl2llm import assets, paths
+from dl2llm.asset_fetch import fetch
 
 
 @pytest.fixture
@@ -24,11 +25,11 @@ def test_missing_asset_names_the_fix(empty_home):
 
 
 def test_fetch_verifies_is_idempotent_and_repairs(empty_home):
-    assert assets.fetch(["python-docs"], log=lambda _: None) == ["python-docs"]
+    assert fetch(["python-docs"], log=lambda _: None) == ["python-docs"]
     docs = assets.asset_dir("python-docs") / "python-3.11-docs"
     assert len(list(docs.rglob("*.rst.txt"))) == 497
     assert (docs / "faq" / "programming.rst.txt").is_file()
-    assert assets.fetch(["python-docs"], log=lambda _: None) == []  # no-op when present
+    assert fetch(["python-docs"], log=lambda _: None) == []  # no-op when present
 
     damaged = docs / "glossary.rst.txt"
     damaged.write_text(damaged.read_text() + "x")
@@ -36,12 +37,12 @@ def test_fetch_verifies_is_idempotent_and_repairs(empty_home):
     assert assets.problem("python-docs") == expected
     with pytest.raises(assets.AssetError, match="dl2llm assets fetch --force python-docs"):
         assets.asset_dir("python-docs")
-    assert assets.fetch(["python-docs"], log=lambda _: None) == ["python-docs"]
+    assert fetch(["python-docs"], log=lambda _: None) == ["python-docs"]
     assert assets.problem("python-docs", full=True) is None
 
 
 def test_same_size_corruption_is_caught_by_the_checksum(empty_home):
-    assets.fetch(["python-docs"], log=lambda _: None)
+    fetch(["python-docs"], log=lambda _: None)
     target = assets.asset_dir("python-docs") / "python-3.11-docs" / "glossary.rst.txt"
     data = bytearray(target.read_bytes())
     data[10] ^= 1
@@ -61,7 +62,7 @@ def test_a_bad_checksum_leaves_nothing_behind(empty_home, monkeypatch):
     )
     monkeypatch.setitem(assets.ASSETS, "bad-docs", bad)
     with pytest.raises(assets.AssetError, match="checksum mismatch"):
-        assets.fetch(["bad-docs"], log=lambda _: None)
+        fetch(["bad-docs"], log=lambda _: None)
     assert not (empty_home / "bad-docs").exists()
     assert [p.name for p in empty_home.iterdir()] == []
 
@@ -74,11 +75,11 @@ def test_a_file_added_to_an_asset_is_fetched_into_an_older_cache(empty_home, mon
         return assets.Asset("docs-archive", "", "", "", package_format="repo", files=files)
 
     monkeypatch.setitem(assets.ASSETS, "docs-archive", archive_asset({"a.tar.xz": member}))
-    assets.fetch(["docs-archive"], log=lambda _: None)
+    fetch(["docs-archive"], log=lambda _: None)
     grown = archive_asset({"a.tar.xz": member, "b.tar.xz": member})
     monkeypatch.setitem(assets.ASSETS, "docs-archive", grown)
     assert assets.problem("docs-archive") == "missing file b.tar.xz"
-    assert assets.fetch(["docs-archive"], log=lambda _: None) == ["docs-archive"]
+    assert fetch(["docs-archive"], log=lambda _: None) == ["docs-archive"]
     assert (assets.asset_dir("docs-archive") / "b.tar.xz").is_file()
 
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from dl2llm import assets, curriculum, paths
+from dl2llm.asset_fetch import fetch
 from dl2llm.io import atomic_write_text
 from dl2llm.responsible.cards import PROJECT_MODELS, write_model_card
 from dl2llm.runtime import ArgumentParser, UsageError
@@ -91,7 +92,7 @@ def cmd_curriculum(args: argparse.Namespace) -> int:
 
 def cmd_assets(args: argparse.Namespace) -> int:
     if args.action == "fetch":
-        fetched = assets.fetch(args.names or None, force=args.force)
+        fetched = fetch(args.names or None, force=args.force)
         print(f"assets: {len(fetched)} fetched, all present in {paths.home()}")
         return 0
     if args.action == "verify":
