@@ -14,7 +14,7 @@ MODULES = (
     "dl2llm.rag.generate",
     "dl2llm.evaluation.judge",
     "dl2llm.evaluation.questions",
-    "dl2llm.evaluation.report",
+    "dl2llm.evaluation.report_sections",
     "dl2llm.evaluation.systems",
 )
 
