@@ -10,6 +10,7 @@ import pytest
 MODULES = (
     "dl2llm.hardware",
     "dl2llm.rag.checks",
+    "dl2llm.rag.choice",
     "dl2llm.rag.evidence",
     "dl2llm.rag.generate",
     "dl2llm.evaluation.judge",

@@ -10,8 +10,8 @@ from dl2llm.classification import warmup_linear_scheduler
 from dl2llm.evaluation.systems import NEVER, build_system
 from dl2llm.finetune import grounded_qa
 from dl2llm.finetune.lora import lora_state_dict
+from dl2llm.rag.choice import build_evidence_messages, candidate_line
 from dl2llm.rag.evidence import Evidence
-from dl2llm.rag.generate import build_evidence_messages, candidate_line
 from dl2llm.rag.index import Index
 from dl2llm.rag.retrieve import Hit
 from dl2llm.runtime import UsageError

@@ -8,6 +8,7 @@ import torch
 from test_serve_fixtures import TorchThreads, encoder, sample_index_dir
 
 from dl2llm.rag import load_pipeline
+from dl2llm.rag.choice import check_phrasing
 from dl2llm.rag.evidence import Evidence
 from dl2llm.rag.generate import (
     CONTEXT_PASSAGES,
@@ -16,7 +17,6 @@ from dl2llm.rag.generate import (
     AnswerNGramBlocker,
     LLMGenerator,
     build_messages,
-    check_phrasing,
     drop_unknown_citations,
     missing_citations,
     sentences_end,

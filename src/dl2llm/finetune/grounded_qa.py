@@ -57,8 +57,8 @@ from tqdm import tqdm
 from dl2llm.classification import warmup_linear_scheduler
 from dl2llm.finetune.lora import inject_lora, lora_state_dict, save_lora
 from dl2llm.io import atomic_save_torch
+from dl2llm.rag.choice import build_evidence_messages, candidate_line, evidence_candidates
 from dl2llm.rag.evidence import Evidence, api_signatures, select_evidence, sentences_of
-from dl2llm.rag.generate import build_evidence_messages, candidate_line, evidence_candidates
 from dl2llm.rag.index import Index
 from dl2llm.rag.pipeline import RAGPipeline
 from dl2llm.rag.retrieve import Hit

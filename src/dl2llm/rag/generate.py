@@ -7,8 +7,9 @@ over a :class:`~dl2llm.rag.pipeline.Prepared` question:
   sentences that answer the question, cited (:mod:`dl2llm.rag.evidence`).
 - :class:`LLMGenerator` with ``style="evidence"`` -- SmolLM2-135M-Instruct
   reads the question and the best sentence of each of the
-  :data:`EVIDENCE_ENTRIES` best API entries, and answers in one sentence that
-  names the entry it chose. :func:`check_phrasing` asks whether that sentence
+  :data:`~dl2llm.rag.choice.EVIDENCE_ENTRIES` best API entries, and answers in one sentence that
+  names the entry it chose (the prompt and the checks: :mod:`dl2llm.rag.choice`).
+  :func:`~dl2llm.rag.choice.check_phrasing` asks whether that sentence
   names an API of the candidates, is supported by them and is not junk; if so,
   the chosen entry leads the evidence answer (the model re-ranks what the
   encoder found) and the model's sentence is shown above it unless it merely
@@ -39,8 +40,16 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from dl2llm.hardware import available_cores
-from dl2llm.rag.checks import MARKER, cite, junk_kind, strip_markers, supported
-from dl2llm.rag.evidence import Evidence, api_signatures, context_of, evidence_answer, readable
+from dl2llm.rag.checks import MARKER, cite, strip_markers
+from dl2llm.rag.choice import (
+    build_evidence_messages,
+    check_phrasing,
+    evidence_candidates,
+    named_candidate,
+    promote,
+    restates,
+)
+from dl2llm.rag.evidence import evidence_answer
 from dl2llm.rag.index import tokenize
 from dl2llm.rag.retrieve import Hit
 
@@ -48,11 +57,6 @@ if TYPE_CHECKING:
     from dl2llm.rag.pipeline import Prepared
 
 IDK = "I don't know."
-EVIDENCE_INSTRUCTION = (
-    "Answer the question in one sentence using only the evidence above, and name the "
-    "function, class or module it is about."
-)
-EVIDENCE_ENTRIES = 5  # the entries the model chooses among (dev: a key term in 66% of top 5)
 INSTRUCTION = (
     "Answer the question in one or two sentences using only the passages above, and cite "
     f'the passage you used like [1]. If they do not answer it, say "{IDK}"'
@@ -186,113 +190,6 @@ def words(text: str) -> list[str]:
     ['See', ' `f(x)`', ' 【1】.']
     """
     return re.findall(r"\s*\S+", text)
-
-
-def evidence_candidates(
-    evidence: Sequence[Evidence], most: int = EVIDENCE_ENTRIES
-) -> list[Evidence]:
-    """The best sentence of each of the ``most`` best entries (API entries or sections)."""
-    seen, candidates = set(), []
-    for item in evidence:
-        key = (item.hit.doc_id, item.hit.anchor)
-        if key not in seen and len(candidates) < most:
-            seen.add(key)
-            candidates.append(item)
-    return candidates
-
-
-def candidate_line(item: Evidence) -> str:
-    """How a candidate is shown to the model (and how a trained answer restates it).
-
-    >>> hit = Hit(0, "d", "d", "functools.cache", "functools > cache(user_function)", "", 1.0)
-    >>> candidate_line(Evidence(1, hit, "Simple lightweight unbounded function cache.", 0.7))
-    '`functools.cache(user_function)`: Simple lightweight unbounded function cache.'
-    """
-    signatures = api_signatures(item.hit)
-    lead = f"`{signatures[0]}`: " if signatures else ""
-    return lead + readable(item.sentence)
-
-
-def build_evidence_messages(question: str, candidates: Sequence[Evidence]) -> list[dict[str, str]]:
-    """The evidence prompt: the question, one line per candidate entry, the task."""
-    lines = "\n".join(f"- {candidate_line(item)}" for item in candidates)
-    content = f"Question: {question}\n\nEvidence:\n{lines}\n\n{EVIDENCE_INSTRUCTION}"
-    return [{"role": "user", "content": content}]
-
-
-def api_names(item: Evidence) -> tuple[str, ...]:
-    """The names an answer may call ``item``'s API entry by: qualified, then last part."""
-    if not api_signatures(item.hit):
-        return ()
-    qualified = context_of(item.hit).lower()
-    return qualified, qualified.rpartition(".")[2]
-
-
-def _words(text: str) -> set[str]:
-    return {w.lower().rstrip(".") for w in re.findall(r"[\w.]+", text)}
-
-
-def named_candidate(text: str, candidates: Sequence[Evidence]) -> Evidence | None:
-    """The candidate whose API ``text`` names: by qualified name first, then by last part
-    (the longest such name: "the lru_cache cache" names ``lru_cache``, not ``cache``).
-
-    >>> hits = [Hit(n, "d", "d", f"m.{name}", f"m > {name}()", "", 1.0) for n, name in
-    ...         enumerate(("chain", "pairwise"))]
-    >>> candidates = [Evidence(1, hit, "", 0.0) for hit in hits]
-    >>> named_candidate("Use `m.pairwise()` here.", candidates).hit.anchor
-    'm.pairwise'
-    """
-    words = _words(text)
-    named = [item for item in candidates if api_names(item) and api_names(item)[0] in words]
-    if named:
-        return named[0]
-    named = [item for item in candidates if api_names(item) and api_names(item)[1] in words]
-    return max(named, key=lambda item: len(api_names(item)[1]), default=None)
-
-
-def restates(text: str, item: Evidence) -> bool:
-    """Does ``text`` only repeat ``item``'s line (it holds the sentence, or is part of the line)?
-
-    >>> hit = Hit(0, "d", "d", "m.f", "m > f(x)", "", 1.0)
-    >>> item = Evidence(1, hit, "Return the first item.", 0.5)
-    >>> restates("`m.f(x)`: Return the first item.", item), restates("Use m.f for it.", item)
-    (True, False)
-    """
-
-    def plain(words: str) -> str:
-        return " ".join(re.findall(r"\w+", words.lower()))
-
-    said = plain(text)
-    return plain(readable(item.sentence)) in said or said in plain(candidate_line(item))
-
-
-def promote(evidence: Sequence[Evidence], chosen: Evidence) -> list[Evidence]:
-    """``evidence`` with the chosen entry's sentences first, the others after in their order."""
-    key = (chosen.hit.doc_id, chosen.hit.anchor)
-    first = [e for e in evidence if (e.hit.doc_id, e.hit.anchor) == key]
-    return first + [e for e in evidence if (e.hit.doc_id, e.hit.anchor) != key]
-
-
-def check_phrasing(text: str, candidates: Sequence[Evidence]) -> str | None:
-    """Why the model's sentence may not be shown, or None when it passes.
-
-    It must not be junk (:func:`~dl2llm.rag.checks.junk_kind`), must be
-    supported by the candidates (:func:`~dl2llm.rag.checks.supported`), must
-    not say "I don't know" while there is evidence, and -- when a candidate is
-    an API entry -- must name one of their APIs.
-    """
-    if kind := junk_kind(text):
-        return kind
-    if re.search(r"\bdon'?t know\b", text, re.IGNORECASE):
-        return "refused"
-    source = " ".join(
-        f"{item.hit.title} {candidate_line(item)} {item.sentence}" for item in candidates
-    )
-    if not supported(text, source):
-        return "unsupported"
-    if any(api_names(item) for item in candidates) and named_candidate(text, candidates) is None:
-        return "names no API of the evidence"
-    return None
 
 
 def first_sentences(pieces: Iterable[str], sentences: int) -> Iterator[str]:
