@@ -2,7 +2,14 @@
 
 Each script accepts the same four flags (``--quick``, ``--seed``, ``--device``,
 ``--out``), seeds every random generator it uses, and reports its numbers
-through :func:`dl2llm.results.save_results`.
+through :func:`dl2llm.results.save_results`. The shape of a script::
+
+    def main(argv=None):
+        parser = deliverable_parser(__doc__)
+        run = start_run("my_lesson", parser, argv)      # flags, clock, seeds, --threads
+        metrics, artifacts = my_lesson(run.args.quick)  # the lesson lives in the library
+        print_metrics(metrics)
+        run.save(metrics, config={...}, artifacts=artifacts)
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ import argparse
 import os
 import random
 import sys
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 import torch
@@ -21,6 +30,7 @@ import torch
 from dl2llm import paths
 from dl2llm.assets import AssetError
 from dl2llm.errors import UsageError
+from dl2llm.results import save_results
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -30,8 +40,12 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def deliverable_parser(description: str) -> ArgumentParser:
-    """An ``ArgumentParser`` with the four flags every deliverable has."""
+def deliverable_parser(description: str, threads: int | None | bool = False) -> ArgumentParser:
+    """An ``ArgumentParser`` with the four flags every deliverable has.
+
+    ``threads``: also offer ``--threads`` (torch CPU threads); an int is its default, ``None``
+    leaves torch's own default unless the flag is given, ``False`` offers no flag.
+    """
     parser = ArgumentParser(
         description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -50,7 +64,54 @@ def deliverable_parser(description: str) -> ArgumentParser:
         default=paths.results_dir(),
         help="folder for the results JSON and plots (default: results/)",
     )
+    if threads is not False:
+        default = "torch's default" if threads is None else threads
+        parser.add_argument(
+            "--threads",
+            type=check_positive,
+            default=threads,
+            help=f"torch CPU threads (default: {default})",
+        )
     return parser
+
+
+@dataclass
+class Run:
+    """One run of a deliverable: its parsed flags and start time; it ends with :meth:`save`."""
+
+    name: str
+    args: argparse.Namespace
+    started: float
+
+    def save(
+        self,
+        metrics: dict[str, Any],
+        config: dict[str, Any],
+        artifacts: list[str] | None = None,
+    ) -> Path:
+        """Write ``results/<name>.json`` (:func:`~dl2llm.results.save_results`) and say where."""
+        path = save_results(
+            self.name,
+            metrics,
+            out_dir=self.args.out,
+            config=config,
+            seed=self.args.seed,
+            quick=self.args.quick,
+            started=self.started,
+            artifacts=artifacts,
+        )
+        print(f"results: {path}")
+        return path
+
+
+def start_run(name: str, parser: ArgumentParser, argv: list[str] | None) -> Run:
+    """Parse the flags, start the clock, seed every generator, set ``--threads`` if offered."""
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    set_seed(args.seed)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    return Run(name, args, started)
 
 
 def set_seed(seed: int) -> None:

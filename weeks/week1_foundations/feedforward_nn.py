@@ -12,12 +12,10 @@ feedforward_nn_generalization.png. The lesson's code: src/dl2llm/nn/.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 
 from dl2llm.nn.feedforward_lesson import FeedforwardConfig, run_lesson
-from dl2llm.results import save_results
-from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, set_seed
+from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, start_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,9 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         help="keras: also train the same network in TensorFlow/Keras (needs the tf extra)",
     )
     parser.add_argument("--epochs", type=check_positive, help="override the number of epochs")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    set_seed(args.seed)
+    run = start_run("feedforward_nn", parser, argv)
+    args = run.args
     resolve_device(args.device)  # the MLPs are small: they always train on the CPU
     config = FeedforwardConfig.quick(args.seed) if args.quick else FeedforwardConfig(seed=args.seed)
     if args.epochs:
@@ -52,12 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         keras_acc, torch_acc = metrics["keras_test_accuracy"], metrics["torch_twin_test_accuracy"]
         gap = metrics["keras_gap_points"]
         print(f"Keras {keras_acc:.3f} vs PyTorch {torch_acc:.3f}: gap {gap:.2f} points")
-    path = save_results(
-        "feedforward_nn", metrics, out_dir=args.out,
-        config={**asdict(config), "backend": args.backend}, seed=args.seed, quick=args.quick,
-        started=started, artifacts=artifacts,
-    )  # fmt: skip
-    print(f"results: {path}")
+    run.save(metrics, config={**asdict(config), "backend": args.backend}, artifacts=artifacts)
     return 0
 
 
