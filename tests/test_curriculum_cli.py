@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -34,6 +35,22 @@ def test_readme_check_command_detects_drift(tmp_path, monkeypatch):
     assert cli.main(["readme"]) == 0
     assert cli.main(["readme", "--check"]) == 0
     assert "| [`feedforward_nn.py`]" in stale.read_text()
+
+
+def test_the_capstone_is_marked_not_numbered():
+    capstones = [week for week in curriculum.WEEKS if week.capstone]
+    assert capstones == [curriculum.WEEKS[-1]]  # one capstone, and it comes last
+    numbers = [week.number for week in curriculum.WEEKS]
+    assert numbers == sorted(set(numbers))  # unique, in course order
+    assert [w.label for w in curriculum.WEEKS[:-1]] == [f"Week {n}" for n in numbers[:-1]]
+    moved = dataclasses.replace(capstones[0], number=numbers[-1] + 1)
+    assert (moved.label, moved.key) == ("Capstone", "capstone")
+
+
+def test_deliverables_are_hashable_records():
+    deliverables = curriculum.all_deliverables()
+    assert len(set(deliverables)) == len(deliverables)
+    assert all(curriculum.week_of(d) in curriculum.WEEKS for d in deliverables)
 
 
 def test_lookup_by_stem_and_extension():

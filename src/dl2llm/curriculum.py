@@ -4,8 +4,16 @@ The study plan (``../shared/STUDY_PLAN.md``) has five weeks and a capstone. Each
 week lists topics, learning objectives and *deliverables*: runnable scripts and
 notebooks whose name is their file's stem (``attention_demo``,
 ``annotated_transformer``). Everything that lists, runs or documents the course
-(``dl2llm list``, ``dl2llm run``, ``make curriculum``, the README's week map,
-the CI test that runs every deliverable in quick mode) reads this module.
+(``dl2llm list``, ``dl2llm run``, ``make curriculum``, ``dl2llm plan``,
+``dl2llm progress``, the README's week map, the CI test that runs every
+deliverable in quick mode) reads this module.
+
+One :class:`Deliverable` entry holds everything about a deliverable: its file,
+what it measures, its estimated learner hours and its headline metrics with the
+range a full run should give (:class:`Metric`). A week's recommended readings
+live in ``readings.toml`` next to this module, keyed by :attr:`Week.key`. The
+capstone is the :class:`Week` with ``capstone=True``. Adding a week is adding one
+``Week(...)`` entry and its readings (``CONTRIBUTING.md``, "How to add a week").
 
 A deliverable is ``ready`` once it is implemented and tested; ``planned`` ones
 are shown in the map but not run.
@@ -16,7 +24,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tomllib
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,20 +34,34 @@ from dl2llm import paths
 from dl2llm.results import load_results
 
 READY, PLANNED = "ready", "planned"
+READINGS = Path(__file__).with_name("readings.toml")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A headline metric: a key of the results JSON shown by ``dl2llm list`` and the README.
+
+    ``expected`` is the ``(low, high)`` a full run should give, inclusive; ``dl2llm
+    progress`` judges full runs against it. ``None``: shown, not judged.
+    """
+
+    name: str
+    expected: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
 class Deliverable:
-    """One runnable script or notebook of the course."""
+    """One runnable script or notebook of the course, with its hours and headline metrics."""
 
     name: str
     path: str
     measures: str
     status: str = PLANNED
-    headline: tuple[str, ...] = ()
+    metrics: tuple[Metric, ...] = ()
     full_args: tuple[str, ...] = ()
     quick_args: tuple[str, ...] = ("--quick",)
     timeout_s: int = 3600
+    hours: float = field(kw_only=True)  # learner hours, readings and exercises included
 
     @property
     def kind(self) -> str:
@@ -47,6 +71,15 @@ class Deliverable:
     def file(self) -> Path:
         return paths.REPO_ROOT / self.path
 
+    @property
+    def headline(self) -> tuple[str, ...]:
+        """The headline metrics' names, in the order they are shown."""
+        return tuple(metric.name for metric in self.metrics)
+
+    def expected_range(self, metric: str) -> tuple[float, float] | None:
+        """The ``(low, high)`` a full run should give for ``metric``, if one is stated."""
+        return next((m.expected for m in self.metrics if m.name == metric), None)
+
     def command(self, quick: bool = False) -> str:
         """The shell command a learner types to run it."""
         flag = " --quick" if quick else ""
@@ -55,22 +88,39 @@ class Deliverable:
 
 @dataclass(frozen=True)
 class Week:
-    """A week of the plan (the capstone is week 6)."""
+    """A week of the plan, or the capstone (``capstone=True``).
+
+    ``number`` orders the weeks and is how an exercise names its week
+    (``Exercise.week``); the capstone's label and readings do not depend on it.
+    """
 
     number: int
     title: str
     topics: tuple[str, ...]
     objectives: tuple[str, ...]
     deliverables: tuple[Deliverable, ...] = field(default_factory=tuple)
+    capstone: bool = False
 
     @property
     def label(self) -> str:
-        return "Capstone" if self.number == 6 else f"Week {self.number}"
+        return "Capstone" if self.capstone else f"Week {self.number}"
+
+    @property
+    def key(self) -> str:
+        """The week's name in ``readings.toml``: ``week1``, ``week2``, ... or ``capstone``."""
+        return "capstone" if self.capstone else f"week{self.number}"
+
+    @property
+    def hours(self) -> float:
+        """Estimated learner hours of the week: the sum over its deliverables."""
+        return sum(d.hours for d in self.deliverables)
 
 
 W1, W2, W3 = "weeks/week1_foundations", "weeks/week2_transformers", "weeks/week3_embeddings"
 W4, W5 = "weeks/week4_optimization", "weeks/week5_alignment_deployment"
 
+# Hours: 18 per plan week, readings and exercises included (:mod:`dl2llm.schedule` lays them
+# out on the calendar). Expected ranges are for full-mode runs.
 WEEKS: tuple[Week, ...] = (
     Week(
         1,
@@ -92,14 +142,22 @@ WEEKS: tuple[Week, ...] = (
                 f"{W1}/feedforward_nn.py",
                 "NumPy backprop vs autograd, optimizers from scratch, under/overfitting curves",
                 READY,
-                ("test_accuracy", "numpy_test_accuracy"),
+                (
+                    Metric("test_accuracy", (0.72, 0.90)),
+                    Metric("numpy_test_accuracy", (0.72, 0.90)),
+                ),
+                hours=9,
             ),
             Deliverable(
                 "lstm_language_model",
                 f"{W1}/lstm_language_model.py",
                 "LSTM LM perplexity vs a Kneser-Ney n-gram baseline, samples",
                 READY,
-                ("test_perplexity", "kn_test_perplexity"),
+                (
+                    Metric("test_perplexity", (30.0, 400.0)),
+                    Metric("kn_test_perplexity", (50.0, 600.0)),
+                ),
+                hours=9,
             ),
         ),
     ),
@@ -122,7 +180,12 @@ WEEKS: tuple[Week, ...] = (
                 f"{W2}/attention_demo.py",
                 "attention heatmaps; LSTM vs self-attention path length and wall time",
                 READY,
-                ("max_seq_len", "attention_speedup_at_max_len", "minilm_attention_max_abs_diff"),
+                (
+                    Metric("max_seq_len", (512, 8192)),
+                    Metric("attention_speedup_at_max_len", (0.01, 100.0)),
+                    Metric("minilm_attention_max_abs_diff", (0.0, 1e-5)),
+                ),
+                hours=4,
             ),
             Deliverable(
                 "annotated_transformer",
@@ -130,10 +193,11 @@ WEEKS: tuple[Week, ...] = (
                 "encoder-decoder Transformer trained to >= 99% sequence accuracy",
                 READY,
                 (
-                    "reverse_sequence_accuracy",
-                    "dates_sequence_accuracy",
-                    "dates_beam_sequence_accuracy",
+                    Metric("reverse_sequence_accuracy", (0.99, 1.0)),
+                    Metric("dates_sequence_accuracy", (0.99, 1.0)),
+                    Metric("dates_beam_sequence_accuracy", (0.99, 1.0)),
                 ),
+                hours=6,
             ),
             Deliverable(
                 "tokenizer_experiments",
@@ -141,18 +205,24 @@ WEEKS: tuple[Week, ...] = (
                 "BPE, WordPiece and Unigram: bytes/token, fertility, speed",
                 READY,
                 (
-                    "bpe_bytes_per_token",
-                    "wordpiece_bytes_per_token",
-                    "unigram_bytes_per_token",
-                    "unigram_token_ratio_spm",
+                    Metric("bpe_bytes_per_token", (2.5, 5.0)),
+                    Metric("wordpiece_bytes_per_token", (2.5, 5.0)),
+                    Metric("unigram_bytes_per_token", (2.5, 5.0)),
+                    Metric("unigram_token_ratio_spm", (0.9, 1.1)),
                 ),
+                hours=4,
             ),
             Deliverable(
                 "pretrain_gpt",
                 f"{W2}/pretrain_gpt.py",
                 "GPT-2 from scratch pretrained on bundled text: validation loss, tokens/s",
                 READY,
-                ("val_loss", "unigram_val_loss", "tokens_per_s"),
+                (
+                    Metric("val_loss", (3.0, 6.0)),
+                    Metric("unigram_val_loss", (5.5, 8.0)),
+                    Metric("tokens_per_s", (1e3, 1e7)),
+                ),
+                hours=4,
             ),
         ),
     ),
@@ -177,26 +247,37 @@ WEEKS: tuple[Week, ...] = (
                 "Word2Vec vs GloVe vs gensim: analogies, similarity, projections, polysemy",
                 READY,
                 (
-                    "word2vec_analogy_accuracy",
-                    "gensim_analogy_accuracy",
-                    "word2vec_wordsim_spearman",
-                    "gensim_wordsim_spearman",
-                    "analogy_coverage",
+                    Metric("word2vec_analogy_accuracy", (0.0, 1.0)),
+                    Metric("gensim_analogy_accuracy", (0.0, 1.0)),
+                    Metric("word2vec_wordsim_spearman", (0.0, 1.0)),
+                    Metric("gensim_wordsim_spearman", (0.0, 1.0)),
+                    Metric("analogy_coverage", (0.0, 1.0)),
                 ),
+                hours=6,
             ),
             Deliverable(
                 "bert_fine_tuning",
                 f"{W3}/bert_fine_tuning.py",
                 "MiniLM fine-tuned for sentiment vs TF-IDF and frozen-embedding baselines",
                 READY,
-                ("test_accuracy", "tfidf_test_accuracy", "frozen_embedding_test_accuracy"),
+                (
+                    Metric("test_accuracy", (0.82, 0.95)),
+                    Metric("tfidf_test_accuracy", (0.72, 0.85)),
+                    Metric("frozen_embedding_test_accuracy", (0.72, 0.85)),
+                ),
+                hours=6,
             ),
             Deliverable(
                 "prompt_engineering",
                 f"{W3}/prompt_engineering.ipynb",
                 "k-shot prompting, templates, calibration with SmolLM2 (with intervals)",
                 READY,
-                ("zero_shot_accuracy", "best_k_shot_accuracy", "n_test"),
+                (
+                    Metric("zero_shot_accuracy", (0.5, 0.95)),
+                    Metric("best_k_shot_accuracy", (0.5, 0.95)),
+                    Metric("n_test", (100, 2000)),
+                ),
+                hours=6,
             ),
         ),
     ),
@@ -219,37 +300,40 @@ WEEKS: tuple[Week, ...] = (
                 f"{W4}/parameter_efficient_tuning.py",
                 "full fine-tuning vs LoRA vs adapters vs prefix-tuning: score, params, time",
                 READY,
-                headline=(
-                    "full_accuracy",
-                    "lora_r4_accuracy",
-                    "lora_r4_relative_score",
-                    "lora_r4_trainable_pct",
+                (
+                    Metric("full_accuracy", (0.6, 0.95)),
+                    Metric("lora_r4_accuracy", (0.6, 0.95)),
+                    Metric("lora_r4_relative_score", (0.9, 1.1)),
+                    Metric("lora_r4_trainable_pct", (0.0, 5.0)),
                 ),
+                hours=7,
             ),
             Deliverable(
                 "mixed_precision_training",
                 f"{W4}/mixed_precision_training.py",
                 "fp32 vs bf16 (vs fp16 + GradScaler on GPU), gradient checkpointing memory",
                 READY,
-                headline=(
-                    "fp32_peak_mib",
-                    "fp32_ckpt_peak_mib",
-                    "bf16_max_abs_loss_diff",
-                    "fp16_underflow_share_unscaled",
+                (
+                    Metric("fp32_peak_mib", (1.0, 4096.0)),
+                    Metric("fp32_ckpt_peak_mib", (1.0, 4096.0)),
+                    Metric("bf16_max_abs_loss_diff", (0.0, 0.5)),
+                    Metric("fp16_underflow_share_unscaled", (0.0, 1.0)),
                 ),
+                hours=5,
             ),
             Deliverable(
                 "model_compression",
                 f"{W4}/model_compression.ipynb",
                 "pruning, int8 quantization and distillation: size, latency, accuracy",
                 READY,
-                headline=(
-                    "teacher_accuracy",
-                    "torch_int8_drop_pts",
-                    "onnx_static_int8_drop_pts",
-                    "distilled_retention",
-                    "distillation_gain_pts",
+                (
+                    Metric("teacher_accuracy", (0.84, 0.88)),
+                    Metric("torch_int8_drop_pts", (-1.5, 1.0)),
+                    Metric("onnx_static_int8_drop_pts", (-1.5, 1.0)),
+                    Metric("distilled_retention", (0.90, 0.98)),
+                    Metric("distillation_gain_pts", (-3.0, 4.0)),  # within the spread of one seed
                 ),
+                hours=6,
             ),
         ),
     ),
@@ -273,12 +357,13 @@ WEEKS: tuple[Week, ...] = (
                 "reward model accuracy; PPO and DPO reward, KL and win rate",
                 READY,
                 (
-                    "reward_model_heldout_accuracy",
-                    "ppo_win_rate",
-                    "dpo_win_rate",
-                    "ppo_final_kl",
-                    "dpo_final_kl",
+                    Metric("reward_model_heldout_accuracy", (0.70, 0.90)),
+                    Metric("ppo_win_rate", (0.53, 0.75)),
+                    Metric("dpo_win_rate", (0.55, 0.80)),
+                    Metric("ppo_final_kl", (0.5, 10.0)),
+                    Metric("dpo_final_kl", (0.5, 15.0)),
                 ),
+                hours=6,
             ),
             Deliverable(
                 "inference_optimization",
@@ -286,11 +371,12 @@ WEEKS: tuple[Week, ...] = (
                 "ONNX Runtime fp32/int8 and KV cache: latency, throughput, agreement",
                 READY,
                 (
-                    "minilm_int8_speedup_b1",
-                    "minilm_int8_min_cosine",
-                    "minilm_ort_fp32_max_abs_diff",
-                    "kv_cache_speedup_b1",
+                    Metric("minilm_int8_speedup_b1", (2.0, 10.0)),
+                    Metric("minilm_int8_min_cosine", (0.99, 1.0)),
+                    Metric("minilm_ort_fp32_max_abs_diff", (0.0, 1e-4)),
+                    Metric("kv_cache_speedup_b1", (1.0, 20.0)),
                 ),
+                hours=4,
             ),
             Deliverable(
                 "vector_store_demo",
@@ -298,28 +384,30 @@ WEEKS: tuple[Week, ...] = (
                 "FAISS Flat/IVF/HNSW/IVF-PQ: recall@10 vs latency",
                 READY,
                 (
-                    "scale_vectors",
-                    "hnsw_recall_at_10_at_scale",
-                    "hnsw_speedup_vs_flat_at_scale",
+                    Metric("scale_vectors", (100_000, 100_000)),
+                    Metric("hnsw_recall_at_10_at_scale", (0.95, 1.0)),
+                    Metric("hnsw_speedup_vs_flat_at_scale", (10.0, 1000.0)),
                 ),
+                hours=4,
             ),
             Deliverable(
                 "bias_audit",
                 f"{W5}/bias_audit.py",
                 "CrowS-Pairs, StereoSet, BBQ, counterfactual flips, WEAT; mitigation",
                 READY,
-                headline=(
-                    "smollm2_crows_stereotype_score",
-                    "gpt2_crows_stereotype_score",
-                    "bbq_ambiguous_bias_before",
-                    "bbq_ambiguous_bias_after",
-                    "sentiment_flip_rate_before",
-                    "sentiment_flip_rate_after",
-                    "sentiment_abs_gap_before",
-                    "sentiment_abs_gap_after",
-                    "cda_abs_gap_change_vs_control",
-                    "cda_accuracy_change_points",
+                (
+                    Metric("smollm2_crows_stereotype_score", (0.3, 0.7)),
+                    Metric("gpt2_crows_stereotype_score", (0.2, 0.7)),
+                    Metric("bbq_ambiguous_bias_before", (-0.5, 0.5)),
+                    Metric("bbq_ambiguous_bias_after", (-0.5, 0.5)),
+                    Metric("sentiment_flip_rate_before", (0.0, 0.15)),
+                    Metric("sentiment_flip_rate_after", (0.0, 0.15)),
+                    Metric("sentiment_abs_gap_before"),
+                    Metric("sentiment_abs_gap_after"),
+                    Metric("cda_abs_gap_change_vs_control"),
+                    Metric("cda_accuracy_change_points", (-1.0, 1.0)),
                 ),
+                hours=4,
             ),
         ),
     ),
@@ -341,41 +429,55 @@ WEEKS: tuple[Week, ...] = (
                 "capstone/retrieval_augmented_generation.py",
                 "evidence-first answers (API signature, cited sentence) from FAISS + BM25",
                 READY,
-                ("hybrid_mrr", "calibration_balanced_accuracy", "retrieve_ms", "answer_s"),
+                (
+                    Metric("hybrid_mrr", (0.3, 1.0)),
+                    Metric("calibration_balanced_accuracy", (0.5, 1.0)),
+                    Metric("retrieve_ms", (0.0, 2000.0)),
+                    Metric("answer_s", (0.0, 120.0)),
+                ),
+                hours=5,
             ),
             Deliverable(
                 "deployment_script",
                 "capstone/deployment_script.py",
                 "the FastAPI QA service (web page, OpenAI-compatible API)",
                 READY,
-                ("ask_status", "ask_total_ms", "chat_status"),
+                (
+                    Metric("ask_status", (200, 200)),
+                    Metric("ask_total_ms", (0.0, 60000.0)),
+                    Metric("chat_status", (200, 200)),
+                ),
                 full_args=("--exit-after-check",),
+                hours=4,
             ),
             Deliverable(
                 "fine_tuning_pipeline",
                 "capstone/fine_tuning_pipeline.py",
                 "LoRA-tune SmolLM2 to pick the API entry that answers; served if it wins on dev",
                 READY,
-                headline=(
-                    "train_loss_last",
-                    "dev_evidence_llm_key_term_accuracy",
-                    "dev_evidence_llm_tuned_key_term_accuracy",
-                    "dev_evidence_llm_tuned_phrasings_passed",
+                (  # a tuned model answers with a candidate's line, so it passes
+                    Metric("train_loss_last", (0.0, 0.3)),
+                    Metric("dev_evidence_llm_key_term_accuracy"),
+                    Metric("dev_evidence_llm_tuned_key_term_accuracy"),
+                    Metric("dev_evidence_llm_tuned_phrasings_passed", (0.8, 1.0)),
                 ),
+                hours=5,
             ),
             Deliverable(
                 "evaluation_metrics",
                 "capstone/evaluation_metrics.py",
                 "4 systems on hand-written and FAQ questions: key terms, citations, refusals",
                 READY,
-                headline=(
-                    "evidence_key_term_accuracy",
-                    "evidence_citation_accuracy",
-                    "evidence_false_refusal_rate",
-                    "evidence_p50_ms",
+                (  # the issue's targets: a run that misses them shows as a miss
+                    Metric("evidence_key_term_accuracy", (0.85, 1.0)),
+                    Metric("evidence_citation_accuracy", (0.9, 1.0)),
+                    Metric("evidence_false_refusal_rate", (0.0, 0.05)),
+                    Metric("evidence_p50_ms", (0.0, 1500.0)),
                 ),
+                hours=4,
             ),
         ),
+        capstone=True,
     ),
 )
 
@@ -496,9 +598,8 @@ def results_table(out: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-# --- Learner resources, time estimates and expected results --------------------------------
-# Read by ``dl2llm plan`` (:mod:`dl2llm.schedule`) and ``dl2llm progress``
-# (:mod:`dl2llm.progress`).
+# --- Readings ------------------------------------------------------------------------------
+# Read by ``dl2llm plan`` (:mod:`dl2llm.schedule`), from ``readings.toml``.
 
 
 @dataclass(frozen=True)
@@ -511,450 +612,15 @@ class Resource:
     in_plan: bool = False  # named by the study plan itself (the others are what we implement)
 
 
-def _paper(citation: str, url: str, in_plan: bool = False) -> Resource:
-    return Resource("paper", citation, url, in_plan)
-
-
-RESOURCES: dict[int, tuple[Resource, ...]] = {
-    1: (
-        Resource(
-            "book",
-            "Goodfellow, I., Bengio, Y. & Courville, A. (2016). Deep Learning. MIT Press. "
-            "Part I (basics) and chapters 6-8 (feedforward networks, regularization, "
-            "optimization).",
-            "https://www.deeplearningbook.org/",
-            True,
-        ),
-        Resource(
-            "course",
-            "Stanford CS231n: Deep Learning for Computer Vision -- course notes on neural "
-            "networks (parts 1-3), backpropagation and optimization.",
-            "https://cs231n.github.io/",
-            True,
-        ),
-        Resource(
-            "docs",
-            "PyTorch Tutorials: Learn the Basics (tensors, autograd, building and training "
-            "a model).",
-            "https://pytorch.org/tutorials/beginner/basics/intro.html",
-            True,
-        ),
-        Resource(
-            "docs",
-            "TensorFlow Tutorials: beginner quickstart and Keras basics.",
-            "https://www.tensorflow.org/tutorials",
-            True,
-        ),
-        _paper(
-            "Rumelhart, D. E., Hinton, G. E. & Williams, R. J. (1986). Learning "
-            "representations by back-propagating errors. Nature 323, 533-536.",
-            "https://doi.org/10.1038/323533a0",
-        ),
-        _paper(
-            "Kingma, D. P. & Ba, J. (2015). Adam: A Method for Stochastic Optimization. ICLR.",
-            "https://arxiv.org/abs/1412.6980",
-        ),
-        _paper(
-            "Loshchilov, I. & Hutter, F. (2019). Decoupled Weight Decay Regularization. ICLR.",
-            "https://arxiv.org/abs/1711.05101",
-        ),
-        _paper(
-            "Hochreiter, S. & Schmidhuber, J. (1997). Long Short-Term Memory. Neural "
-            "Computation 9(8), 1735-1780.",
-            "https://doi.org/10.1162/neco.1997.9.8.1735",
-        ),
-        _paper(
-            "Kneser, R. & Ney, H. (1995). Improved backing-off for M-gram language modeling. "
-            "ICASSP 1995, 181-184.",
-            "https://doi.org/10.1109/ICASSP.1995.479394",
-        ),
-    ),
-    2: (
-        _paper(
-            "Vaswani, A., Shazeer, N., Parmar, N., Uszkoreit, J., Jones, L., Gomez, A. N., "
-            "Kaiser, L. & Polosukhin, I. (2017). Attention Is All You Need. NeurIPS.",
-            "https://arxiv.org/abs/1706.03762",
-            True,
-        ),
-        Resource(
-            "docs",
-            "Hugging Face Tokenizers documentation (models: BPE, WordPiece, Unigram; "
-            "pre-tokenizers; trainers).",
-            "https://huggingface.co/docs/tokenizers/index",
-            True,
-        ),
-        Resource(
-            "blog",
-            "Alammar, J. (2018). The Illustrated Transformer.",
-            "https://jalammar.github.io/illustrated-transformer/",
-            True,
-        ),
-        Resource(
-            "blog",
-            "Rush, A. et al. (2018, updated 2022). The Annotated Transformer. Harvard NLP.",
-            "https://nlp.seas.harvard.edu/annotated-transformer/",
-        ),
-        _paper(
-            "Sennrich, R., Haddow, B. & Birch, A. (2016). Neural Machine Translation of Rare "
-            "Words with Subword Units. ACL.",
-            "https://arxiv.org/abs/1508.07909",
-        ),
-        _paper(
-            "Kudo, T. (2018). Subword Regularization: Improving Neural Network Translation "
-            "Models with Multiple Subword Candidates. ACL.",
-            "https://arxiv.org/abs/1804.10959",
-        ),
-        _paper(
-            "Kudo, T. & Richardson, J. (2018). SentencePiece: A simple and language "
-            "independent subword tokenizer and detokenizer for Neural Text Processing. "
-            "EMNLP (demo).",
-            "https://arxiv.org/abs/1808.06226",
-        ),
-        _paper(
-            "Wu, Y. et al. (2016). Google's Neural Machine Translation System: Bridging the "
-            "Gap between Human and Machine Translation (WordPiece).",
-            "https://arxiv.org/abs/1609.08144",
-        ),
-        _paper(
-            "Radford, A., Wu, J., Child, R., Luan, D., Amodei, D. & Sutskever, I. (2019). "
-            "Language Models are Unsupervised Multitask Learners. OpenAI (GPT-2).",
-            "https://cdn.openai.com/better-language-models/"
-            "language_models_are_unsupervised_multitask_learners.pdf",
-        ),
-    ),
-    3: (
-        _paper(
-            "Mikolov, T., Sutskever, I., Chen, K., Corrado, G. & Dean, J. (2013). "
-            "Distributed Representations of Words and Phrases and their Compositionality. "
-            "NeurIPS.",
-            "https://arxiv.org/abs/1310.4546",
-            True,
-        ),
-        _paper(
-            "Devlin, J., Chang, M.-W., Lee, K. & Toutanova, K. (2019). BERT: Pre-training of "
-            "Deep Bidirectional Transformers for Language Understanding. NAACL.",
-            "https://arxiv.org/abs/1810.04805",
-            True,
-        ),
-        Resource(
-            "docs",
-            "Hugging Face Transformers: Fine-tune a pretrained model (Trainer and native "
-            "PyTorch loops).",
-            "https://huggingface.co/docs/transformers/training",
-            True,
-        ),
-        _paper(
-            "Mikolov, T., Chen, K., Corrado, G. & Dean, J. (2013). Efficient Estimation of "
-            "Word Representations in Vector Space. ICLR workshop.",
-            "https://arxiv.org/abs/1301.3781",
-        ),
-        _paper(
-            "Pennington, J., Socher, R. & Manning, C. D. (2014). GloVe: Global Vectors for "
-            "Word Representation. EMNLP.",
-            "https://aclanthology.org/D14-1162/",
-        ),
-        _paper(
-            "Wang, W., Wei, F., Dong, L., Bao, H., Yang, N. & Zhou, M. (2020). MiniLM: Deep "
-            "Self-Attention Distillation for Task-Agnostic Compression of Pre-Trained "
-            "Transformers. NeurIPS.",
-            "https://arxiv.org/abs/2002.10957",
-        ),
-        _paper(
-            "Brown, T. et al. (2020). Language Models are Few-Shot Learners. NeurIPS.",
-            "https://arxiv.org/abs/2005.14165",
-        ),
-        _paper(
-            "Zhao, Z., Wallace, E., Feng, S., Klein, D. & Singh, S. (2021). Calibrate Before "
-            "Use: Improving Few-Shot Performance of Language Models. ICML.",
-            "https://arxiv.org/abs/2102.09690",
-        ),
-    ),
-    4: (
-        _paper(
-            "Hu, E. J., Shen, Y., Wallis, P., Allen-Zhu, Z., Li, Y., Wang, S., Wang, L. & "
-            "Chen, W. (2021). LoRA: Low-Rank Adaptation of Large Language Models. ICLR 2022.",
-            "https://arxiv.org/abs/2106.09685",
-            True,
-        ),
-        Resource(
-            "docs",
-            "NVIDIA. Train With Mixed Precision (Deep Learning Performance user guide).",
-            "https://docs.nvidia.com/deeplearning/performance/mixed-precision-training/index.html",
-            True,
-        ),
-        _paper(
-            "Hinton, G., Vinyals, O. & Dean, J. (2015). Distilling the Knowledge in a Neural "
-            "Network. NeurIPS Deep Learning workshop.",
-            "https://arxiv.org/abs/1503.02531",
-            True,
-        ),
-        _paper(
-            "Houlsby, N. et al. (2019). Parameter-Efficient Transfer Learning for NLP. ICML.",
-            "https://arxiv.org/abs/1902.00751",
-        ),
-        _paper(
-            "Li, X. L. & Liang, P. (2021). Prefix-Tuning: Optimizing Continuous Prompts for "
-            "Generation. ACL.",
-            "https://arxiv.org/abs/2101.00190",
-        ),
-        _paper(
-            "Micikevicius, P. et al. (2018). Mixed Precision Training. ICLR.",
-            "https://arxiv.org/abs/1710.03740",
-        ),
-        _paper(
-            "Chen, T., Xu, B., Zhang, C. & Guestrin, C. (2016). Training Deep Nets with "
-            "Sublinear Memory Cost (gradient checkpointing).",
-            "https://arxiv.org/abs/1604.06174",
-        ),
-        _paper(
-            "Han, S., Mao, H. & Dally, W. J. (2016). Deep Compression: Compressing Deep Neural "
-            "Networks with Pruning, Trained Quantization and Huffman Coding. ICLR.",
-            "https://arxiv.org/abs/1510.00149",
-        ),
-        _paper(
-            "Jacob, B. et al. (2018). Quantization and Training of Neural Networks for "
-            "Efficient Integer-Arithmetic-Only Inference. CVPR.",
-            "https://arxiv.org/abs/1712.05877",
-        ),
-    ),
-    5: (
-        _paper(
-            "Stiennon, N. et al. (2020). Learning to summarize from human feedback. NeurIPS.",
-            "https://arxiv.org/abs/2009.01325",
-            True,
-        ),
-        Resource(
-            "docs",
-            "Microsoft. Responsible AI principles and approach (fairness, reliability and "
-            "safety, privacy and security, inclusiveness, transparency, accountability).",
-            "https://www.microsoft.com/en-us/ai/responsible-ai",
-            True,
-        ),
-        Resource(
-            "docs",
-            "ONNX Runtime documentation.",
-            "https://onnxruntime.ai/docs/",
-            True,
-        ),
-        Resource("docs", "FastAPI documentation.", "https://fastapi.tiangolo.com/", True),
-        _paper(
-            "Schulman, J., Wolski, F., Dhariwal, P., Radford, A. & Klimov, O. (2017). "
-            "Proximal Policy Optimization Algorithms.",
-            "https://arxiv.org/abs/1707.06347",
-        ),
-        _paper(
-            "Ouyang, L. et al. (2022). Training language models to follow instructions with "
-            "human feedback. NeurIPS.",
-            "https://arxiv.org/abs/2203.02155",
-        ),
-        _paper(
-            "Rafailov, R., Sharma, A., Mitchell, E., Ermon, S., Manning, C. D. & Finn, C. "
-            "(2023). Direct Preference Optimization: Your Language Model is Secretly a "
-            "Reward Model. NeurIPS.",
-            "https://arxiv.org/abs/2305.18290",
-        ),
-        _paper(
-            "Johnson, J., Douze, M. & Jegou, H. (2019). Billion-scale similarity search with "
-            "GPUs. IEEE Transactions on Big Data (FAISS).",
-            "https://arxiv.org/abs/1702.08734",
-        ),
-        _paper(
-            "Nangia, N., Vania, C., Bhalerao, R. & Bowman, S. R. (2020). CrowS-Pairs: A "
-            "Challenge Dataset for Measuring Social Biases in Masked Language Models. EMNLP.",
-            "https://arxiv.org/abs/2010.00133",
-        ),
-        _paper(
-            "Parrish, A. et al. (2022). BBQ: A Hand-Built Bias Benchmark for Question "
-            "Answering. Findings of ACL.",
-            "https://arxiv.org/abs/2110.08193",
-        ),
-        _paper(
-            "Caliskan, A., Bryson, J. J. & Narayanan, A. (2017). Semantics derived "
-            "automatically from language corpora contain human-like biases. Science "
-            "356(6334), 183-186 (WEAT).",
-            "https://arxiv.org/abs/1608.07187",
-        ),
-    ),
-    6: (
-        _paper(
-            "Lewis, P. et al. (2020). Retrieval-Augmented Generation for Knowledge-Intensive "
-            "NLP Tasks. NeurIPS.",
-            "https://arxiv.org/abs/2005.11401",
-        ),
-        _paper(
-            "Robertson, S. & Zaragoza, H. (2009). The Probabilistic Relevance Framework: BM25 "
-            "and Beyond. Foundations and Trends in Information Retrieval 3(4), 333-389.",
-            "https://doi.org/10.1561/1500000019",
-        ),
-        _paper(
-            "Cormack, G. V., Clarke, C. L. A. & Buettcher, S. (2009). Reciprocal rank fusion "
-            "outperforms Condorcet and individual rank learning methods. SIGIR.",
-            "https://doi.org/10.1145/1571941.1572114",
-        ),
-        _paper(
-            "Jarvelin, K. & Kekalainen, J. (2002). Cumulated gain-based evaluation of IR "
-            "techniques. ACM Transactions on Information Systems 20(4), 422-446 (nDCG).",
-            "https://doi.org/10.1145/582415.582418",
-        ),
-        _paper(
-            "Rajpurkar, P., Zhang, J., Lopyrev, K. & Liang, P. (2016). SQuAD: 100,000+ "
-            "Questions for Machine Comprehension of Text. EMNLP (exact match and F1).",
-            "https://arxiv.org/abs/1606.05250",
-        ),
-        _paper(
-            "Mitchell, M. et al. (2019). Model Cards for Model Reporting. FAccT.",
-            "https://arxiv.org/abs/1810.03993",
-        ),
-    ),
-}
-
-# Estimated hours per deliverable, readings and exercises included: 18 h per plan week,
-# 108 h in all (see :mod:`dl2llm.schedule` for how they are laid out on the calendar).
-HOURS: dict[str, float] = {
-    "feedforward_nn": 9,
-    "lstm_language_model": 9,
-    "attention_demo": 4,
-    "annotated_transformer": 6,
-    "tokenizer_experiments": 4,
-    "pretrain_gpt": 4,
-    "embeddings_demo": 6,
-    "bert_fine_tuning": 6,
-    "prompt_engineering": 6,
-    "parameter_efficient_tuning": 7,
-    "mixed_precision_training": 5,
-    "model_compression": 6,
-    "rl_hf_demo": 6,
-    "inference_optimization": 4,
-    "vector_store_demo": 4,
-    "bias_audit": 4,
-    "retrieval_augmented_generation": 5,
-    "deployment_script": 4,
-    "fine_tuning_pipeline": 5,
-    "evaluation_metrics": 4,
-}
-
-# What a full-mode run should give for each headline metric: ``(low, high)``, inclusive.
-EXPECTED: dict[str, dict[str, tuple[float, float]]] = {
-    "feedforward_nn": {"test_accuracy": (0.72, 0.90), "numpy_test_accuracy": (0.72, 0.90)},
-    "lstm_language_model": {"test_perplexity": (30.0, 400.0), "kn_test_perplexity": (50.0, 600.0)},
-    "attention_demo": {
-        "max_seq_len": (512, 8192),
-        "attention_speedup_at_max_len": (0.01, 100.0),
-        "minilm_attention_max_abs_diff": (0.0, 1e-5),
-    },
-    "annotated_transformer": {
-        "reverse_sequence_accuracy": (0.99, 1.0),
-        "dates_sequence_accuracy": (0.99, 1.0),
-        "dates_beam_sequence_accuracy": (0.99, 1.0),
-    },
-    "tokenizer_experiments": {
-        "bpe_bytes_per_token": (2.5, 5.0),
-        "wordpiece_bytes_per_token": (2.5, 5.0),
-        "unigram_bytes_per_token": (2.5, 5.0),
-        "unigram_token_ratio_spm": (0.9, 1.1),
-    },
-    "pretrain_gpt": {
-        "val_loss": (3.0, 6.0),
-        "unigram_val_loss": (5.5, 8.0),
-        "tokens_per_s": (1e3, 1e7),
-    },
-    "embeddings_demo": {
-        "word2vec_analogy_accuracy": (0.0, 1.0),
-        "gensim_analogy_accuracy": (0.0, 1.0),
-        "word2vec_wordsim_spearman": (0.0, 1.0),
-        "gensim_wordsim_spearman": (0.0, 1.0),
-        "analogy_coverage": (0.0, 1.0),
-    },
-    "bert_fine_tuning": {
-        "test_accuracy": (0.82, 0.95),
-        "tfidf_test_accuracy": (0.72, 0.85),
-        "frozen_embedding_test_accuracy": (0.72, 0.85),
-    },
-    "prompt_engineering": {
-        "zero_shot_accuracy": (0.5, 0.95),
-        "best_k_shot_accuracy": (0.5, 0.95),
-        "n_test": (100, 2000),
-    },
-    "parameter_efficient_tuning": {
-        "full_accuracy": (0.6, 0.95),
-        "lora_r4_accuracy": (0.6, 0.95),
-        "lora_r4_relative_score": (0.9, 1.1),
-        "lora_r4_trainable_pct": (0.0, 5.0),
-    },
-    "mixed_precision_training": {
-        "fp32_peak_mib": (1.0, 4096.0),
-        "fp32_ckpt_peak_mib": (1.0, 4096.0),
-        "bf16_max_abs_loss_diff": (0.0, 0.5),
-        "fp16_underflow_share_unscaled": (0.0, 1.0),
-    },
-    "model_compression": {
-        "teacher_accuracy": (0.84, 0.88),
-        "torch_int8_drop_pts": (-1.5, 1.0),
-        "onnx_static_int8_drop_pts": (-1.5, 1.0),
-        "distilled_retention": (0.90, 0.98),
-        "distillation_gain_pts": (-3.0, 4.0),  # within the spread of one seed
-    },
-    "rl_hf_demo": {
-        "reward_model_heldout_accuracy": (0.70, 0.90),
-        "ppo_win_rate": (0.53, 0.75),
-        "dpo_win_rate": (0.55, 0.80),
-        "ppo_final_kl": (0.5, 10.0),
-        "dpo_final_kl": (0.5, 15.0),
-    },
-    "inference_optimization": {
-        "minilm_int8_speedup_b1": (2.0, 10.0),
-        "minilm_int8_min_cosine": (0.99, 1.0),
-        "minilm_ort_fp32_max_abs_diff": (0.0, 1e-4),
-        "kv_cache_speedup_b1": (1.0, 20.0),
-    },
-    "vector_store_demo": {
-        "scale_vectors": (100_000, 100_000),
-        "hnsw_recall_at_10_at_scale": (0.95, 1.0),
-        "hnsw_speedup_vs_flat_at_scale": (10.0, 1000.0),
-    },
-    "retrieval_augmented_generation": {
-        "hybrid_mrr": (0.3, 1.0),
-        "calibration_balanced_accuracy": (0.5, 1.0),
-        "retrieve_ms": (0.0, 2000.0),
-        "answer_s": (0.0, 120.0),
-    },
-    "bias_audit": {
-        "smollm2_crows_stereotype_score": (0.3, 0.7),
-        "gpt2_crows_stereotype_score": (0.2, 0.7),
-        "bbq_ambiguous_bias_before": (-0.5, 0.5),
-        "bbq_ambiguous_bias_after": (-0.5, 0.5),
-        "sentiment_flip_rate_before": (0.0, 0.15),
-        "sentiment_flip_rate_after": (0.0, 0.15),
-        "cda_accuracy_change_points": (-1.0, 1.0),
-    },
-    "deployment_script": {
-        "ask_status": (200, 200),
-        "ask_total_ms": (0.0, 60000.0),
-        "chat_status": (200, 200),
-    },
-    "fine_tuning_pipeline": {  # a tuned model answers with a candidate's line, so it passes
-        "train_loss_last": (0.0, 0.3),
-        "dev_evidence_llm_tuned_phrasings_passed": (0.8, 1.0),
-    },
-    "evaluation_metrics": {  # the issue's targets: a run that misses them shows as a miss
-        "evidence_key_term_accuracy": (0.85, 1.0),
-        "evidence_citation_accuracy": (0.9, 1.0),
-        "evidence_false_refusal_rate": (0.0, 0.05),
-        "evidence_p50_ms": (0.0, 1500.0),
-    },
-}
-
-
-def hours_of(deliverable: Deliverable) -> float:
-    """Estimated learner hours for a deliverable (readings and exercises included)."""
-    return HOURS[deliverable.name]
+@cache
+def load_readings(path: Path) -> dict[str, tuple[Resource, ...]]:
+    """The readings in a TOML file: ``[[<week key>]]`` tables of :class:`Resource` fields."""
+    with open(path, "rb") as file:
+        data = tomllib.load(file)
+    return {key: tuple(Resource(**entry) for entry in entries) for key, entries in data.items()}
 
 
 def resources_of(week: Week) -> tuple[Resource, ...]:
-    """The recommended readings of a week, the plan's own first."""
-    return tuple(sorted(RESOURCES.get(week.number, ()), key=lambda r: not r.in_plan))
-
-
-def expected_range(deliverable: Deliverable, metric: str) -> tuple[float, float] | None:
-    """The ``(low, high)`` a full run should give for ``metric``, if one is stated."""
-    return EXPECTED.get(deliverable.name, {}).get(metric)
+    """The recommended readings of a week (from :data:`READINGS`), the plan's own first."""
+    readings = load_readings(READINGS).get(week.key, ())
+    return tuple(sorted(readings, key=lambda r: not r.in_plan))

@@ -2,11 +2,11 @@
 
 For each week of :data:`dl2llm.curriculum.WEEKS` it gathers which deliverables
 have been run (quick or full mode, from their ``results/<name>.json``), their
-headline metrics next to the range a full run should give
-(:data:`dl2llm.curriculum.EXPECTED`), and which exercises pass (from the record
-that ``dl2llm exercise check`` keeps in the workspace). :func:`format_progress`
-prints it as text; :func:`to_html` writes one self-contained HTML page, the
-deliverables' PNG plots embedded as ``data:`` URIs.
+headline metrics next to the range a full run should give (each
+:class:`~dl2llm.curriculum.Metric`'s ``expected``), and which exercises pass
+(from the record that ``dl2llm exercise check`` keeps in the workspace).
+:func:`format_progress` prints it as text; :func:`to_html` writes one
+self-contained HTML page, the deliverables' PNG plots embedded as ``data:`` URIs.
 """
 
 from __future__ import annotations
@@ -74,13 +74,13 @@ def deliverable_status(deliverable: curriculum.Deliverable, results: Path) -> De
     found = record.get("metrics", {})
     metrics = tuple(
         MetricStatus(
-            key,
-            found[key],
-            curriculum.expected_range(deliverable, key),
-            _verdict(found[key], curriculum.expected_range(deliverable, key), mode),
+            metric.name,
+            found[metric.name],
+            metric.expected,
+            _verdict(found[metric.name], metric.expected, mode),
         )
-        for key in deliverable.headline
-        if key in found
+        for metric in deliverable.metrics
+        if metric.name in found
     )
     plots = tuple(
         Path(results) / name

@@ -2,8 +2,9 @@
 
 The plan (``STUDY_PLAN.md``) runs from Sunday 15 December 2024 to Tuesday
 21 January 2025, "Monday-Friday, excluding Saturdays", about 20 hours a week.
-This module lays the deliverables' estimated hours (:data:`dl2llm.curriculum.HOURS`,
-108 h in all) onto study days, in course order:
+This module lays the deliverables' estimated hours (``Deliverable.hours`` in
+:data:`dl2llm.curriculum.WEEKS`, 108 h in the course as planned) onto study days,
+in course order:
 
 - **Study days are Sunday to Friday; Saturdays are off.** The plan starts on a
   Sunday and only excludes Saturdays, so we count Sundays as study days;
@@ -116,7 +117,7 @@ def study_days(start: date, days_off: Iterable[date] = ()) -> Iterable[date]:
 
 def _work_items() -> list[tuple[curriculum.Deliverable, int, Fraction]]:
     return [
-        (d, week.number, Fraction(str(curriculum.hours_of(d))))
+        (d, week.number, Fraction(str(d.hours)))
         for week in curriculum.WEEKS
         for d in week.deliverables
     ]
@@ -155,8 +156,7 @@ def build_plan(
 
 
 def _week_header(week: curriculum.Week) -> list[str]:
-    hours = sum(curriculum.hours_of(d) for d in week.deliverables)
-    lines = [f"{week.label}: {week.title} ({hours:g} h)"]
+    lines = [f"{week.label}: {week.title} ({week.hours:g} h)"]
     lines += [f"    read: {r.citation} <{r.url}>" for r in curriculum.resources_of(week)]
     return lines
 
