@@ -22,6 +22,7 @@ from dl2llm import assets, curriculum, paths
 from dl2llm.asset_fetch import fetch
 from dl2llm.io import atomic_write_text
 from dl2llm.responsible.cards import PROJECT_MODELS, write_model_card
+from dl2llm.results import format_value
 from dl2llm.runtime import ArgumentParser, UsageError
 
 README = paths.REPO_ROOT / "README.md"
@@ -39,9 +40,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             elif summary is None:
                 shown = "not run yet"
             else:
-                metrics = ", ".join(
-                    f"{k}={curriculum.format_value(v)}" for k, v in summary["metrics"].items()
-                )
+                metrics = ", ".join(f"{k}={format_value(v)}" for k, v in summary["metrics"].items())
                 shown = f"[{summary['mode']}] {metrics} ({summary['wall_time_s']} s)"
             print(f"  {d.name:<32} {d.kind:<8} {shown}")
     return 0

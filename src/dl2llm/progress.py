@@ -20,7 +20,7 @@ from typing import Any
 from dl2llm import curriculum
 from dl2llm.exercises import EXERCISES
 from dl2llm.exercises import workspace as exercise_workspace
-from dl2llm.results import load_results
+from dl2llm.results import format_value, load_results
 
 IN_RANGE, OUT_OF_RANGE, NO_RANGE, QUICK_RUN = "ok", "OUT OF RANGE", "no range", "quick run"
 
@@ -112,7 +112,7 @@ def _range_text(expected: tuple[float, float] | None) -> str:
     if expected is None:
         return "-"
     low, high = expected
-    return f"[{curriculum.format_value(low)}, {curriculum.format_value(high)}]"
+    return f"[{format_value(low)}, {format_value(high)}]"
 
 
 def _run_text(status: DeliverableStatus) -> str:
@@ -149,7 +149,7 @@ def format_progress(weeks: list[WeekStatus]) -> str:
         for status in week.deliverables:
             lines.append(f"  {status.deliverable.name:<32} {_run_text(status)}")
             for metric in status.metrics:
-                value = curriculum.format_value(metric.value)
+                value = format_value(metric.value)
                 lines.append(
                     f"      {metric.name:<34} {value:>10}  expected "
                     f"{_range_text(metric.expected):<18} {metric.verdict}"
@@ -185,7 +185,7 @@ def _deliverable_html(status: DeliverableStatus) -> list[str]:
         parts.append("<table><tr><th>metric</th><th>value</th><th>expected</th><th></th></tr>")
         for m in status.metrics:
             parts.append(
-                f"<tr><td>{esc(m.name)}</td><td>{esc(curriculum.format_value(m.value))}</td>"
+                f"<tr><td>{esc(m.name)}</td><td>{esc(format_value(m.value))}</td>"
                 f"<td>{esc(_range_text(m.expected))}</td>"
                 f'<td class="{_verdict_class(m.verdict)}">{esc(m.verdict)}</td></tr>'
             )
