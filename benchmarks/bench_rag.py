@@ -18,12 +18,13 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from dl2llm.rag import build_index, default_data_dir, ensure_index, load_pipeline, sample_documents
 from dl2llm.rag.generate import use_one_thread
-from dl2llm.rag.index import Index, StoredChunk, shared_encoder, tokenize
+from dl2llm.rag.index import Index, shared_encoder, tokenize
 from dl2llm.rag.pipeline import faq_questions
 from dl2llm.rag.retrieve import MODES, Retriever
 from dl2llm.results import save_results
@@ -66,10 +67,7 @@ def scaled_index(index: Index, size: int, seed: int) -> Index:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     flat = faiss.IndexIDMap2(faiss.IndexFlatIP(base.shape[1]))
     flat.add_with_ids(vectors, np.arange(size, dtype=np.int64))
-    scaled = {
-        i: StoredChunk(i, chunks[p].doc_id, chunks[p].anchor, chunks[p].title, chunks[p].text)
-        for i, p in enumerate(picks.tolist())
-    }
+    scaled = {i: replace(chunks[p], chunk_id=i) for i, p in enumerate(picks.tolist())}
     return Index(index.folder, {**index.manifest, "chunks": size}, scaled, flat)
 
 

@@ -45,3 +45,16 @@ def test_the_library_imports_no_deliverable_and_no_cli():
         )
     }
     assert not offenders
+
+
+def test_every_figure_is_written_through_save_figure():
+    """``dl2llm.plots.save_figure`` is the one place that calls ``savefig`` (atomic writes)."""
+    allowed = SRC / "plots.py"
+    offenders = sorted(
+        str(path.relative_to(REPO_ROOT))
+        for folder in ("src", "weeks", "capstone", "benchmarks")
+        for pattern in ("*.py", "*.ipynb")
+        for path in (REPO_ROOT / folder).rglob(pattern)
+        if path != allowed and "savefig(" in path.read_text(encoding="utf-8")
+    )
+    assert not offenders, f"call dl2llm.plots.save_figure instead of savefig in {offenders}"

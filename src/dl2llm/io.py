@@ -64,8 +64,8 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
 def atomic_write_with(path: str | Path, write: Callable[[str], None]) -> Path:
     """Let ``write(tmp_path)`` produce the file, then rename it over ``path``.
 
-    For writers that want a file name rather than bytes (``torch.save``,
-    ``savefig``, ONNX exporters and quantizers).
+    For writers that want a file name rather than bytes (``torch.save``, ONNX
+    exporters and quantizers; figures go through :func:`dl2llm.plots.save_figure`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,9 @@
-"""Small plotting helpers shared by the deliverables (matplotlib, headless)."""
+"""Small plotting helpers shared by the deliverables (matplotlib, headless).
+
+:func:`save_figure` is the one place the project writes a figure: every PNG goes
+through it, atomically (temp file + rename), so a killed run never leaves half
+an image behind.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +11,46 @@ from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+
+def _jupyter_backend() -> bool:
+    """True when a notebook kernel already chose an inline/widget backend (keep it)."""
+    chosen = dict.__getitem__(matplotlib.rcParams, "backend")  # raw: no auto-resolution
+    return any(name in str(chosen).lower() for name in ("inline", "ipympl", "nbagg"))
+
+
+if not _jupyter_backend():
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 
 from dl2llm.io import atomic_write_with  # noqa: E402
 
 
-def save_figure(fig: plt.Figure, path: str | Path) -> Path:
-    """Save a figure as PNG atomically (temp file + rename) and close it."""
+def save_figure(
+    fig: Figure,
+    path: str | Path,
+    *,
+    dpi: float = 110,
+    bbox_inches: str | None = "tight",
+    image_format: str | None = None,
+    close: bool = True,
+) -> Path:
+    """Save a figure atomically (temp file + rename) and, unless ``close=False``, close it.
+
+    ``dpi`` and ``bbox_inches`` go to ``savefig`` (``bbox_inches=None``: matplotlib's
+    default, the whole canvas). ``image_format`` defaults to the suffix of ``path``
+    (PNG when there is none). Notebooks pass ``close=False`` so that the figure is
+    still shown inline after it is saved.
+    """
+    image_format = image_format or Path(path).suffix.lstrip(".") or "png"
     try:
-        return atomic_write_with(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
+        return atomic_write_with(
+            path,
+            lambda tmp: fig.savefig(tmp, format=image_format, dpi=dpi, bbox_inches=bbox_inches),
+        )
     finally:
-        plt.close(fig)
+        if close:
+            plt.close(fig)
 
 
 def plot_curves(

@@ -14,14 +14,11 @@ the last output reaches the first token.
 import time
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
 from dl2llm.attention import compare_with_recurrence, from_bert_attention, padding_mask
 from dl2llm.models import load_encoder
+from dl2llm.plots import plt, save_figure
 from dl2llm.results import save_results
 from dl2llm.runtime import (
     UsageError,
@@ -93,8 +90,7 @@ def plot_heads(weights: torch.Tensor, tokens: list[str], layer: int, path: Path)
         ax.set_yticks(range(n), tokens, fontsize=6)
     fig.suptitle("MiniLM attention (rows: queries, columns: keys)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, bbox_inches=None)
 
 
 def plot_sentences(attention: dict, layer: int, path: Path) -> None:
@@ -108,8 +104,7 @@ def plot_sentences(attention: dict, layer: int, path: Path) -> None:
         ax.set_yticks(range(n), tokens, fontsize=7)
         ax.set_title(f"sentence {index + 1}, layer {layer}, mean of heads", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, bbox_inches=None)
 
 
 def plot_scaling(rows: list[dict], path: Path) -> None:
@@ -128,8 +123,7 @@ def plot_scaling(rows: list[dict], path: Path) -> None:
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, bbox_inches=None)
 
 
 def report_sentences(layer: int, out: Path) -> tuple[dict, list[str]]:

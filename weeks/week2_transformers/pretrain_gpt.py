@@ -10,22 +10,17 @@ to the asset cache, where weeks 3 and 4 find it (`dl2llm.pretrain.ensure_project
 it back with `transformers` must give the same validation loss.
 """
 
-import io
 import math
 import time
 from dataclasses import replace
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import torch
 
 from dl2llm.finetune import count_parameters
 from dl2llm.gpt import GPT
-from dl2llm.io import atomic_write_bytes
 from dl2llm.models import load_gpt2_tokenizer
+from dl2llm.plots import plt, save_figure
 from dl2llm.pretrain import (
     PretrainConfig,
     cosine_learning_rate,
@@ -143,10 +138,7 @@ def plot_curves(history: list[dict], settings: PretrainConfig, path: Path) -> No
     lr_ax.plot(every_step, [cosine_learning_rate(step, settings) for step in every_step])
     lr_ax.set(xlabel="step", ylabel="learning rate", title="warmup + cosine schedule")
     fig.tight_layout()
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write_bytes(path, png.getvalue())
+    save_figure(fig, path, dpi=100, bbox_inches=None, image_format="png")
 
 
 if __name__ == "__main__":

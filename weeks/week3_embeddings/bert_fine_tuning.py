@@ -33,11 +33,9 @@ def print_predictions(texts: list[str], quick: bool) -> None:
 
 
 def plot_confusions(confusions: dict[str, list[list[int]]], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import ConfusionMatrixDisplay
+
+    from dl2llm.plots import plt, save_figure
 
     fig, axes = plt.subplots(1, len(confusions), figsize=(4 * len(confusions), 3.6))
     for ax, (title, matrix) in zip(axes, confusions.items(), strict=True):
@@ -45,15 +43,11 @@ def plot_confusions(confusions: dict[str, list[list[int]]], path) -> None:
         display.plot(ax=ax, colorbar=False)
         ax.set_title(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120, bbox_inches=None)
 
 
 def plot_curves(history: list[dict[str, float]], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from dl2llm.plots import plt, save_figure
 
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
@@ -62,8 +56,7 @@ def plot_curves(history: list[dict[str, float]], path) -> None:
     right.plot(epochs, [h["val_accuracy"] for h in history], marker="o")
     right.set(xlabel="epoch", ylabel="validation accuracy")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120, bbox_inches=None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,10 +46,7 @@ def run_key(precision: str, checkpointing: bool) -> str:
 
 
 def plot(runs: dict, underflow: list[dict], path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from dl2llm.plots import plt, save_figure
 
     fig, (curves, memory, scales) = plt.subplots(1, 3, figsize=(16, 4.5))
     for key, run in runs.items():
@@ -73,8 +70,7 @@ def plot(runs: dict, underflow: list[dict], path) -> None:
     )
     scales.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, bbox_inches=None)
 
 
 def main(argv: list[str] | None = None) -> int:

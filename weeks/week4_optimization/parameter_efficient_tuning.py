@@ -83,10 +83,7 @@ def learning_rates(text: str) -> dict[str, float]:
 
 
 def plot(results: list, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from dl2llm.plots import plt, save_figure
 
     fig, (score, curves) = plt.subplots(1, 2, figsize=(13, 4.5))
     for result in results:
@@ -107,8 +104,7 @@ def plot(results: list, path: Path) -> None:
     curves.set(xlabel="step", ylabel="training loss (smoothed)", title="training loss")
     curves.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110, bbox_inches=None)
 
 
 def method_metrics(results: list, config: TuneConfig, n_test: int) -> dict[str, object]:

@@ -11,7 +11,6 @@ Both come from scikit-learn; this module only picks the words and draws them.
 
 from __future__ import annotations
 
-from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,6 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
-from dl2llm.io import atomic_write_bytes
 from dl2llm.runtime import UsageError
 
 WORD_GROUPS: dict[str, list[str]] = {
@@ -61,6 +59,8 @@ def plot_projections(
     seed: int = 0,
 ) -> Path:
     """One panel per model, words coloured by group; written atomically as PNG."""
+    from dl2llm.plots import save_figure
+
     words = [w for group in groups.values() for w in group]
     labels = [name for name, group in groups.items() for _ in group]
     figure = Figure(figsize=(5 * len(models), 4.5))
@@ -77,6 +77,4 @@ def plot_projections(
         axis.set_yticks([])
     axes[0][0].legend(fontsize=7, loc="best")
     figure.tight_layout()
-    buffer = BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    return atomic_write_bytes(path, buffer.getvalue())
+    return save_figure(figure, path, dpi=110, bbox_inches=None, image_format="png")

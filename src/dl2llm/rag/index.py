@@ -38,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import replace
 from functools import cache, cached_property
 from pathlib import Path
 
@@ -87,25 +87,6 @@ CREATE INDEX chunks_by_doc ON chunks (doc_id);
 
 class IndexLoadError(RuntimeError):
     """The index is missing, unreadable or inconsistent; the message says how to fix it."""
-
-
-@dataclass(frozen=True)
-class StoredChunk:
-    """A chunk as the index keeps it."""
-
-    chunk_id: int
-    doc_id: str
-    anchor: str
-    title: str
-    text: str
-
-    @property
-    def path(self) -> str:
-        return self.doc_id
-
-    def embedding_text(self) -> str:
-        """What the encoder and BM25 saw (as :meth:`dl2llm.rag.ingest.Chunk.embedding_text`)."""
-        return f"{self.title}\n{self.text}"
 
 
 Progress = bool | Callable[[int, int], None]  # True: a tqdm bar; a function gets (done, total)
@@ -269,9 +250,7 @@ class SparseIndex:
 class Index:
     """A loaded index: chunk metadata, the FAISS vectors and a BM25 model."""
 
-    def __init__(
-        self, folder: Path | None, manifest: dict, chunks: dict[int, StoredChunk], vectors
-    ):
+    def __init__(self, folder: Path | None, manifest: dict, chunks: dict[int, Chunk], vectors):
         self.folder = folder
         self.manifest = manifest
         self.chunks = chunks
@@ -286,13 +265,11 @@ class Index:
         """Chunks and BM25 with no vectors, in memory: seconds to make, so a first start
         can answer (by BM25) while :func:`build_index` embeds the corpus."""
         seen: set[str] = set()
-        chunks: dict[int, StoredChunk] = {}
+        chunks: dict[int, Chunk] = {}
         for document in documents:
             for chunk in deduplicate(chunk_document(document, max_words), seen):
                 chunk_id = len(chunks)
-                chunks[chunk_id] = StoredChunk(
-                    chunk_id, chunk.doc_id, chunk.anchor, chunk.title, chunk.text
-                )
+                chunks[chunk_id] = replace(chunk, chunk_id=chunk_id)
         manifest = {"format": FORMAT_VERSION, "source": source, "chunks": len(chunks)}
         return cls(None, manifest, chunks, None)
 
@@ -319,7 +296,7 @@ class Index:
         """Modules with a page of their own (see :func:`corpus_modules`)."""
         return corpus_modules(self.documents)
 
-    def fetch(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
+    def fetch(self, chunk_ids: Sequence[int]) -> dict[int, Chunk]:
         """``{chunk_id: chunk}`` for ``chunk_ids``."""
         return {chunk_id: self.chunks[chunk_id] for chunk_id in chunk_ids}
 
@@ -380,7 +357,7 @@ class Index:
         ]
 
 
-def corpus_names(chunks: Iterable[StoredChunk]) -> frozenset[str]:
+def corpus_names(chunks: Iterable[Chunk]) -> frozenset[str]:
     """Every word and dotted name the chunks mention, lower case, with the tails of dotted
     names and API ids (``os.path.join`` -> ``path.join``, ``join``)."""
     names: set[str] = set()
@@ -397,7 +374,7 @@ def corpus_modules(documents: Iterable[str]) -> frozenset[str]:
     return frozenset(page.lower() for page in pages if "/" not in page)
 
 
-def _read_chunks(database: Path) -> dict[int, StoredChunk]:
+def _read_chunks(database: Path) -> dict[int, Chunk]:
     if not database.is_file():
         raise FileNotFoundError(f"{database.name} is missing")
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
@@ -407,7 +384,7 @@ def _read_chunks(database: Path) -> dict[int, StoredChunk]:
         ).fetchall()
     finally:
         connection.close()
-    return {row[0]: StoredChunk(*row) for row in rows}
+    return {id_: Chunk(*fields, chunk_id=id_) for id_, *fields in rows}
 
 
 def _sha256(text: str) -> str:

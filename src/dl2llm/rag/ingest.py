@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SUPPORTED_SUFFIXES = (".rst.txt", ".rst", ".md", ".markdown", ".txt")
@@ -95,12 +95,17 @@ class Section:
 
 @dataclass(frozen=True)
 class Chunk:
-    """A retrievable passage and where it came from."""
+    """A retrievable passage and where it came from.
+
+    The chunker makes chunks without an id; the index (SQLite, Milvus) gives each
+    stored chunk its ``chunk_id``, the key of its vector and of every hit.
+    """
 
     doc_id: str
     anchor: str
     title: str
     text: str
+    chunk_id: int | None = field(default=None, kw_only=True)  # None until stored
 
     @property
     def path(self) -> str:

@@ -34,14 +34,13 @@ import numpy as np
 from dl2llm.rag.index import (
     Encoder,
     Progress,
-    StoredChunk,
     chunker_version,
     corpus_modules,
     corpus_names,
     embed_missing,
     english_stopwords,
 )
-from dl2llm.rag.ingest import MAX_WORDS, Document, chunk_document, deduplicate
+from dl2llm.rag.ingest import MAX_WORDS, Chunk, Document, chunk_document, deduplicate
 from dl2llm.rag.retrieve import RRF_K
 
 COLLECTION = "dl2llm_chunks"
@@ -169,7 +168,7 @@ class MilvusIndex:
         rows = self.client.query(self.collection, filter="", output_fields=["count(*)"])
         return int(rows[0]["count(*)"])
 
-    def _all_chunks(self) -> list[StoredChunk]:
+    def _all_chunks(self) -> list[Chunk]:
         iterator = self.client.query_iterator(
             self.collection, filter="", output_fields=FIELDS, batch_size=1000
         )
@@ -304,7 +303,7 @@ class MilvusIndex:
         results = self.client.hybrid_search(self.collection, requests, RRFRanker(RRF_K), limit=n)
         return [(int(hit["id"]), float(hit["distance"])) for hit in results[0]]
 
-    def fetch(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
+    def fetch(self, chunk_ids: Sequence[int]) -> dict[int, Chunk]:
         if not chunk_ids:
             return {}
         rows = self.client.get(self.collection, ids=list(chunk_ids), output_fields=["id", *FIELDS])
@@ -314,8 +313,8 @@ class MilvusIndex:
         self.client.close()
 
 
-def _chunk(row: dict) -> StoredChunk:
-    return StoredChunk(int(row["id"]), row["doc_id"], row["anchor"], row["title"], row["text"])
+def _chunk(row: dict) -> Chunk:
+    return Chunk(row["doc_id"], row["anchor"], row["title"], row["text"], chunk_id=int(row["id"]))
 
 
 def ensure_milvus_index(

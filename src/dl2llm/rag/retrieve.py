@@ -21,7 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
-from dl2llm.rag.index import Encoder, StoredChunk
+from dl2llm.rag.index import Encoder
+from dl2llm.rag.ingest import Chunk
 
 MODES = ("dense", "bm25", "hybrid")
 RRF_K = 60
@@ -92,7 +93,7 @@ class SearchIndex(Protocol):
     ) -> list[tuple[int, float]]:
         """Dense and BM25 lists ``depth`` deep, fused by reciprocal rank: the ``n`` best."""
 
-    def fetch(self, chunk_ids: Sequence[int]) -> dict[int, StoredChunk]:
+    def fetch(self, chunk_ids: Sequence[int]) -> dict[int, Chunk]:
         """``{chunk_id: chunk}`` for the ids that exist."""
 
 

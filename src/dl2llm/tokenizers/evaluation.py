@@ -13,12 +13,10 @@
 
 from __future__ import annotations
 
-import io
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dl2llm.io import atomic_write_bytes
 from dl2llm.tokenizers.bpe import ByteBPETokenizer
 from dl2llm.tokenizers.unigram import META_PIECES, UnigramTokenizer
 from dl2llm.tokenizers.wordpiece import WordPieceTokenizer
@@ -142,10 +140,7 @@ def run_experiments(
 
 def plot_reports(reports: list[TokenizerReport], path: str | Path) -> Path:
     """Bytes/token, fertility and encode speed against vocabulary size, one line per tokenizer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from dl2llm.plots import plt, save_figure
 
     fields = [
         ("bytes_per_token", "bytes / token (higher = better compression)"),
@@ -165,7 +160,4 @@ def plot_reports(reports: list[TokenizerReport], path: str | Path) -> Path:
         axis.grid(alpha=0.3)
     axes[0].legend()
     figure.tight_layout()
-    image = io.BytesIO()
-    figure.savefig(image, format="png", dpi=110)
-    plt.close(figure)
-    return atomic_write_bytes(path, image.getvalue())
+    return save_figure(figure, path, dpi=110, bbox_inches=None, image_format="png")
