@@ -11,14 +11,13 @@ import torch.nn.functional as F
 
 from dl2llm.attention import causal_mask, from_torch_multihead
 from dl2llm.runtime import UsageError
+from dl2llm.seq2seq_tasks import CharVocab, date_pairs, synthetic_pairs
 from dl2llm.transformer import (
     BOS,
     EOS,
     PAD,
-    CharVocab,
     Transformer,
     beam_search,
-    date_pairs,
     greedy_decode,
     label_smoothed_cross_entropy,
     make_batch,
@@ -26,7 +25,6 @@ from dl2llm.transformer import (
     noam_scheduler,
     sequence_accuracy,
     sinusoidal_table,
-    synthetic_pairs,
     train_seq2seq,
 )
 
