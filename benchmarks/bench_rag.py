@@ -23,8 +23,10 @@ from dataclasses import replace
 import numpy as np
 
 from dl2llm.rag import build_index, default_data_dir, ensure_index, load_pipeline, sample_documents
+from dl2llm.rag.bm25 import tokenize
+from dl2llm.rag.encoder import shared_encoder
 from dl2llm.rag.generate import use_one_thread
-from dl2llm.rag.index import Index, shared_encoder, tokenize
+from dl2llm.rag.index import Index
 from dl2llm.rag.pipeline import faq_questions
 from dl2llm.rag.retrieve import MODES, Retriever
 from dl2llm.results import save_results

@@ -27,7 +27,8 @@ from dl2llm import paths
 from dl2llm.evaluation.questions import answerable
 from dl2llm.hardware import describe, machine_facts
 from dl2llm.rag import default_data_dir, sample_documents
-from dl2llm.rag.index import build_index, shared_encoder
+from dl2llm.rag.encoder import shared_encoder
+from dl2llm.rag.index import build_index
 from dl2llm.results import save_results
 from dl2llm.runtime import deliverable_parser, run_main
 from dl2llm.serve.server import free_port, wait_until_ready

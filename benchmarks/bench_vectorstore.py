@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from dl2llm import vectorstore
-from dl2llm.rag.index import shared_encoder
+from dl2llm.rag.encoder import shared_encoder
 from dl2llm.results import save_results
 from dl2llm.runtime import check_positive, deliverable_parser, run_main, set_seed
 

@@ -36,7 +36,8 @@ from dl2llm.rag import (
     sample_documents,
     served_model,
 )
-from dl2llm.rag.index import INDEX_FOLDER, shared_encoder
+from dl2llm.rag.encoder import shared_encoder
+from dl2llm.rag.index import INDEX_FOLDER
 from dl2llm.rag.milvus import parse_vector_store
 from dl2llm.results import save_results
 from dl2llm.runtime import UsageError, check_positive, deliverable_parser, run_main, set_seed

@@ -36,8 +36,8 @@ from dl2llm.evaluation.systems import SYSTEMS, save_thresholds
 from dl2llm.hardware import machine_facts
 from dl2llm.io import atomic_write_json
 from dl2llm.rag import SERVED_MODEL_DIR
+from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.generate import use_one_thread
-from dl2llm.rag.index import Encoder
 from dl2llm.results import print_metrics, save_results
 from dl2llm.runtime import UsageError, check_positive, deliverable_parser, run_main, set_seed
 

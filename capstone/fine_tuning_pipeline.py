@@ -44,8 +44,8 @@ from dl2llm.models import load_llm
 from dl2llm.paths import REPO_ROOT
 from dl2llm.plots import plot_curves
 from dl2llm.rag import SERVED_MODEL_DIR
+from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.generate import use_one_thread
-from dl2llm.rag.index import Encoder
 from dl2llm.results import print_metrics, save_results
 from dl2llm.runtime import check_positive, deliverable_parser, run_main, set_seed
 

@@ -31,8 +31,8 @@ from dl2llm.rag import (
     served_model,
 )
 from dl2llm.rag.checks import citations
+from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.generate import use_one_thread
-from dl2llm.rag.index import Encoder
 from dl2llm.rag.pipeline import calibrate_threshold, faq_questions, section_recall
 from dl2llm.rag.retrieve import MODES
 from dl2llm.results import save_results

@@ -17,18 +17,16 @@ import torch
 from test_serve_fixtures import copy_index, encoder, sample_index_dir
 
 from dl2llm.rag import build_index, ensure_index, sample_documents, stale_bundled
+from dl2llm.rag.bm25 import SparseIndex, tokenize
+from dl2llm.rag.edits import add_documents, delete_documents
+from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.index import (
     INDEX_FOLDER,
     STAGING_PREFIX,
     VECTORS,
-    Encoder,
     Index,
     IndexLoadError,
-    SparseIndex,
-    add_documents,
     chunker_version,
-    delete_documents,
-    tokenize,
 )
 from dl2llm.rag.ingest import Document
 from dl2llm.rag.pipeline import (
@@ -224,7 +222,7 @@ def test_missing_and_corrupt_index_errors_say_how_to_fix(tmp_path):
 BUILD_SCRIPT = """
 import sys
 from dl2llm.rag import build_index, corpus_documents
-from dl2llm.rag.index import Encoder
+from dl2llm.rag.encoder import Encoder
 documents, source = corpus_documents()
 build_index(documents[:120], sys.argv[1], Encoder(), source=source, progress=False)
 """

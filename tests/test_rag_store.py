@@ -17,7 +17,8 @@ import pytest
 from test_serve_fixtures import copy_index, encoder, sample_index_dir
 
 from dl2llm.rag import ensure_index, sample_documents
-from dl2llm.rag.index import Index, add_documents, apply_journal, delete_documents
+from dl2llm.rag.edits import add_documents, apply_journal, delete_documents
+from dl2llm.rag.index import Index
 from dl2llm.rag.ingest import Document
 from dl2llm.rag.store import (
     INDEX_FOLDER,
@@ -35,7 +36,8 @@ VAULT = Document("notes/vault.md", "# Vault\n\nThe vault code is 7391.\n", "mark
 GONE = "faq/windows.rst"
 EDIT_SCRIPT = """
 import sys
-from dl2llm.rag.index import Encoder, add_documents, delete_documents
+from dl2llm.rag.index import add_documents, delete_documents
+from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.ingest import Document
 data_dir, action = sys.argv[1], sys.argv[2]
 if action == "add":

@@ -20,8 +20,9 @@ import pytest
 from test_serve_fixtures import TorchThreads, copy_index
 
 from dl2llm.rag import sample_documents
+from dl2llm.rag.encoder import shared_encoder
 from dl2llm.rag.generate import IDK
-from dl2llm.rag.index import INDEX_FOLDER, VECTORS, shared_encoder
+from dl2llm.rag.index import INDEX_FOLDER, VECTORS
 from dl2llm.rag.ingest import Document
 from dl2llm.rag.store import exclusive
 from dl2llm.serve.server import BackgroundServer, wait_until_ready

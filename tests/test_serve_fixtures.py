@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from dl2llm.rag import build_index, sample_documents
-from dl2llm.rag.index import Encoder
+from dl2llm.rag.encoder import Encoder
 
 
 @cache

@@ -20,8 +20,9 @@ from dl2llm.evaluation.dataset import faq_items, split_items
 from dl2llm.evaluation.metrics import latency_percentiles
 from dl2llm.evaluation.questions import answerable, of_split, unanswerable
 from dl2llm.evaluation.systems import LLM_SYSTEMS, NEVER, build_system, tune_thresholds
+from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.generate import load_model
-from dl2llm.rag.index import Encoder, Index
+from dl2llm.rag.index import Index
 from dl2llm.rag.retrieve import MODES, Retriever
 
 USER_METRICS = (

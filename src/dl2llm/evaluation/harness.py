@@ -29,7 +29,8 @@ from dl2llm.rag import (
     ensure_index,
     sample_documents,
 )
-from dl2llm.rag.index import Encoder, Index
+from dl2llm.rag.encoder import Encoder
+from dl2llm.rag.index import Index
 from dl2llm.rag.pipeline import RAGPipeline
 from dl2llm.rag.retrieve import Retriever
 

@@ -30,8 +30,9 @@ import numpy as np
 
 from dl2llm.evaluation.questions import ANSWERABLE_FILES, OFF_TOPIC_FILE, QA_DIR, UNANSWERABLE_FILE
 from dl2llm.io import atomic_write_json
+from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.generate import EvidenceGenerator, LLMGenerator
-from dl2llm.rag.index import Encoder, Index
+from dl2llm.rag.index import Index
 from dl2llm.rag.pipeline import (
     CALIBRATION,
     DEFAULT_MIN_CONFIDENCE,

@@ -23,17 +23,10 @@ import json
 from pathlib import Path
 
 from dl2llm import paths
+from dl2llm.rag.edits import apply_journal
+from dl2llm.rag.encoder import Encoder, Progress
 from dl2llm.rag.generate import EvidenceGenerator, LLMGenerator
-from dl2llm.rag.index import (
-    Encoder,
-    Index,
-    Progress,
-    apply_journal,
-    build_index,
-    chunker_version,
-    read_corpus,
-    same_encoder,
-)
+from dl2llm.rag.index import Index, build_index, chunker_version, read_corpus, same_encoder
 from dl2llm.rag.ingest import Document
 from dl2llm.rag.pipeline import (
     RAGPipeline,

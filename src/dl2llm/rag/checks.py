@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from dl2llm.rag.index import tokenize
+from dl2llm.rag.bm25 import tokenize
 
 CITATION_MARK = "【{}】"
 MARKER = re.compile(r"【(\d+)】|(?<![\w\])}'\"])\[(\d+)\]")

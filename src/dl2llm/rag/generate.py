@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Protocol
 import torch
 
 from dl2llm.hardware import available_cores
+from dl2llm.rag.bm25 import tokenize
 from dl2llm.rag.checks import MARKER, cite, strip_markers
 from dl2llm.rag.choice import (
     build_evidence_messages,
@@ -50,7 +51,6 @@ from dl2llm.rag.choice import (
     restates,
 )
 from dl2llm.rag.evidence import evidence_answer
-from dl2llm.rag.index import tokenize
 from dl2llm.rag.retrieve import Hit
 
 if TYPE_CHECKING:

@@ -12,6 +12,7 @@ vectors by chunk id, so documents can be added and deleted in place.
 Sparse retrieval uses BM25 (Robertson & Zaragoza, 2009, "The Probabilistic
 Relevance Framework: BM25 and Beyond") from ``bm25s``, which precomputes every
 term's weight in every chunk so that a query costs one sparse-matrix product.
+The encoder is :mod:`dl2llm.rag.encoder`; BM25 is :mod:`dl2llm.rag.bm25`.
 
 On disk an index is one folder::
 
@@ -36,16 +37,16 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import closing
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from functools import cache, cached_property
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from dl2llm.hardware import available_cores
 from dl2llm.io import atomic_write_json
+from dl2llm.rag.bm25 import SparseIndex
+from dl2llm.rag.encoder import Encoder, Progress
 from dl2llm.rag.ingest import (
     MAX_WORDS,
     Chunk,
@@ -60,7 +61,6 @@ from dl2llm.rag.store import (
 )
 from dl2llm.rag.store import (
     STAGING_PREFIX,
-    Journal,
     current_folder,
     exclusive,
     publish,
@@ -69,9 +69,6 @@ from dl2llm.rag.store import (
 FORMAT_VERSION = 1
 MANIFEST, DATABASE, VECTORS = "manifest.json", "chunks.sqlite", "vectors.faiss"
 EDIT_KEEPS = ("encoder", "source", "max_words", "chunker")  # what adds and deletes leave as is
-ENCODE_BATCH = 32
-SHORT_TOKENS = 64  # where Encoder.encode_short cuts a text
-SHORT_BATCH = 8  # texts per ONNX batch in Encoder.encode_short
 BUILD_COMMAND = "`python capstone/retrieval_augmented_generation.py --rebuild`"
 _NAMES = re.compile(r"[a-z_]\w*(?:\.[a-z_]\w*)*")
 
@@ -87,164 +84,6 @@ CREATE INDEX chunks_by_doc ON chunks (doc_id);
 
 class IndexLoadError(RuntimeError):
     """The index is missing, unreadable or inconsistent; the message says how to fix it."""
-
-
-Progress = bool | Callable[[int, int], None]  # True: a tqdm bar; a function gets (done, total)
-
-
-class Encoder:
-    """all-MiniLM-L6-v2 through ``sentence-transformers``: text -> unit vectors ``(N, 384)``.
-
-    With ``onnx=True`` the same encoder also runs through ONNX Runtime on every
-    core (exported once and cached, see :func:`query_encoder_onnx`): the same
-    vectors to ~1e-6, and faster on a CPU (``benchmarks/bench_rag.py`` for queries,
-    ``benchmarks/bench_first_start.py`` for builds). Texts go in batches of
-    similar length (sorted by tokens), so a short text is not padded to the
-    longest in the corpus.
-    """
-
-    def __init__(self, name_or_path: str | None = None, device: str = "cpu", onnx: bool = False):
-        from sentence_transformers import SentenceTransformer
-
-        from dl2llm.models import encoder_path
-
-        self.path = encoder_path(name_or_path)
-        self.model = SentenceTransformer(self.path, device=device)
-        self.dim = self.model.get_embedding_dimension()
-        self.session = query_encoder_onnx(self.model, self.path) if onnx else None
-
-    def encode(self, texts: Sequence[str], progress: Progress = False) -> np.ndarray:
-        """``(N, dim)`` float32, L2-normalised (inner product = cosine)."""
-        if self.session is not None:
-            return self._encode_onnx(texts, self.model.max_seq_length, SHORT_BATCH, progress)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=ENCODE_BATCH,
-            normalize_embeddings=True,
-            show_progress_bar=progress is True,
-            convert_to_numpy=True,
-        )
-        if callable(progress):
-            progress(len(texts), len(texts))
-        return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
-
-    def encode_query(self, text: str) -> np.ndarray:
-        """``(1, dim)``: one query, through ONNX Runtime when it is enabled."""
-        return self.encode_short([text], self.model.max_seq_length)
-
-    def encode_short(self, texts: Sequence[str], max_tokens: int = SHORT_TOKENS) -> np.ndarray:
-        """``(N, dim)``: a few short texts (a query, candidate sentences), cut at ``max_tokens``.
-
-        The cut keeps a code listing from making its batch slow.
-        """
-        if self.session is None:
-            return self.encode([" ".join(text.split()[:max_tokens]) for text in texts])
-        return self._encode_onnx(texts, max_tokens, SHORT_BATCH)
-
-    def _encode_onnx(
-        self, texts: Sequence[str], max_tokens: int, batch: int, progress: Progress = False
-    ) -> np.ndarray:
-        """ONNX Runtime in length-sorted batches: similar lengths share a batch, less padding."""
-        from tqdm.auto import tqdm
-
-        texts = list(texts)
-        lengths = [len(ids) for ids in self.model.tokenizer(texts, truncation=True)["input_ids"]]
-        order = np.argsort(lengths, kind="stable")
-        vectors = np.empty((len(texts), self.dim), dtype=np.float32)
-        bar = tqdm(total=len(texts), desc="embedding", unit="chunk") if progress is True else None
-        for start in range(0, len(texts), batch):
-            rows = order[start : start + batch]
-            inputs = self.model.tokenizer(
-                [texts[i] for i in rows],
-                truncation=True,
-                max_length=max_tokens,
-                padding=True,
-                return_tensors="np",
-            )
-            feed = {name: inputs[name].astype(np.int64) for name in ONNX_INPUTS}
-            vectors[rows] = self.session.run(None, feed)[0]  # (b, dim)
-            if bar is not None:
-                bar.update(len(rows))
-            elif callable(progress):
-                progress(start + len(rows), len(texts))
-        if bar is not None:
-            bar.close()
-        return vectors
-
-
-ONNX_INPUTS = ("input_ids", "attention_mask")
-
-
-def query_encoder_onnx(model, model_path: str | Path):
-    """An ONNX Runtime session for ``model`` on every core this process may use, exported on
-    first use and cached.
-
-    The file lives under ``<DL2LLM_HOME>/onnx/query-encoder/`` named by a hash of
-    the model folder and the torch version, so a changed model or exporter makes
-    a new one. The export (:func:`dl2llm.efficiency.onnx_export.export_onnx`) is
-    atomic: a killed one leaves no half-written file.
-    """
-    import torch
-
-    from dl2llm import paths
-    from dl2llm.efficiency.onnx_export import SentenceEncoder, export_onnx, ort_session
-
-    key = hashlib.sha256(f"{Path(model_path).resolve()}|{torch.__version__}".encode()).hexdigest()
-    path = paths.home() / "onnx" / "query-encoder" / f"{key[:16]}.onnx"
-    if not path.is_file():
-        example = model.tokenizer(["an example query", "two"], padding=True, return_tensors="pt")
-        bert = SentenceEncoder(model[0].auto_model).eval()
-        export_onnx(bert, {name: example[name] for name in ONNX_INPUTS}, path, "sentence_vector")
-    return ort_session(path, threads=available_cores())
-
-
-@cache
-def shared_encoder(name_or_path: str | None = None, onnx: bool = False) -> Encoder:
-    """One :class:`Encoder` per model, backend and process (it is read-only once loaded)."""
-    return Encoder(name_or_path, onnx=onnx)
-
-
-@cache
-def english_stopwords() -> frozenset[str]:
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
-
-    return frozenset(ENGLISH_STOP_WORDS)
-
-
-def tokenize(text: str) -> list[str]:
-    """BM25 terms: lower-cased word characters, English stop words removed."""
-    stopwords = english_stopwords()
-    return [t for t in re.findall(r"\w+", text.lower()) if t not in stopwords]
-
-
-class SparseIndex:
-    """BM25 over chunk texts with ``bm25s``: one sparse-matrix product per query.
-
-    ``bm25s`` (Lù, 2024, "BM25S: Orders of magnitude faster lexical search via
-    eager sparse scoring") computes every (term, chunk) BM25 weight once, when
-    the index is built, so a query sums a few rows of a sparse matrix instead of
-    visiting every chunk: milliseconds at 100k chunks. Scores are Lucene's BM25
-    as Lucene 8+ writes it: ``idf * tf / (tf + k1 * (1 - b + b * len / avglen))`` with
-    ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``, ``k1 = 1.5``, ``b = 0.75``.
-    """
-
-    def __init__(self, chunk_ids: Sequence[int], texts: Sequence[str]):
-        import bm25s
-
-        self.chunk_ids = np.asarray(chunk_ids, dtype=np.int64)
-        self.bm25 = bm25s.BM25()
-        self.bm25.index([tokenize(text) or ["\0"] for text in texts], show_progress=False)
-
-    def search(self, query: str, n: int) -> list[tuple[int, float]]:
-        """The ``n`` best ``(chunk_id, score)`` pairs, best first, of chunks sharing a term."""
-        term_ids = self.bm25.get_tokens_ids(tokenize(query))
-        if not term_ids:
-            return []
-        scores = self.bm25.get_scores_from_ids(term_ids)  # (N,)
-        n = min(n, int(np.count_nonzero(scores)))
-        best = np.argpartition(-scores, n - 1)[:n] if n else []
-        best = sorted(best, key=lambda i: (-scores[i], i))
-        return [(int(self.chunk_ids[i]), float(scores[i])) for i in best]
 
 
 class Index:
@@ -387,7 +226,7 @@ def _read_chunks(database: Path) -> dict[int, Chunk]:
     return {id_: Chunk(*fields, chunk_id=id_) for id_, *fields in rows}
 
 
-def _sha256(text: str) -> str:
+def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -397,7 +236,7 @@ def _new_vectors(dim: int):
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
 
 
-def _insert(
+def insert_documents(
     connection: sqlite3.Connection,
     vectors,
     documents: Iterable[Document],
@@ -418,7 +257,7 @@ def _insert(
         chunks = list(deduplicate(chunk_document(document, max_words), seen))
         connection.execute(
             "INSERT INTO documents VALUES (?, ?, ?)",
-            (document.doc_id, _sha256(document.text), len(chunks)),
+            (document.doc_id, text_sha256(document.text), len(chunks)),
         )
         for chunk in chunks:
             new.append((next_id, chunk))
@@ -463,7 +302,7 @@ def embed_missing(
     return embeddings
 
 
-def _write_manifest(folder: Path, connection: sqlite3.Connection, vectors, extra: dict) -> dict:
+def write_manifest(folder: Path, connection: sqlite3.Connection, vectors, extra: dict) -> dict:
     manifest = {
         "format": FORMAT_VERSION,
         "documents": connection.execute("SELECT COUNT(*) FROM documents").fetchone()[0],
@@ -476,7 +315,7 @@ def _write_manifest(folder: Path, connection: sqlite3.Connection, vectors, extra
     return manifest
 
 
-def _save(folder: Path, connection: sqlite3.Connection, vectors) -> None:
+def save_folder(folder: Path, connection: sqlite3.Connection, vectors) -> None:
     import faiss
 
     connection.commit()
@@ -484,7 +323,7 @@ def _save(folder: Path, connection: sqlite3.Connection, vectors) -> None:
     faiss.write_index(vectors, str(folder / VECTORS))
 
 
-def _staging(data_dir: Path) -> Path:
+def staging_folder(data_dir: Path) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(dir=data_dir, prefix=STAGING_PREFIX))
 
@@ -521,7 +360,7 @@ def build_index(
     """
     data_dir = Path(data_dir)
     with exclusive(data_dir):
-        staging = _staging(data_dir)
+        staging = staging_folder(data_dir)
         try:
             _build_into(staging, documents, encoder, source, max_words, progress, reuse)
             publish(data_dir, staging)
@@ -543,15 +382,15 @@ def _build_into(
     connection.executescript(_SCHEMA)
     vectors = _new_vectors(encoder.dim)
     known = reuse.vectors_by_text() if reuse is not None else None
-    _insert(connection, vectors, documents, encoder, max_words, progress, known)
+    insert_documents(connection, vectors, documents, encoder, max_words, progress, known)
     extra = {
         "encoder": Path(encoder.path).name,
         "source": source,
         "max_words": max_words,
         "chunker": chunker_version(),
     }
-    _write_manifest(staging, connection, vectors, extra)
-    _save(staging, connection, vectors)
+    write_manifest(staging, connection, vectors, extra)
+    save_folder(staging, connection, vectors)
 
 
 def read_corpus(root: str | Path, suffixes: Iterable[str] | None = None) -> list[Document]:
@@ -559,101 +398,3 @@ def read_corpus(root: str | Path, suffixes: Iterable[str] | None = None) -> list
     root = Path(root)
     files = discover(root) if suffixes is None else discover(root, suffixes)
     return [read_document(path, root) for path in files]
-
-
-def _edit(data_dir: Path, change) -> Index:
-    """Copy the current version, apply ``change(connection, vectors)``, publish the copy."""
-    import faiss
-
-    with exclusive(data_dir):
-        current = Index.load(data_dir).folder  # refuse to edit a damaged index
-        staging = _staging(Path(data_dir))
-        try:
-            shutil.copytree(current, staging, dirs_exist_ok=True)
-            connection = sqlite3.connect(staging / DATABASE)
-            vectors = faiss.read_index(str(staging / VECTORS))
-            change(connection, vectors)
-            manifest = json.loads((staging / MANIFEST).read_text())
-            keep = {k: manifest[k] for k in EDIT_KEEPS if k in manifest}
-            _write_manifest(staging, connection, vectors, keep)
-            _save(staging, connection, vectors)
-            publish(data_dir, staging)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return Index.load(data_dir)
-
-
-def _delete_rows(connection: sqlite3.Connection, vectors, doc_ids: Iterable[str]) -> None:
-    for doc_id in doc_ids:
-        rows = connection.execute("SELECT id FROM chunks WHERE doc_id = ?", (doc_id,))
-        ids = [row[0] for row in rows]
-        if ids:
-            vectors.remove_ids(np.array(ids, dtype=np.int64))
-        connection.execute("DELETE FROM chunks WHERE doc_id = ?", (doc_id,))
-        connection.execute("DELETE FROM documents WHERE doc_id = ?", (doc_id,))
-
-
-def add_documents(
-    data_dir: str | Path,
-    documents: Sequence[Document],
-    encoder: Encoder,
-    progress: Progress = False,
-) -> Index:
-    """Add (or replace, by ``doc_id``) documents, journaled first; returns the new index."""
-    with exclusive(data_dir):
-        Index.load(data_dir)  # refuse before journaling when there is no index to edit
-        Journal(data_dir).put(documents)
-        return _add(Path(data_dir), documents, encoder, progress)
-
-
-def delete_documents(data_dir: str | Path, doc_ids: Sequence[str]) -> Index:
-    """Remove documents (and their chunks), journaled first; returns the new index."""
-    with exclusive(data_dir):
-        Index.load(data_dir)
-        Journal(data_dir).delete(doc_ids)
-        return _delete(Path(data_dir), doc_ids)
-
-
-def _add(
-    data_dir: Path, documents: Sequence[Document], encoder: Encoder, progress: Progress
-) -> Index:
-    max_words = Index.load(data_dir).manifest.get("max_words", MAX_WORDS)
-
-    def change(connection, vectors):
-        _delete_rows(connection, vectors, [d.doc_id for d in documents])
-        _insert(connection, vectors, documents, encoder, max_words, progress)
-
-    return _edit(data_dir, change)
-
-
-def _delete(data_dir: Path, doc_ids: Sequence[str]) -> Index:
-    def change(connection, vectors):
-        _delete_rows(connection, vectors, doc_ids)
-
-    return _edit(data_dir, change)
-
-
-def apply_journal(data_dir: str | Path, encoder: Encoder, index: Index | None = None) -> Index:
-    """The current index with every journaled edit it lacks re-applied.
-
-    Such edits exist only after a crash between the journal commit and the
-    pointer swap (:mod:`dl2llm.rag.store`); they were never acknowledged, but
-    the journal is the record, so the index is brought up to it. ``index``: the
-    current version, already loaded.
-    """
-    data_dir = Path(data_dir)
-    with exclusive(data_dir):
-        if index is None or index.folder != current_folder(data_dir):
-            index = Index.load(data_dir)
-        with closing(sqlite3.connect(index.folder / DATABASE)) as connection:
-            stored = dict(connection.execute("SELECT doc_id, sha256 FROM documents"))
-        edits = Journal(data_dir).edits()
-        missing = [
-            d for d in edits.values() if d is not None and stored.get(d.doc_id) != _sha256(d.text)
-        ]
-        removed = [doc_id for doc_id, d in edits.items() if d is None and doc_id in stored]
-        if missing:
-            index = _add(data_dir, missing, encoder, progress=False)
-        if removed:
-            index = _delete(data_dir, removed)
-        return index

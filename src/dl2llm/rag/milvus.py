@@ -31,15 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dl2llm.rag.index import (
-    Encoder,
-    Progress,
-    chunker_version,
-    corpus_modules,
-    corpus_names,
-    embed_missing,
-    english_stopwords,
-)
+from dl2llm.rag.bm25 import english_stopwords
+from dl2llm.rag.encoder import Encoder, Progress
+from dl2llm.rag.index import chunker_version, corpus_modules, corpus_names, embed_missing
 from dl2llm.rag.ingest import MAX_WORDS, Chunk, Document, chunk_document, deduplicate
 from dl2llm.rag.retrieve import RRF_K
 

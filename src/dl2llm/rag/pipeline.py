@@ -27,6 +27,7 @@ import numpy as np
 
 from dl2llm import paths
 from dl2llm.io import atomic_write_json
+from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.evidence import (
     EVIDENCE_CANDIDATES,
     Evidence,
@@ -35,7 +36,7 @@ from dl2llm.rag.evidence import (
     shown_passages,
 )
 from dl2llm.rag.generate import IDK, Generator
-from dl2llm.rag.index import Encoder, Index
+from dl2llm.rag.index import Index
 from dl2llm.rag.retrieve import Hit, Retriever
 
 DEFAULT_MIN_CONFIDENCE = 0.35

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from dl2llm.rag.index import Encoder
+from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.ingest import Chunk
 
 MODES = ("dense", "bm25", "hybrid")

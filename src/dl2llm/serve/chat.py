@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dl2llm.rag.index import tokenize
+from dl2llm.rag.bm25 import tokenize
 
 if TYPE_CHECKING:
     from dl2llm.rag.pipeline import Prepared, RAGPipeline

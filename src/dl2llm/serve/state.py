@@ -23,19 +23,10 @@ import torch
 
 from dl2llm.assets import AssetError
 from dl2llm.rag import calibrated, corpus_documents, load_pipeline, stale_bundled
+from dl2llm.rag.edits import add_documents, apply_journal, delete_documents
+from dl2llm.rag.encoder import Encoder, shared_encoder
 from dl2llm.rag.generate import use_one_thread
-from dl2llm.rag.index import (
-    INDEX_FOLDER,
-    Encoder,
-    Index,
-    IndexLoadError,
-    add_documents,
-    apply_journal,
-    build_index,
-    delete_documents,
-    same_encoder,
-    shared_encoder,
-)
+from dl2llm.rag.index import INDEX_FOLDER, Index, IndexLoadError, build_index, same_encoder
 from dl2llm.rag.ingest import Document
 from dl2llm.rag.milvus import MilvusError, MilvusIndex
 from dl2llm.rag.pipeline import RAGPipeline, load_thresholds
