@@ -12,187 +12,29 @@ every chunk) for ``bm25s``; a NumPy brute-force cosine for the FAISS flat
 index; plain greedy decoding for prompt-lookup decoding (same tokens, checked).
 
 Targets on 2 cores: retrieval p50 < 20 ms, answer p50 < 3 s.
+
+Outputs: results/bench_rag.json. The benchmark's code: src/dl2llm/rag/benchmark.py.
 """
 
-import statistics
-import tempfile
-import time
-from collections.abc import Callable
-from dataclasses import replace
+from __future__ import annotations
 
-import numpy as np
-
-from dl2llm.rag import build_index, default_data_dir, ensure_index, load_pipeline, sample_documents
-from dl2llm.rag.bm25 import tokenize
-from dl2llm.rag.encoder import shared_encoder
-from dl2llm.rag.generate import use_one_thread
-from dl2llm.rag.index import Index
-from dl2llm.rag.pipeline import faq_questions
-from dl2llm.rag.retrieve import MODES, Retriever
-from dl2llm.results import save_results
-from dl2llm.runtime import deliverable_parser, run_main, set_seed
+from dl2llm.rag.benchmark import run_benchmark
+from dl2llm.runtime import deliverable_parser, run_main, start_run
 
 NAME = "bench_rag"
-RETRIEVAL_TARGET_MS, ANSWER_TARGET_S = 20.0, 3.0
-ANSWER_QUESTIONS = (
-    "What does functools.lru_cache do?",
-    "How do I create a stand-alone binary from a Python script?",
-    "How do I handle an exception in Python?",
-    "How can I make a Python script executable on Windows?",
-    "What is the difference between a list and a tuple?",
-    "How do I read a file line by line?",
-    "What does the with statement do?",
-    "How do I sort a list of dictionaries by a key?",
-)
-
-
-def percentiles(samples: list[float]) -> tuple[float, float]:
-    """(p50, p95) of a list of timings."""
-    return float(np.percentile(samples, 50)), float(np.percentile(samples, 95))
-
-
-def timed(run: Callable[[], object]) -> float:
-    started = time.perf_counter()
-    run()
-    return time.perf_counter() - started
-
-
-def scaled_index(index: Index, size: int, seed: int) -> Index:
-    """``index`` repeated (vectors jittered and renormalised) to ``size`` chunks, in memory."""
-    import faiss
-
-    base = index.vectors.index.reconstruct_n(0, index.vectors.ntotal)  # (N, dim)
-    chunks = list(index.chunks.values())
-    picks = np.arange(size) % len(chunks)
-    noise = np.random.default_rng(seed).normal(0, 0.01, (size, base.shape[1])).astype(np.float32)
-    vectors = base[picks] + noise  # (size, dim)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    flat = faiss.IndexIDMap2(faiss.IndexFlatIP(base.shape[1]))
-    flat.add_with_ids(vectors, np.arange(size, dtype=np.int64))
-    scaled = {i: replace(chunks[p], chunk_id=i) for i, p in enumerate(picks.tolist())}
-    return Index(index.folder, {**index.manifest, "chunks": size}, scaled, flat)
-
-
-def bench_retrieval(retriever: Retriever, questions: list[str], label: str) -> dict:
-    metrics = {}
-    for mode in MODES:
-        retriever.retrieve(questions[0], 5, mode)  # warm-up
-        times = [1000 * timed(lambda q=q, m=mode: retriever.retrieve(q, 5, m)) for q in questions]
-        p50, p95 = percentiles(times)
-        metrics[f"{label}_{mode}_p50_ms"], metrics[f"{label}_{mode}_p95_ms"] = p50, p95
-    metrics.update(bench_baselines(retriever, questions, label))
-    return metrics
-
-
-def bench_baselines(retriever: Retriever, questions: list[str], label: str) -> dict:
-    from rank_bm25 import BM25Okapi
-
-    index = retriever.index
-    sparse, encoder = index.sparse, retriever.encoder
-    okapi = BM25Okapi([tokenize(c.embedding_text()) or ["\0"] for c in index.chunks.values()])
-    queries = [tokenize(q) for q in questions]
-    full_scan = statistics.median(timed(lambda t=t: okapi.get_scores(t)) for t in queries)
-    ours = statistics.median(timed(lambda q=q: sparse.search(q, 50)) for q in questions)
-    matrix = index.vectors.index.reconstruct_n(0, index.vectors.ntotal)  # (N, dim)
-    vectors = encoder.encode(questions)  # (Q, dim)
-    brute = statistics.median(timed(lambda v=v: np.argsort(-(matrix @ v))[:50]) for v in vectors)
-    flat = statistics.median(timed(lambda v=v: index.search_dense(v[None], 50)) for v in vectors)
-    return {
-        f"{label}_bm25s_speedup_vs_rank_bm25": full_scan / ours,
-        f"{label}_faiss_speedup_vs_numpy": brute / flat,
-    }
-
-
-def bench_query_encoder(encoder, questions: list[str]) -> dict:
-    """ONNX Runtime vs sentence-transformers for one question: time and agreement."""
-    for question in questions[:2]:  # warm-up
-        encoder.encode_query(question), encoder.encode([question])
-    onnx = statistics.median(timed(lambda q=q: encoder.encode_query(q)) for q in questions)
-    torch = statistics.median(timed(lambda q=q: encoder.encode([q])) for q in questions)
-    diff = max(
-        float(np.abs(encoder.encode_query(q) - encoder.encode([q])).max()) for q in questions
-    )
-    return {
-        "query_onnx_ms": 1000 * onnx,
-        "query_torch_ms": 1000 * torch,
-        "query_onnx_speedup": torch / onnx,
-        "query_onnx_max_abs_diff": diff,
-    }
-
-
-def time_answers(pipeline, questions: tuple[str, ...], max_new_tokens: int):
-    """``(seconds, texts)`` of answering each question once."""
-    pipeline.ask(questions[0], max_new_tokens=4)  # warm-up
-    seconds, texts = [], []
-    for question in questions:
-        answer = pipeline.ask(question, k=5, max_new_tokens=max_new_tokens)
-        seconds.append(answer.timings["total_ms"] / 1000)
-        texts.append(answer.text)
-    return seconds, texts
-
-
-def bench_answers(pipeline, questions: tuple[str, ...], max_new_tokens: int) -> dict:
-    """Answer latency with prompt-lookup decoding, and plain greedy decoding as the baseline."""
-    pipeline.min_confidence = 0.0  # every question generates
-    generator = pipeline.generator
-    seconds, texts = time_answers(pipeline, questions, max_new_tokens)
-    lookup_tokens, generator.prompt_lookup_tokens = generator.prompt_lookup_tokens, None
-    greedy_seconds, greedy_texts = time_answers(pipeline, questions, max_new_tokens)
-    generator.prompt_lookup_tokens = lookup_tokens
-    tokens = [len(generator.tokenizer(text)["input_ids"]) for text in texts]
-    p50, p95 = percentiles(seconds)
-    return {
-        "answer_p50_s": p50,
-        "answer_p95_s": p95,
-        "answer_greedy_p50_s": percentiles(greedy_seconds)[0],
-        "answer_prompt_lookup_speedup": sum(greedy_seconds) / sum(seconds),
-        "answer_same_text_as_greedy": texts == greedy_texts,
-        "answer_mean_new_tokens": float(np.mean(tokens)),
-        "answer_tokens_per_s": float(sum(tokens) / sum(seconds)),
-    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = deliverable_parser(__doc__)
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    set_seed(args.seed)
-    use_one_thread()
-    encoder = shared_encoder(onnx=True)
-    with tempfile.TemporaryDirectory(prefix="bench-rag-") as tmp:
-        if args.quick:
-            documents, source = sample_documents()
-            index = build_index(documents, tmp, encoder, source=source, progress=False)
-        else:
-            index = ensure_index(default_data_dir(), encoder)
-        questions = [q for q, _, _ in faq_questions(index)][: 10 if args.quick else 100]
-        large = 10_000 if args.quick else 100_000
-        metrics = {"corpus_chunks": len(index), "large_chunks": large}
-        metrics.update(bench_query_encoder(encoder, questions))
-        metrics.update(bench_retrieval(Retriever(index, encoder), questions, "corpus"))
-        scaled = Retriever(scaled_index(index, large, args.seed), encoder)
-        metrics.update(bench_retrieval(scaled, questions, "large"))
-        pipeline = load_pipeline(index, encoder)
-        answer_questions = ANSWER_QUESTIONS[:2] if args.quick else ANSWER_QUESTIONS
-        metrics.update(bench_answers(pipeline, answer_questions, 16 if args.quick else 128))
-    metrics["retrieval_target_met"] = metrics["corpus_hybrid_p50_ms"] < RETRIEVAL_TARGET_MS
-    metrics["retrieval_target_met_at_large"] = metrics["large_hybrid_p50_ms"] < RETRIEVAL_TARGET_MS
-    metrics["answer_target_met"] = metrics["answer_p50_s"] < ANSWER_TARGET_S
+    run = start_run(NAME, parser, argv)
+    metrics = run_benchmark(run.args.quick, run.args.seed)
     print(
         "\n".join(
             f"{k:>40}  {v:.4g}" if isinstance(v, float) else f"{k:>40}  {v}"
             for k, v in metrics.items()
         )
     )
-    save_results(
-        NAME,
-        metrics,
-        out_dir=args.out,
-        config={"quick": args.quick},
-        seed=args.seed,
-        quick=args.quick,
-        started=started,
-    )
+    run.save(metrics, config={"quick": run.args.quick})
     return 0
 
 
