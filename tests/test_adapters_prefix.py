@@ -13,7 +13,7 @@ from dl2llm.finetune import PrefixTuning, count_parameters, inject_adapters
 from dl2llm.finetune.adapters import LLAMA_ADAPTER_TARGETS
 from dl2llm.finetune.experiment import (
     MethodResult,
-    TuneConfig,
+    PeftFineTuneConfig,
     accuracy_interval,
     check_gpt2_folder,
     load_progress,
@@ -162,7 +162,7 @@ def tiny_classifier() -> GPT2ForSequenceClassification:
     ],
 )
 def test_each_method_trains_its_parameters_and_the_new_head(method, new_parameters):
-    model = prepare(tiny_classifier(), method, TuneConfig(prefix_length=10))
+    model = prepare(tiny_classifier(), method, PeftFineTuneConfig(prefix_length=10))
     trainable, total = count_parameters(model)
     head = 32 * 2  # score: 32 -> 2, no bias
     assert trainable == (total if new_parameters is None else new_parameters + head)

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from dl2llm.finetune.experiment import MethodResult, TuneConfig, save_progress
+from dl2llm.finetune.experiment import MethodResult, PeftFineTuneConfig, save_progress
 from dl2llm.finetune.peft_lesson import (
     PeftConfig,
     Task,
@@ -40,14 +40,14 @@ def test_quick_config_keeps_the_quick_sizes_and_prefix_room():
     assert (quick.smollm2_steps, quick.smollm2_block, quick.seed) == (2, 32, 3)
     tune = PeftConfig(learning_rates={"lora": 1e-4}).tune_config(n_positions=40)
     assert tune.max_length == 40 - tune.prefix_length
-    assert tune.learning_rates == {**TuneConfig().learning_rates, "lora": 1e-4}
+    assert tune.learning_rates == {**PeftFineTuneConfig().learning_rates, "lora": 1e-4}
 
 
 def test_finished_methods_are_resumed_without_training(tmp_path, capsys):
     progress = tmp_path / "progress.json"
     done = result("full", 1000, 0.8, 0.8)
     save_progress(progress, {"epochs": 1}, {"full": done})
-    task = Task(pretrained=None, tune=TuneConfig(), splits={}, train_size=4, eval_size=4)
+    task = Task(pretrained=None, tune=PeftFineTuneConfig(), splits={}, train_size=4, eval_size=4)
     assert compare_methods(task, ["full"], "cpu", 0, progress, {"epochs": 1}) == [done]
     assert "full: resumed from" in capsys.readouterr().out
 
@@ -59,11 +59,11 @@ def test_lora_target_is_judged_on_validation_against_full():
         result("lora_r4", 15, 0.75, 0.70),
         result("lora_r16", 50, 0.90, 0.90),  # 5% trainable: over the target's share
     ]
-    metrics = method_metrics(results, TuneConfig(), n_test=100)
+    metrics = method_metrics(results, PeftFineTuneConfig(), n_test=100)
     assert metrics["best_lora"] == "lora_r4" and metrics["lora_target_met"] is False
     assert metrics["lora_r4_relative_score"] == pytest.approx(0.875)
     assert metrics["lora_r4_trainable_pct"] == 1.5
-    table = comparison_table(results, TuneConfig(), n_test=100)
+    table = comparison_table(results, PeftFineTuneConfig(), n_test=100)
     assert "-> lora_r4 (best on validation): 0.875 of full (missed)" in table
-    without_full = method_metrics(results[1:], TuneConfig(), n_test=100)
+    without_full = method_metrics(results[1:], PeftFineTuneConfig(), n_test=100)
     assert "best_lora" not in without_full and "lora_r4_relative_score" not in without_full

@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from dl2llm.finetune.experiment import TuneConfig, check_gpt2_folder
+from dl2llm.finetune.experiment import PeftFineTuneConfig, check_gpt2_folder
 from dl2llm.finetune.peft_lesson import (
     METHODS,
     NAME,
@@ -52,14 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         type=parse_learning_rates,
         default={},
         help="learning rates by method family, e.g. full=1e-3,lora=1e-3 (default: "
-        "the ones chosen on the validation split, see TuneConfig)",
+        "the ones chosen on the validation split, see PeftFineTuneConfig)",
     )
     parser.add_argument(
         "--lora-embedding-rank",
         type=int,
-        default=TuneConfig.lora_embedding_rank,
+        default=PeftFineTuneConfig.lora_embedding_rank,
         help="rank of LoRA's update of the token embedding table (0: none; "
-        f"default {TuneConfig.lora_embedding_rank})",
+        f"default {PeftFineTuneConfig.lora_embedding_rank})",
     )
     parser.add_argument(
         "--smollm2-steps",

@@ -49,7 +49,7 @@ HEAD = "score"  # GPT2ForSequenceClassification's new linear head
 
 
 @dataclass(frozen=True)
-class TuneConfig:
+class PeftFineTuneConfig:
     """Training settings shared by all methods (learning rates differ per method).
 
     Checked on the validation split of the sentiment task with the project's
@@ -134,7 +134,9 @@ def load_classifier(model_dir: Path) -> GPT2ForSequenceClassification:
     return GPT2ForSequenceClassification.from_pretrained(model_dir, num_labels=2)
 
 
-def prepare(model: GPT2ForSequenceClassification, method: str, config: TuneConfig) -> nn.Module:
+def prepare(
+    model: GPT2ForSequenceClassification, method: str, config: PeftFineTuneConfig
+) -> nn.Module:
     """Apply ``method`` to ``model``; returns the module to train (the head always trains)."""
     family, rank = parse_method(method)
     if family == "lora":
@@ -193,7 +195,7 @@ def fine_tune(
     model: nn.Module,
     method: str,
     splits: dict[str, dict[str, torch.Tensor]],
-    config: TuneConfig,
+    config: PeftFineTuneConfig,
     device: torch.device,
     seed: int = 0,
     progress: bool = True,

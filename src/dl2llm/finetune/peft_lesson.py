@@ -33,7 +33,7 @@ from dl2llm.finetune import save_lora
 from dl2llm.finetune.experiment import (
     LanguageModelResult,
     MethodResult,
-    TuneConfig,
+    PeftFineTuneConfig,
     accuracy_interval,
     encode,
     fine_tune,
@@ -64,7 +64,7 @@ class PeftConfig:
     eval_size: int | None = None  # validation and test snippets each (None: the test split's)
     epochs: int = 2
     learning_rates: dict[str, float] = field(default_factory=dict)  # overrides by family
-    lora_embedding_rank: int = TuneConfig.lora_embedding_rank
+    lora_embedding_rank: int = PeftFineTuneConfig.lora_embedding_rank
     smollm2_steps: int = 24  # SmolLM2 LoRA steps of 2 windows each (0: skip SmolLM2)
     smollm2_block: int = 128  # tokens per SmolLM2 window
     seed: int = 0
@@ -74,12 +74,12 @@ class PeftConfig:
         return cls(train_size=64, eval_size=64, epochs=1, smollm2_steps=2, smollm2_block=32,
                    seed=seed)  # fmt: skip
 
-    def tune_config(self, n_positions: int) -> TuneConfig:
+    def tune_config(self, n_positions: int) -> PeftFineTuneConfig:
         """The training settings; sequences leave room for prefix-tuning's prefix."""
-        defaults = TuneConfig()
+        defaults = PeftFineTuneConfig()
         # every method reads the same tokens; prefix-tuning's prefix takes positions too
         max_length = min(defaults.max_length, n_positions - defaults.prefix_length)
-        return TuneConfig(
+        return PeftFineTuneConfig(
             epochs=self.epochs,
             max_length=max_length,
             lora_embedding_rank=self.lora_embedding_rank,
@@ -89,7 +89,7 @@ class PeftConfig:
 
 def parse_learning_rates(text: str) -> dict[str, float]:
     """``"full=1e-3,lora=2e-3"`` -> ``{"full": 0.001, "lora": 0.002}`` (argparse type)."""
-    families = TuneConfig().learning_rates
+    families = PeftFineTuneConfig().learning_rates
     rates = {}
     for item in filter(None, text.split(",")):
         family, _, value = item.partition("=")
@@ -120,7 +120,7 @@ class Task:
     """The pretrained classifier and the encoded sentiment splits every method trains on."""
 
     pretrained: torch.nn.Module
-    tune: TuneConfig
+    tune: PeftFineTuneConfig
     splits: dict[str, dict[str, torch.Tensor]]  # split -> input_ids/attention_mask (N, T), labels
     train_size: int
     eval_size: int
@@ -177,7 +177,9 @@ def best_lora(results: list[MethodResult]) -> MethodResult | None:
     return max(lora, key=lambda r: r.val_accuracy) if lora else None
 
 
-def method_metrics(results: list[MethodResult], tune: TuneConfig, n_test: int) -> dict[str, Any]:
+def method_metrics(
+    results: list[MethodResult], tune: PeftFineTuneConfig, n_test: int
+) -> dict[str, Any]:
     """Each method's numbers, relative to full fine-tuning, and whether LoRA met the target."""
     metrics: dict[str, Any] = {}
     full = next((r for r in results if r.method == "full"), None)
@@ -207,7 +209,7 @@ def method_metrics(results: list[MethodResult], tune: TuneConfig, n_test: int) -
     return metrics
 
 
-def comparison_table(results: list[MethodResult], tune: TuneConfig, n_test: int) -> str:
+def comparison_table(results: list[MethodResult], tune: PeftFineTuneConfig, n_test: int) -> str:
     """One row per method, then the target verdict when full fine-tuning and LoRA both ran."""
     full = next((r for r in results if r.method == "full"), None)
     lines = [f"\n{'method':<10} {'lr':>7} {'trainable':>10} {'share %':>8} {'val acc':>8} "
@@ -298,7 +300,7 @@ class PeftLesson:
     config: dict[str, Any]  # as the results JSON records it
     artifacts: list[str]  # file names in the output folder
     results: list[MethodResult]
-    tune: TuneConfig
+    tune: PeftFineTuneConfig
     n_test: int
     smollm2: LanguageModelResult | None = None
 
