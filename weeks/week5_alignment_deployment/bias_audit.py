@@ -15,39 +15,22 @@ models' latest audits in ``--out`` made in the same mode (its wall time is their
 
 ``--model smollm2 --adapter results/fine_tuning_pipeline_adapter.safetensors`` audits the
 capstone's fine-tuned model (SmolLM2 with the LoRA adapter merged in, as the service runs
-it) and saves it as ``bias_audit_smollm2_lora``, beside the base model's audit.
+it) and saves it as ``bias_audit_smollm2_lora``, beside the base model's audit. The lesson's
+code: src/dl2llm/responsible/audit_lesson.py.
 """
 
-import time
 from pathlib import Path
 
-import torch
-
-from dl2llm.io import atomic_write_text
-from dl2llm.responsible.audit import ADAPTED, MODELS, headline, run_audit
-from dl2llm.responsible.cards import write_model_card
-from dl2llm.responsible.report import markdown_report, plot_audit
-from dl2llm.results import load_results, print_metrics, save_results
-from dl2llm.runtime import UsageError, deliverable_parser, resolve_device, run_main, set_seed
-
-NAME = "bias_audit"
-
-
-def earlier_audits(out_dir: Path, quick: bool, skip: tuple[str, ...]) -> tuple[dict, float]:
-    """The other models' audits already in ``out_dir`` (same mode).
-
-    Returns their headline numbers and the seconds they took together.
-    """
-    numbers, seconds = {}, 0.0
-    for model in (*MODELS, ADAPTED):
-        record = load_results(f"{NAME}_{model}", out_dir)
-        if model in skip or record is None or record["mode"] != ("quick" if quick else "full"):
-            continue
-        numbers |= {
-            k: v for k, v in record["metrics"].items() if k not in ("details", "limitations")
-        }
-        seconds += record["wall_time_s"]
-    return numbers, seconds
+from dl2llm.responsible.audit import ADAPTED, MODELS
+from dl2llm.responsible.audit_lesson import (
+    NAME,
+    audit_and_save,
+    earlier_audits,
+    models_to_audit,
+    write_model_cards,
+)
+from dl2llm.results import print_metrics
+from dl2llm.runtime import UsageError, deliverable_parser, resolve_device, run_main, start_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,62 +47,26 @@ def main(argv: list[str] | None = None) -> int:
         help="a LoRA adapter file (from fine_tuning_pipeline.py or save_lora) to merge into "
         f"SmolLM2 before auditing it; needs --model smollm2; saved as {NAME}_{ADAPTED}",
     )
-    args = parser.parse_args(argv)
-    if args.model != "all" and args.model not in MODELS:
-        raise UsageError(f"--model: unknown model '{args.model}' (use {', '.join(MODELS)} or all)")
-    if args.adapter is not None and args.model != "smollm2":
-        raise UsageError("--adapter: an adapter is audited on SmolLM2 only (add --model smollm2)")
-    if args.adapter is not None and not args.adapter.is_file():
-        raise UsageError(f"--adapter: file not found: {args.adapter}")
-    started = time.perf_counter()
-    set_seed(args.seed)
+    run = start_run(NAME, parser, argv)
+    args = run.args
+    audited = models_to_audit(args.model, args.adapter)
     if resolve_device(args.device).type != "cpu":
         raise UsageError("--device: the bias audit runs on the CPU only (use --device cpu)")
     config = {"model": args.model, "adapter": str(args.adapter) if args.adapter else None}
     combined, artifacts = {}, []
-    audited = MODELS if args.model == "all" else (args.model,)
     for audited_model in audited:
-        model_started = time.perf_counter()
-        # LLM scoring is one sentence at a time (faster on one thread); the classifier
-        # is fine-tuned and probed in batches of 32-64.
-        torch.set_num_threads(2 if audited_model == "sentiment" else 1)
-        results = run_audit(audited_model, args.quick, args.seed, adapter=args.adapter)
-        model = ADAPTED if args.adapter is not None else audited_model
-        plots = plot_audit(model, results, args.out)
-        report = f"{NAME}_{model}.md"
-        atomic_write_text(args.out / report, markdown_report(model, results, plots, args.quick))
-        numbers = headline(model, results)
-        save_results(
-            f"{NAME}_{model}",
-            {**numbers, "details": results, "limitations": results["limitations"]},
-            out_dir=args.out,
-            config=config,
-            seed=args.seed,
-            quick=args.quick,
-            started=model_started,
-            artifacts=[report, *plots],
+        model, numbers, files = audit_and_save(
+            audited_model, args.quick, args.seed, args.adapter, args.out, config
         )
         combined |= numbers
-        artifacts += [f"{NAME}_{model}.json", report, *plots]
+        artifacts += files
         print(f"\n== {model} ==")
         print_metrics(numbers)
     skip = (ADAPTED,) if args.adapter is not None else audited
     earlier, earlier_seconds = earlier_audits(args.out, args.quick, skip=skip)
-    combined = earlier | combined
-    for carded in ("sentiment", ADAPTED):
-        if carded in (model, *audited):
-            card = write_model_card(carded, args.out, args.out / f"MODEL_CARD_{carded}.md")
-            artifacts.append(card.name)
-    save_results(
-        NAME,
-        combined,
-        out_dir=args.out,
-        config=config,
-        seed=args.seed,
-        quick=args.quick,
-        started=started - earlier_seconds,  # wall time: every audit summarised here
-        artifacts=artifacts,
-    )
+    artifacts += write_model_cards(args.out, audited, adapted=args.adapter is not None)
+    run.started -= earlier_seconds  # wall time: every audit summarised here
+    run.save(earlier | combined, config=config, artifacts=artifacts)
     return 0
 
 

@@ -13,163 +13,14 @@ one plot report p50/p95 latency, throughput, size and agreement with PyTorch fp3
 
 Quick mode exports a 1-layer slice of MiniLM (the real first layer; exporting all six takes
 longer than a CI run should) and the tiny quick GPT; full mode exports the real models.
+
+Outputs: results/inference_optimization.json, inference_optimization_latency.png. The
+lesson's code: src/dl2llm/efficiency/inference_lesson.py.
 """
 
-import time
-
-import torch
-
-from dl2llm import paths
-from dl2llm.data import english_text, sentiment_records
-from dl2llm.efficiency.latency import VariantReport
-from dl2llm.efficiency.onnx_export import (
-    NextTokenLogits,
-    SentenceEncoder,
-    Workload,
-    compare_variants,
-    cosine_agreement,
-    export_onnx,
-    feed_forward_matmuls,
-    first_layers,
-    kv_cache_comparison,
-    mean_cosine,
-    ort_session,
-    quantize_int8,
-    run_session,
-    top1_agreement,
-)
-from dl2llm.models import load_encoder, load_gpt2_tokenizer
-from dl2llm.plots import plt, save_figure
-from dl2llm.pretrain import load_project_gpt2
-from dl2llm.results import print_metrics, save_results
-from dl2llm.runtime import check_positive, deliverable_parser, run_main, set_seed
-
-NAME = "inference_optimization"
-LARGE_BATCH = 32
-
-
-def export_both(
-    model, example, folder, stem: str, output_name: str, fp32_ffn: int | None = None
-) -> tuple[dict, float]:
-    """Export fp32 + int8 ONNX files; returns ``({variant: path}, export seconds)``.
-
-    With ``fp32_ffn`` (the feed-forward width), the int8 file keeps the feed-forward
-    products in fp32 (``feed_forward_matmuls``).
-    """
-    started = time.perf_counter()
-    fp32 = export_onnx(model, example, folder / f"{stem}_fp32.onnx", output_name)
-    export_s = time.perf_counter() - started
-    keep = feed_forward_matmuls(fp32, fp32_ffn) if fp32_ffn else []
-    int8 = quantize_int8(fp32, folder / f"{stem}_int8.onnx", keep_fp32=keep)
-    return {"onnxruntime fp32": fp32, "onnxruntime int8": int8}, export_s
-
-
-def encoder_reports(quick: bool, repeats: tuple[int, int], folder) -> tuple[list, dict]:
-    bert, tokenizer = load_encoder()
-    n_layers = 1 if quick else bert.config.num_hidden_layers
-    encoder = SentenceEncoder(first_layers(bert, n_layers)).eval()
-    texts = [text for text, _ in sentiment_records()[:LARGE_BATCH]]
-    large = dict(tokenizer(texts, padding=True, return_tensors="pt"))
-    small = dict(tokenizer(texts[:1], return_tensors="pt"))
-    large = {name: large[name] for name in ("input_ids", "attention_mask")}
-    small = {name: small[name] for name in ("input_ids", "attention_mask")}
-    example = {name: value[:2] for name, value in large.items()}
-    files, export_s = export_both(
-        encoder, example, folder, "minilm", "sentence_embedding", bert.config.intermediate_size
-    )
-    workload = Workload(small, large, *repeats)
-    reports = compare_variants("minilm", encoder, files, workload, mean_cosine, "mean_cosine")
-    with torch.inference_mode():
-        expected = encoder(**large).numpy()
-    int8 = run_session(ort_session(files["onnxruntime int8"]), large)
-    extra = {
-        "minilm_int8_min_cosine": round(float(cosine_agreement(int8, expected).min()), 5),
-        "minilm_layers_exported": n_layers,
-        "minilm_export_s": round(export_s, 1),
-    }
-    return reports, extra
-
-
-def gpt_prompts(context_length: int, length: int) -> torch.Tensor:
-    """``(32, length)`` windows of the English text, evenly spaced."""
-    ids = torch.tensor(load_gpt2_tokenizer().encode(english_text()[:200_000]))
-    starts = torch.linspace(0, len(ids) - length - 1, LARGE_BATCH).long()
-    return torch.stack([ids[s : s + length] for s in starts.tolist()])
-
-
-def gpt_reports(quick: bool, repeats: tuple[int, int], new_tokens: int, folder):
-    gpt = load_project_gpt2(quick=quick).eval()
-    context = gpt.config.context_length
-    prompt_len = min(32, context // 4)
-    new_tokens = min(new_tokens, context - prompt_len)
-    prompts = gpt_prompts(context, prompt_len)
-    head = NextTokenLogits(gpt).eval()
-    files, export_s = export_both(
-        head, {"input_ids": prompts[:2]}, folder, "gpt", "next_token_logits"
-    )
-    workload = Workload({"input_ids": prompts[:1]}, {"input_ids": prompts}, *repeats)
-    reports = compare_variants("gpt", head, files, workload, top1_agreement, "top1_agreement")
-    reports += kv_cache_comparison(gpt, prompts, new_tokens, repeats=max(2, repeats[1] // 2))
-    extra = {
-        "gpt_layers": gpt.config.n_layer,
-        "gpt_export_s": round(export_s, 1),
-        "gpt_prompt_tokens": prompt_len,
-        "gpt_new_tokens": new_tokens,
-    }
-    return reports, extra
-
-
-def find(reports: list[VariantReport], model: str, variant: str, threads: int) -> VariantReport:
-    return next(r for r in reports if (r.model, r.variant, r.threads) == (model, variant, threads))
-
-
-def headline(reports: list[VariantReport]) -> dict[str, float]:
-    torch_b1 = find(reports, "minilm", "pytorch fp32", 1)
-    int8 = find(reports, "minilm", "onnxruntime int8", 1)
-    cached = find(reports, "gpt", "generate, KV cache", 1)
-    uncached = find(reports, "gpt", "generate, no cache", 1)
-    return {
-        "minilm_int8_speedup_b1": round(torch_b1.small.p50_ms / int8.small.p50_ms, 2),
-        "minilm_int8_mean_cosine": round(int8.agreement, 5),
-        "minilm_ort_fp32_max_abs_diff": find(reports, "minilm", "onnxruntime fp32", 1).max_abs_diff,
-        "gpt_ort_fp32_max_abs_diff": find(reports, "gpt", "onnxruntime fp32", 1).max_abs_diff,
-        "gpt_int8_top1_agreement": find(reports, "gpt", "onnxruntime int8", 1).agreement,
-        "kv_cache_speedup_b1": round(uncached.small.p50_ms / cached.small.p50_ms, 2),
-        "kv_cache_speedup_b32": round(uncached.large.p50_ms / cached.large.p50_ms, 2),
-    }
-
-
-def print_table(reports: list[VariantReport]) -> None:
-    header = (
-        f"{'variant':<34} {'b1 p50':>8} {'b1 p95':>8} {'b32 p50':>9} {'b32 p95':>9} "
-        f"{'throughput':>18} {'MB':>7} {'agreement':>22} {'max|diff|':>9}"
-    )
-    print(header + "\n" + "-" * len(header))
-    for r in reports:
-        diff = "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.1e}"
-        print(
-            f"{r.label:<34} {r.small.p50_ms:>8.2f} {r.small.p95_ms:>8.2f} "
-            f"{r.large.p50_ms:>9.2f} {r.large.p95_ms:>9.2f} "
-            f"{r.throughput:>9.0f} {r.throughput_unit:<8} {r.size_mb:>7.1f} "
-            f"{r.agreement_kind + ' ' + format(r.agreement, '.4f'):>22} {diff:>9}"
-        )
-    print("latencies in ms (p50/p95 over repeated calls); agreement vs PyTorch fp32\n")
-
-
-def plot(reports: list[VariantReport], path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * len(reports) + 1.5), sharey=True)
-    labels = [r.label for r in reports]
-    for ax, title, values in (
-        (axes[0], "batch 1", [r.small.p50_ms for r in reports]),
-        (axes[1], f"batch {LARGE_BATCH}", [r.large.p50_ms for r in reports]),
-    ):
-        colors = ["tab:gray" if "pytorch" in lab else "tab:blue" for lab in labels]
-        ax.barh(labels, values, color=colors)
-        ax.set(xscale="log", xlabel="p50 latency (ms, log scale)", title=title)
-        ax.grid(axis="x", alpha=0.3)
-    axes[0].invert_yaxis()
-    fig.suptitle("Inference latency per variant (lower is better)")
-    save_figure(fig, path)
+from dl2llm.efficiency.inference_lesson import NAME, InferenceSettings, latency_table, run_lesson
+from dl2llm.results import print_metrics
+from dl2llm.runtime import check_positive, deliverable_parser, run_main, start_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -180,35 +31,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--new-tokens", type=check_positive, default=128, help="tokens generated per prompt"
     )
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    set_seed(args.seed)
-    repeats_small = args.repeats or (10 if args.quick else 50)
-    repeats = (repeats_small, max(2, repeats_small // 5))
-    folder = paths.home() / "onnx" / ("quick" if args.quick else "full")
+    run = start_run(NAME, parser, argv)
+    args = run.args
+    settings = InferenceSettings.for_run(args.quick, args.repeats, args.new_tokens)
     if args.quick:
         print("quick mode: MiniLM is exported as a 1-layer slice and GPT is the tiny quick model")
-
-    encoder, encoder_extra = encoder_reports(args.quick, repeats, folder)
-    gpt, gpt_extra = gpt_reports(args.quick, repeats, args.new_tokens, folder)
-    reports = encoder + gpt
-    print_table(reports)
-    metrics = {**headline(reports), **encoder_extra, **gpt_extra}
-    print_metrics(metrics)
-    metrics["variants"] = [r.row() for r in reports]
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    plot(reports, args.out / f"{NAME}_latency.png")
-    save_results(
-        NAME,
-        metrics,
-        out_dir=args.out,
-        config={"repeats": list(repeats), "new_tokens": args.new_tokens, "onnx_dir": str(folder)},
-        seed=args.seed,
-        quick=args.quick,
-        started=started,
-        artifacts=[f"{NAME}_latency.png"],
-    )
+    metrics, reports, artifacts = run_lesson(settings, args.quick, args.out)
+    print(latency_table(reports))
+    print_metrics(metrics)  # the per-variant rows (a list) are left to the JSON
+    run.save(metrics, config=settings.config(), artifacts=artifacts)
     return 0
 
 

@@ -11,82 +11,33 @@ penalty to the frozen reference) and by DPO (directly on the pairs). Measured:
 the labeler's score of sampled continuations and the KL to the reference over
 training (plot), and each tuned policy's win rate against the reference on
 held-out prompts as judged by the labeler, with a bootstrap 95% interval.
+
+Outputs: results/rl_hf_demo.json, rl_hf_demo_training.png. The lesson's code:
+src/dl2llm/alignment/rlhf_lesson.py.
 """
 
-import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 
-import torch
-
-from dl2llm.alignment.preferences import LexiconLabeler, SentimentLabeler
-from dl2llm.alignment.rlhf import RLHFConfig, RLHFReport, run_rlhf
-from dl2llm.models import load_gpt2_tokenizer
-from dl2llm.plots import plt, save_figure
-from dl2llm.pretrain import load_project_gpt2
-from dl2llm.results import save_results
-from dl2llm.runtime import (
-    UsageError,
-    check_positive,
-    deliverable_parser,
-    resolve_device,
-    run_main,
-    set_seed,
-)
-
-NAME = "rl_hf_demo"
+from dl2llm.alignment.rlhf import RLHFConfig
+from dl2llm.alignment.rlhf_lesson import NAME, apply_overrides, choose_labeler, run_lesson
+from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, start_run
 
 
-def plot_training(report: RLHFReport, path) -> None:
-    """Labeler score and KL to the reference against the share of training done."""
-    fig, (reward_ax, kl_ax) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for label, method in (("PPO", report.ppo), ("DPO", report.dpo)):
-        reward_ax.plot(method.fraction, method.gold, "o-", label=label)
-        kl_ax.plot(method.fraction, method.kl, "o-", label=label)
-    reward_ax.axhline(report.reference_gold, color="grey", ls="--", label="reference")
-    reward_ax.set(title="labeler score of sampled continuations", xlabel="share of training")
-    kl_ax.set(title="KL(policy || reference), nats per continuation", xlabel="share of training")
-    for ax in (reward_ax, kl_ax):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    save_figure(fig, path)
-
-
-def print_table(report: RLHFReport, metrics: dict) -> None:
+def print_table(metrics: dict) -> None:
+    """Reward model accuracy, then score, KL and win rate of the reference, PPO and DPO."""
     clean = metrics["reward_model_noise_free_accuracy"]
     print(
-        f"preference pairs: {len(report.pairs)}; reward model held-out accuracy "
+        f"preference pairs: {metrics['preference_pairs']}; reward model held-out accuracy "
         f"{metrics['reward_model_heldout_accuracy']:.3f} "
         f"(noise-free pairs: {'none' if clean is None else f'{clean:.3f}'})"
     )
     print(f"{'method':6s} {'labeler score':>14s} {'KL':>8s} {'win rate [95% CI]':>24s}")
-    print(f"{'ref':6s} {report.reference_gold:14.3f} {0.0:8.3f}")
+    print(f"{'ref':6s} {metrics['reference_score']:14.3f} {0.0:8.3f}")
     for name in ("ppo", "dpo"):
         win = f"{metrics[f'{name}_win_rate']:.3f} [{metrics[f'{name}_win_rate_low']:.3f}, "
         win += f"{metrics[f'{name}_win_rate_high']:.3f}]"
         score, kl = metrics[f"{name}_final_score"], metrics[f"{name}_final_kl"]
         print(f"{name:6s} {score:14.3f} {kl:8.3f} {win:>24s}")
-
-
-def collect_metrics(report: RLHFReport) -> dict:
-    metrics = {
-        "preference_pairs": len(report.pairs),
-        "label_agreement": report.pairs.noise_free.float().mean().item(),
-        "reward_model_train_accuracy": report.reward.train_accuracy,
-        "reward_model_heldout_accuracy": report.reward.heldout_accuracy,
-        "reward_model_noise_free_accuracy": report.reward_noise_free_accuracy,
-        "reward_model_best_epoch": report.reward.best_epoch,
-        "reference_score": report.reference_gold,
-    }
-    for name, method in (("ppo", report.ppo), ("dpo", report.dpo)):
-        metrics[f"{name}_final_score"] = method.gold[-1]
-        metrics[f"{name}_final_reward_model_score"] = method.reward_model[-1]
-        metrics[f"{name}_final_kl"] = method.kl[-1]
-        metrics[f"{name}_win_rate"] = method.win["win_rate"]
-        metrics[f"{name}_win_rate_low"] = method.win["low"]
-        metrics[f"{name}_win_rate_high"] = method.win["high"]
-        metrics[f"{name}_win_rate_by_reward_model"] = method.win_by_reward_model["win_rate"]
-        metrics[f"{name}_curve"] = {"share": method.fraction, "score": method.gold, "kl": method.kl}
-    return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,54 +52,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dpo-steps", type=check_positive, help="DPO optimizer steps")
     parser.add_argument("--kl-coef", type=float, help="PPO's KL penalty coefficient")
     parser.add_argument("--beta", type=float, help="DPO's beta")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    set_seed(args.seed)
+    run = start_run(NAME, parser, argv)
+    args = run.args
     if resolve_device(args.device).type != "cpu":
         print("note: this demo runs on the CPU (tiny models; sampling dominates)")
-    torch.set_num_threads(1)
-    settings = RLHFConfig.quick() if args.quick else RLHFConfig()
-    settings = override(settings, args)
-    labeler_name = (
-        args.labeler if args.labeler != "auto" else ("lexicon" if args.quick else "sentiment")
+    settings = apply_overrides(
+        RLHFConfig.quick() if args.quick else RLHFConfig(),
+        ppo_iterations=args.ppo_iterations,
+        kl_coef=args.kl_coef,
+        dpo_steps=args.dpo_steps,
+        beta=args.beta,
     )
-    labeler = LexiconLabeler() if labeler_name == "lexicon" else SentimentLabeler(args.quick)
-    base = load_project_gpt2(args.quick)
-    report, _ = run_rlhf(base, labeler, load_gpt2_tokenizer(), settings, args.seed, not args.quick)
-    metrics = collect_metrics(report)
-    print_table(report, metrics)
-    args.out.mkdir(parents=True, exist_ok=True)
-    plot_name = f"{NAME}_training.png"
-    plot_training(report, args.out / plot_name)
-    save_results(
-        NAME,
-        metrics,
-        out_dir=args.out,
-        config={"labeler": labeler_name, **asdict(settings)},
-        seed=args.seed,
-        quick=args.quick,
-        started=started,
-        artifacts=[plot_name],
-    )
+    labeler = choose_labeler(args.labeler, args.quick)
+    metrics, artifacts = run_lesson(settings, labeler, args.quick, args.seed, args.out)
+    print_table(metrics)
+    run.save(metrics, config={"labeler": labeler, **asdict(settings)}, artifacts=artifacts)
     return 0
-
-
-def override(settings: RLHFConfig, args) -> RLHFConfig:
-    """Apply the optional command-line overrides."""
-    if args.kl_coef is not None and args.kl_coef < 0:
-        raise UsageError(f"--kl-coef must be >= 0, got {args.kl_coef}")
-    if args.beta is not None and args.beta <= 0:
-        raise UsageError(f"--beta must be > 0, got {args.beta}")
-    ppo, dpo = settings.ppo, settings.dpo
-    if args.ppo_iterations is not None:
-        ppo = replace(ppo, iterations=args.ppo_iterations)
-    if args.kl_coef is not None:
-        ppo = replace(ppo, kl_coef=args.kl_coef)
-    if args.dpo_steps is not None:
-        dpo = replace(dpo, steps=args.dpo_steps)
-    if args.beta is not None:
-        dpo = replace(dpo, beta=args.beta)
-    return replace(settings, ppo=ppo, dpo=dpo)
 
 
 if __name__ == "__main__":
