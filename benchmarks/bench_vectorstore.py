@@ -11,16 +11,12 @@ Target: HNSW recall@10 >= 0.95 at >= 10x Flat's speed at 100k vectors.
 Quick mode uses 300 chunks and 6,000 vectors (seconds, for CI); its numbers are not the target's.
 """
 
-import time
-
 import numpy as np
 
 from dl2llm import vectorstore
 from dl2llm.rag.encoder import shared_encoder
-from dl2llm.results import save_results
-from dl2llm.runtime import check_positive, deliverable_parser, run_main, set_seed
+from dl2llm.runtime import check_positive, deliverable_parser, run_main, start_run
 
-NAME = "bench_vectorstore"
 RECALL_TARGET, SPEED_TARGET = 0.95, 10.0
 NOISE = 0.025
 
@@ -29,9 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = deliverable_parser(__doc__)
     parser.add_argument("--vectors", type=check_positive, help="database size (default: by mode)")
     parser.add_argument("--queries", type=check_positive, default=300)
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    set_seed(args.seed)
+    run = start_run("bench_vectorstore", parser, argv)
+    args = run.args
     n_vectors = args.vectors or (6_000 if args.quick else 100_000)
     chunks = vectorstore.corpus_chunks(300 if args.quick else None)
     encoder = shared_encoder()
@@ -71,20 +66,9 @@ def main(argv: list[str] | None = None) -> int:
         "hnsw_build_s": round(hnsw.build_s, 2),
         "target_met": met,
     }
-    save_results(
-        NAME,
-        metrics,
-        out_dir=args.out,
-        config={
-            "vectors": n_vectors,
-            "queries": args.queries,
-            "noise": NOISE,
-            "hnsw": [vectorstore.HNSW_M, vectorstore.HNSW_EF_CONSTRUCTION],
-        },
-        seed=args.seed,
-        quick=args.quick,
-        started=started,
-    )
+    hnsw_shape = [vectorstore.HNSW_M, vectorstore.HNSW_EF_CONSTRUCTION]
+    config = {"vectors": n_vectors, "queries": args.queries, "noise": NOISE, "hnsw": hnsw_shape}
+    run.save(metrics, config=config)
     return 0
 
 

@@ -72,7 +72,9 @@ def copy_to_milvus(index: Index, encoder: Encoder, uri: str) -> tuple[MilvusInde
     return milvus, time.perf_counter() - started
 
 
-def search(backend: SearchIndex, mode: str, question: str, vector: np.ndarray) -> list:
+def search(
+    backend: SearchIndex, mode: str, question: str, vector: np.ndarray
+) -> list[tuple[int, float]]:
     """The ``K`` best ``(chunk_id, score)`` pairs of one retrieval ``mode``."""
     if mode == "dense":
         return backend.search_dense(vector, K)[0]
