@@ -1,0 +1,226 @@
+"""Week 2 lesson: attention on real sentences, and why attention replaces recurrence.
+
+The experiment behind ``weeks/week2_transformers/attention_demo.py``:
+
+1. Run the pretrained MiniLM encoder (a 6-layer BERT) on :data:`SENTENCES`, recompute
+   every layer's attention weights with :mod:`dl2llm.attention` from the model's own
+   hidden states and projection weights (they must agree to ~1e-7), find the words "it"
+   attends to, and plot the heads of one layer and the sentences side by side.
+2. Compare an LSTM layer with a self-attention layer of the same width on growing
+   sequences (:func:`dl2llm.attention.compare_with_recurrence`): path length, forward
+   wall time on one CPU thread, and first-token gradient; plot both against length.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dl2llm.attention import compare_with_recurrence, from_bert_attention, padding_mask
+from dl2llm.errors import UsageError
+from dl2llm.models import load_encoder
+from dl2llm.plots import plt, save_figure
+
+NAME = "attention_demo"
+SENTENCES = (
+    "The animal didn't cross the street because it was too tired.",
+    "The trophy doesn't fit into the brown suitcase because it is too large.",
+    "A business is fraught with too much trouble, and besides it was not my calling.",  # Botchan
+)
+QUICK_LENGTHS, FULL_LENGTHS = "16,64,256", "16,32,64,128,256,512,1024,2048"
+THREADS = 1  # the timings compare the two layers on one CPU core
+
+
+def parse_lengths(text: str) -> list[int]:
+    """``"16,64,256"`` -> ``[16, 64, 256]``; every length must be at least 2."""
+    try:
+        lengths = [int(part) for part in text.split(",")]
+    except ValueError as err:
+        raise UsageError(f"--lengths: expected comma-separated integers, got '{text}'") from err
+    if not lengths or min(lengths) < 2:
+        raise UsageError(f"--lengths: every length must be at least 2, got '{text}'")
+    return lengths
+
+
+@dataclass
+class AttentionDemoConfig:
+    """Sizes of the recurrence comparison and the MiniLM layer to plot."""
+
+    lengths: list[int]
+    width: int
+    heads: int = 4
+    batch: int = 4
+    layer: int = 2
+    min_run_time: float = 0.5  # seconds of timing per layer and length
+
+    @classmethod
+    def from_flags(
+        cls, quick: bool, lengths: str | None, width: int | None, heads: int, batch: int, layer: int
+    ) -> AttentionDemoConfig:
+        """The settings of a run: unset ``lengths``/``width`` take the quick or full default."""
+        width = width or (64 if quick else 256)
+        if width % heads:
+            raise UsageError(f"--width {width} must be divisible by --heads {heads}")
+        return cls(
+            lengths=parse_lengths(lengths or (QUICK_LENGTHS if quick else FULL_LENGTHS)),
+            width=width,
+            heads=heads,
+            batch=batch,
+            layer=layer,
+            min_run_time=0.05 if quick else 0.5,
+        )
+
+    def to_dict(self, device: torch.device) -> dict[str, Any]:
+        """The results JSON's ``config``."""
+        return {
+            "lengths": self.lengths,
+            "width": self.width,
+            "heads": self.heads,
+            "batch": self.batch,
+            "layer": self.layer,
+            "device": str(device),
+            "threads": THREADS,
+        }
+
+
+def minilm_attention(sentences: tuple[str, ...]) -> dict[str, Any]:
+    """MiniLM's attention weights (``theirs``) and ours, recomputed from its hidden states.
+
+    ``theirs`` and ``ours`` are ``(layers, B, h, T, T)``; ``tokens`` lists each sentence's
+    tokens without padding.
+    """
+    model, tokenizer = load_encoder()
+    model.set_attn_implementation("eager")  # the fused kernels do not return weights
+    batch = tokenizer(list(sentences), return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model(**batch, output_attentions=True, output_hidden_states=True)
+        mask = padding_mask(batch["attention_mask"] == 0)  # (B, 1, 1, T)
+        ours = []
+        for index, layer in enumerate(model.encoder.layer):
+            attention = from_bert_attention(layer.attention, model.config.num_attention_heads)
+            hidden = out.hidden_states[index]  # (B, T, C): the input of this layer
+            attention(hidden, hidden, hidden, mask)
+            ours.append(attention.last_weights)  # (B, h, T, T)
+    theirs = torch.stack(out.attentions)  # (layers, B, h, T, T)
+    tokens = [
+        tokenizer.convert_ids_to_tokens(ids[: int(length)])
+        for ids, length in zip(batch["input_ids"], batch["attention_mask"].sum(1), strict=True)
+    ]
+    return {"theirs": theirs, "ours": torch.stack(ours), "tokens": tokens}
+
+
+def words_it_attends_to(weights: torch.Tensor, tokens: list[str], top: int = 3) -> list[str]:
+    """Top tokens that "it" attends to, averaged over heads (``weights`` ``(h, T, T)``)."""
+    row = weights.mean(0)[tokens.index("it"), : len(tokens)]  # (T,)
+    return [tokens[i] for i in row.argsort(descending=True)[:top].tolist()]
+
+
+def plot_heads(weights: torch.Tensor, tokens: list[str], layer: int, path: Path) -> Path:
+    """Every head of one layer for one sentence (``weights`` ``(h, T, T)``)."""
+    n_heads, n = weights.size(0), len(tokens)
+    cols = 4
+    fig, axes = plt.subplots(
+        -(-n_heads // cols), cols, figsize=(4 * cols, 3.6 * -(-n_heads // cols))
+    )
+    for head, ax in enumerate(axes.flat):
+        ax.imshow(weights[head, :n, :n], cmap="viridis", vmin=0, vmax=1)
+        ax.set_title(f"layer {layer}, head {head}", fontsize=9)
+        ax.set_xticks(range(n), tokens, rotation=90, fontsize=6)
+        ax.set_yticks(range(n), tokens, fontsize=6)
+    fig.suptitle("MiniLM attention (rows: queries, columns: keys)")
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110, bbox_inches=None)
+
+
+def plot_sentences(attention: dict[str, Any], layer: int, path: Path) -> Path:
+    """Head-averaged attention of one layer, one panel per sentence."""
+    n_sentences = len(attention["tokens"])
+    fig, axes = plt.subplots(1, n_sentences, figsize=(6 * n_sentences, 5.5))
+    for index, (ax, tokens) in enumerate(zip(axes, attention["tokens"], strict=True)):
+        n = len(tokens)
+        ax.imshow(attention["ours"][layer, index].mean(0)[:n, :n], cmap="viridis")  # (T, T)
+        ax.set_xticks(range(n), tokens, rotation=90, fontsize=7)
+        ax.set_yticks(range(n), tokens, fontsize=7)
+        ax.set_title(f"sentence {index + 1}, layer {layer}, mean of heads", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110, bbox_inches=None)
+
+
+def plot_scaling(rows: list[dict[str, float]], path: Path) -> Path:
+    """Wall time and first-token gradient against sequence length, LSTM vs attention."""
+    lengths = [row["seq_len"] for row in rows]
+    fig, (time_ax, grad_ax) = plt.subplots(1, 2, figsize=(11, 4))
+    time_ax.loglog(lengths, [r["lstm_ms"] for r in rows], "o-", label="LSTM")
+    time_ax.loglog(lengths, [r["attention_ms"] for r in rows], "s-", label="self-attention")
+    time_ax.set(xlabel="sequence length T", ylabel="forward pass (ms)", title="wall time")
+    grad_ax.semilogy(lengths, [r["lstm_first_token_gradient"] for r in rows], "o-", label="LSTM")
+    grad_ax.semilogy(
+        lengths, [r["attention_first_token_gradient"] for r in rows], "s-", label="self-attention"
+    )
+    grad_ax.set(xscale="log", xlabel="sequence length T", title="||dy_T/dx_1|| / ||dy_T/dx_T||")
+    for ax in (time_ax, grad_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=110, bbox_inches=None)
+
+
+def sentence_attention(layer: int, out: Path) -> tuple[dict[str, Any], list[str]]:
+    """Part 1: MiniLM's attention on :data:`SENTENCES`, recomputed and plotted.
+
+    Returns ``(metrics, artifacts)``: the largest difference between our weights and
+    MiniLM's, and the top words "it" attends to in the last layer, per sentence.
+    """
+    attention = minilm_attention(SENTENCES)
+    n_layers = attention["ours"].size(0)
+    if not 0 <= layer < n_layers:
+        raise UsageError(f"--layer must be between 0 and {n_layers - 1}, got {layer}")
+    max_diff = (attention["ours"] - attention["theirs"]).abs().max().item()
+    it_attends_to = {
+        sentence: words_it_attends_to(attention["ours"][-1, index], tokens)
+        for index, (sentence, tokens) in enumerate(zip(SENTENCES, attention["tokens"], strict=True))
+    }
+    heads_png, sentences_png = f"{NAME}_heads.png", f"{NAME}_sentences.png"
+    plot_heads(attention["ours"][layer, 0], attention["tokens"][0], layer, out / heads_png)
+    plot_sentences(attention, layer, out / sentences_png)
+    metrics = {"minilm_attention_max_abs_diff": max_diff, "it_attends_to": it_attends_to}
+    return metrics, [heads_png, sentences_png]
+
+
+def recurrence_comparison(
+    config: AttentionDemoConfig, device: torch.device, out: Path
+) -> tuple[dict[str, Any], list[str]]:
+    """Part 2: LSTM vs self-attention per sequence length, plotted.
+
+    Returns ``(metrics, artifacts)``: the headline numbers at the longest length and
+    every length's row (see :class:`dl2llm.attention.RecurrenceVsAttention`).
+    """
+    comparison = compare_with_recurrence(
+        config.lengths, config.width, config.heads, config.batch, device, config.min_run_time
+    )
+    rows = [row.as_dict() for row in comparison]
+    scaling_png = f"{NAME}_scaling.png"
+    plot_scaling(rows, out / scaling_png)
+    longest = rows[-1]
+    metrics = {
+        "max_seq_len": longest["seq_len"],
+        "attention_speedup_at_max_len": longest["lstm_ms"] / longest["attention_ms"],
+        "lstm_first_token_gradient_at_max_len": longest["lstm_first_token_gradient"],
+        "attention_first_token_gradient_at_max_len": longest["attention_first_token_gradient"],
+        "rows": rows,
+    }
+    return metrics, [scaling_png]
+
+
+def run_lesson(
+    config: AttentionDemoConfig, device: torch.device, out: Path
+) -> tuple[dict[str, Any], list[str]]:
+    """Both parts on :data:`THREADS` CPU thread(s); returns ``(metrics, artifacts)``."""
+    torch.set_num_threads(THREADS)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics, artifacts = sentence_attention(config.layer, out)
+    recurrence, plots = recurrence_comparison(config, device, out)
+    return {**metrics, **recurrence}, [*artifacts, *plots]
