@@ -22,6 +22,8 @@ TINY = PretrainConfig(
     model=GPTConfig(vocab_size=61, context_length=16, n_layer=1, n_head=2, n_embd=16),
     batch_size=4,
     max_steps=8,
+    learning_rate=1e-3,
+    min_learning_rate=1e-4,
     warmup_steps=2,
     eval_every=4,
     checkpoint_every=4,
@@ -41,7 +43,9 @@ def token_stream(n: int = 400, seed: int = 0) -> torch.Tensor:
 
 
 def test_cosine_schedule_warms_up_then_decays_to_the_floor():
-    config = PretrainConfig(GPTConfig(), max_steps=110, warmup_steps=10)
+    config = PretrainConfig(
+        GPTConfig(), max_steps=110, learning_rate=1e-3, min_learning_rate=1e-4, warmup_steps=10
+    )
     lr = [pretrain.cosine_learning_rate(step, config) for step in range(111)]
     assert lr[0] == pytest.approx(config.learning_rate / 10)
     assert lr[9] == pytest.approx(config.learning_rate)
@@ -144,7 +148,7 @@ def test_quick_model_is_trained_on_the_fly_and_opens_in_transformers(tmp_path, m
     batch = torch.tensor([ids])
     with torch.no_grad():
         assert_close(ours(batch), theirs(batch).logits, atol=1e-5, rtol=1e-5)
-    assert ours.config == pretrain.QUICK_PRETRAIN.model
+    assert ours.config == PretrainConfig.quick().model
 
 
 def pretrain_script():

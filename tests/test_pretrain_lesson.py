@@ -7,11 +7,11 @@ from dataclasses import replace
 import pytest
 
 from dl2llm import paths, pretrain_lesson
-from dl2llm.pretrain import QUICK_PRETRAIN
+from dl2llm.pretrain import PretrainConfig
 
 
 def test_settings_take_the_seed_and_the_step_count():
-    assert pretrain_lesson.lesson_settings(True, 3) == replace(QUICK_PRETRAIN, seed=3)
+    assert pretrain_lesson.lesson_settings(True, 3) == replace(PretrainConfig.quick(), seed=3)
     assert pretrain_lesson.lesson_settings(True, 0, steps=7).max_steps == 7
 
 

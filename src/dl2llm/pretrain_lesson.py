@@ -28,7 +28,6 @@ from dl2llm.pretrain import (
     encode_text,
     evaluate_loss,
     pretrain,
-    pretrain_settings,
     pretraining_corpus,
     project_gpt2_dir,
     save_hf_folder,
@@ -58,8 +57,8 @@ class PretrainLesson:
 
 
 def lesson_settings(quick: bool, seed: int, steps: int | None = None) -> PretrainConfig:
-    """:func:`~dl2llm.pretrain.pretrain_settings` with ``seed`` and, if given, ``steps``."""
-    settings = replace(pretrain_settings(quick), seed=seed)
+    """:class:`~dl2llm.pretrain.PretrainConfig` (or its ``quick()``) with ``seed`` and ``steps``."""
+    settings = replace(PretrainConfig.quick() if quick else PretrainConfig(), seed=seed)
     return replace(settings, max_steps=steps) if steps else settings
 
 
