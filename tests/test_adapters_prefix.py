@@ -6,8 +6,7 @@ import pytest
 import torch
 from peft import PrefixTuningConfig, TaskType, get_peft_model
 from scipy.stats import binomtest
-from test_lora import tiny_gpt2, tiny_llama
-from transformers import GPT2Config, GPT2ForSequenceClassification
+from tiny import tiny_gpt2, tiny_gpt2_classifier, tiny_llama
 
 from dl2llm.finetune import PrefixTuning, count_parameters, inject_adapters
 from dl2llm.finetune.adapters import LLAMA_ADAPTER_TARGETS
@@ -143,15 +142,6 @@ def test_bad_settings_raise_usage_error():
         PrefixTuning(tiny_gpt2(), n_prefix=4).init_from_tokens(torch.tensor([1, 2]))
 
 
-def tiny_classifier() -> GPT2ForSequenceClassification:
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_layer=2, n_head=2, n_embd=32, n_positions=32, vocab_size=64, num_labels=2,
-        bos_token_id=0, eos_token_id=0, pad_token_id=0,
-    )  # fmt: skip
-    return GPT2ForSequenceClassification(config)
-
-
 @pytest.mark.parametrize(
     ("method", "new_parameters"),
     [
@@ -162,7 +152,7 @@ def tiny_classifier() -> GPT2ForSequenceClassification:
     ],
 )
 def test_each_method_trains_its_parameters_and_the_new_head(method, new_parameters):
-    model = prepare(tiny_classifier(), method, PeftFineTuneConfig(prefix_length=10))
+    model = prepare(tiny_gpt2_classifier(), method, PeftFineTuneConfig(prefix_length=10))
     trainable, total = count_parameters(model)
     head = 32 * 2  # score: 32 -> 2, no bias
     assert trainable == (total if new_parameters is None else new_parameters + head)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import tiny_bert_fine_tune
 
 from dl2llm import classification as clf
 from dl2llm import models
@@ -25,24 +26,6 @@ def tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(models.encoder_path())
-
-
-def tiny_bert(seed: int = 0):
-    """A 2-layer, 32-wide BERT classifier without dropout (deterministic training)."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=30522,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-        num_labels=2,
-    )
-    return BertForSequenceClassification(config)
 
 
 TINY = clf.FineTuneConfig(epochs=8, batch_size=4, learning_rate=5e-3, max_length=16)
@@ -76,7 +59,7 @@ def test_warmup_linear_matches_transformers_schedule():
 
 
 def test_adamw_groups_skip_decay_on_bias_and_layernorm():
-    model = tiny_bert()
+    model = tiny_bert_fine_tune()
     optimizer = clf.adamw_with_decay_groups(model, 1e-3, 0.01)
     decayed, plain = optimizer.param_groups
     assert decayed["weight_decay"] == 0.01 and plain["weight_decay"] == 0.0
@@ -101,7 +84,7 @@ def test_training_batches_cover_each_example_once_with_similar_lengths():
 
 def test_fine_tune_keeps_the_best_epoch(tokenizer):
     data = toy_data()
-    model = tiny_bert()
+    model = tiny_bert_fine_tune()
     result = clf.fine_tune(model, tokenizer, data, data, TINY, log=lambda _: None)
     accuracies = [h["val_accuracy"] for h in result.history]
     assert len(accuracies) == 8
@@ -116,7 +99,7 @@ def test_fine_tune_keeps_the_best_epoch(tokenizer):
 def test_interrupted_training_resumes_to_the_same_weights(tokenizer, tmp_path):
     data = toy_data()
     config = clf.FineTuneConfig(epochs=2, batch_size=4, learning_rate=3e-3, max_length=16)
-    straight = tiny_bert()
+    straight = tiny_bert_fine_tune()
     clf.fine_tune(straight, tokenizer, data, data, config, seed=1, log=lambda _: None)
 
     def stop_after_epoch_one(message: str) -> None:
@@ -126,12 +109,12 @@ def test_interrupted_training_resumes_to_the_same_weights(tokenizer, tmp_path):
     checkpoint = tmp_path / "ckpt.pt"
     with pytest.raises(KeyboardInterrupt):
         clf.fine_tune(
-            tiny_bert(), tokenizer, data, data, config, seed=1, checkpoint=checkpoint,
+            tiny_bert_fine_tune(), tokenizer, data, data, config, seed=1, checkpoint=checkpoint,
             log=stop_after_epoch_one,
         )  # fmt: skip
     assert checkpoint.is_file()
     messages = []
-    resumed = tiny_bert()
+    resumed = tiny_bert_fine_tune()
     result = clf.fine_tune(
         resumed, tokenizer, data, data, config, seed=1, checkpoint=checkpoint, log=messages.append
     )
@@ -160,7 +143,7 @@ def test_saved_classifier_round_trips(tokenizer, tmp_path, monkeypatch):
     monkeypatch.setenv("DL2LLM_HOME", str(tmp_path))
     with pytest.raises(AssetError, match="run `dl2llm run bert_fine_tuning --quick` first"):
         clf.load_sentiment_classifier(quick=True)
-    model = tiny_bert().eval()
+    model = tiny_bert_fine_tune().eval()
     target = clf.save_classifier(model, tokenizer, clf.classifier_dir(quick=True))
     assert target == tmp_path / "sentiment-minilm-quick"
     loaded, loaded_tokenizer = clf.load_sentiment_classifier(quick=True)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import tiny_gpt, tiny_gpt_config
 
 from dl2llm.alignment.dpo import DPOConfig, completion_logps, dpo_loss, pair_logps, train_dpo
 from dl2llm.alignment.preferences import PreferencePairs
 from dl2llm.alignment.rlhf import frozen_copy, lora_policy
 from dl2llm.exercises.dpo_loss import _trl_run
-from dl2llm.gpt import GPT, GPTConfig
 
-TINY = GPTConfig(vocab_size=32, context_length=32, n_layer=1, n_head=2, n_embd=16, dropout=0.0)
+TINY = tiny_gpt_config(vocab_size=32)  # no dropout
 
 
 @pytest.mark.parametrize("beta", [0.3, 2.0])
@@ -23,8 +23,7 @@ def test_dpo_loss_equals_trl(beta):
 
 
 def test_pair_logps_equal_hf_completion_logps():
-    torch.manual_seed(0)
-    model = GPT(TINY).eval()
+    model = tiny_gpt(TINY)
     prompts, chosen, rejected = (torch.randint(0, 32, (3, n)) for n in (4, 5, 5))
     pairs = PreferencePairs(prompts, chosen, rejected, torch.ones(3, dtype=torch.bool))
     ours = torch.cat(pair_logps(model, pairs))  # (6,)
@@ -39,8 +38,7 @@ def test_pair_logps_equal_hf_completion_logps():
 
 
 def test_train_dpo_prefers_chosen_and_leaves_reference_unchanged():
-    torch.manual_seed(0)
-    base = GPT(TINY).eval()
+    base = tiny_gpt(TINY)
     reference = frozen_copy(base)
     before = {name: p.clone() for name, p in reference.state_dict().items()}
     n = 16

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import tiny_gpt, tiny_gpt2, tiny_gpt_config
 from torch.testing import assert_close
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2LMHeadModel
 from transformers.generation.logits_process import TopKLogitsWarper, TopPLogitsWarper
 
 from dl2llm.finetune import count_parameters
@@ -13,7 +14,7 @@ from dl2llm.gpt import GPT, GPTConfig, KVCache, sample_next_token, top_k_filter,
 from dl2llm.runtime import UsageError
 
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-5}
-TINY = GPTConfig(vocab_size=97, context_length=32, n_layer=2, n_head=4, n_embd=32)
+TINY = tiny_gpt_config(vocab_size=97, n_layer=2, n_head=4, n_embd=32)
 
 
 @pytest.fixture(autouse=True)
@@ -27,18 +28,14 @@ def one_thread():
 @pytest.fixture
 def hf_folder(tmp_path):
     """A random tiny GPT-2 checkpoint saved by transformers itself."""
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=97, n_positions=32, n_embd=32, n_layer=2, n_head=4)
-    config.bos_token_id = config.eos_token_id = None
-    hf_model = GPT2LMHeadModel(config).eval()
+    hf_model = tiny_gpt2(vocab_size=97, n_head=4, special_token=None)  # TINY's shape
     hf_model.save_pretrained(tmp_path / "hf")
     return tmp_path / "hf"
 
 
 @pytest.fixture
 def tiny_model():
-    torch.manual_seed(1)
-    return GPT(TINY).eval()
+    return tiny_gpt(TINY, seed=1)
 
 
 def random_ids(batch: int, length: int, vocab: int = 97, seed: int = 2) -> torch.Tensor:

@@ -7,8 +7,8 @@ import copy
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
+from tiny import tiny_gpt2, tiny_gpt2_untied, tiny_llama
 from torch import nn
-from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 from transformers.pytorch_utils import Conv1D
 
 from dl2llm.finetune import (
@@ -26,36 +26,6 @@ from dl2llm.finetune import (
 from dl2llm.runtime import UsageError
 
 TOL = 1e-6  # outputs and gradients, ours vs peft (fp32)
-
-
-def tiny_gpt2(seed: int = 0) -> GPT2LMHeadModel:
-    torch.manual_seed(seed)
-    config = GPT2Config(
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        n_positions=32,
-        vocab_size=64,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    return GPT2LMHeadModel(config).eval()
-
-
-def tiny_llama(seed: int = 0) -> LlamaForCausalLM:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=64,
-        max_position_embeddings=32,
-        bos_token_id=0,
-        eos_token_id=0,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 class Block(nn.Module):
@@ -240,17 +210,9 @@ def test_bad_input_raises_usage_error(tmp_path):
         load_lora(other, path)
 
 
-def untied_gpt2() -> GPT2LMHeadModel:
-    """``tiny_gpt2`` whose output layer no longer shares the token embedding table."""
-    model = tiny_gpt2()
-    model.config.tie_word_embeddings = False
-    model.lm_head.weight = nn.Parameter(model.lm_head.weight.detach().clone())
-    return model
-
-
 def test_embedding_matches_peft_and_mixes_ranks(tmp_path):
     """LoRA on GPT-2's token embedding (peft: lora_embedding_A/B) next to rank-4 linears."""
-    ours, reference = untied_gpt2(), untied_gpt2()
+    ours, reference = tiny_gpt2_untied(), tiny_gpt2_untied()
     inject_lora(ours, ["c_attn"], r=4, alpha=8)
     assert inject_lora(ours, ["wte"], r=2, alpha=4) == ["transformer.wte"]
     assert isinstance(ours.transformer.wte, LoRAEmbedding)
@@ -287,7 +249,7 @@ def test_embedding_matches_peft_and_mixes_ranks(tmp_path):
         torch.testing.assert_close(ours(ids).logits, before, atol=1e-5, rtol=0)
         unmerge_lora(ours)
     path = save_lora(ours, tmp_path / "mixed.safetensors")
-    fresh = load_lora(untied_gpt2(), path)  # each layer gets its saved rank back
+    fresh = load_lora(tiny_gpt2_untied(), path)  # each layer gets its saved rank back
     assert (fresh.transformer.wte.r, fresh.transformer.h[0].attn.c_attn.r) == (2, 4)
     with torch.no_grad():
         torch.testing.assert_close(fresh(ids).logits, before, atol=0, rtol=0)

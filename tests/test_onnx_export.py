@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_bert, tiny_gpt, tiny_gpt_config
 
 from dl2llm.efficiency.latency import Latency, latency_of, torch_threads
 from dl2llm.efficiency.onnx_export import (
@@ -22,9 +23,7 @@ from dl2llm.efficiency.onnx_export import (
     ort_session,
     quantize_int8,
     run_session,
-    tiny_bert,
 )
-from dl2llm.gpt import GPT, GPTConfig
 
 VOCAB = 1000
 
@@ -92,8 +91,7 @@ def test_feed_forward_matmuls_stay_fp32(exported, tmp_path):
 
 
 def test_gpt_logits_export_handles_new_lengths(tmp_path):
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=VOCAB, context_length=32, n_layer=1, n_head=2, n_embd=32))
+    model = tiny_gpt(tiny_gpt_config(vocab_size=VOCAB, n_embd=32), training=True)
     example = {"input_ids": torch.randint(VOCAB, (2, 6))}
     wrapped = NextTokenLogits(model)
     path = export_onnx(wrapped, example, tmp_path / "gpt.onnx", "next_token_logits")

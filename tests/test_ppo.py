@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from tiny import tiny_gpt, tiny_gpt_config
 
 from dl2llm.alignment.dpo import completion_logps
 from dl2llm.alignment.ppo import (
@@ -21,9 +22,8 @@ from dl2llm.alignment.ppo import (
     train_ppo,
 )
 from dl2llm.alignment.rlhf import frozen_copy
-from dl2llm.gpt import GPT, GPTConfig
 
-TINY = GPTConfig(vocab_size=16, context_length=32, n_layer=1, n_head=2, n_embd=32, dropout=0.0)
+TINY = tiny_gpt_config(vocab_size=16, n_embd=32)  # no dropout
 
 
 def test_gae_matches_hand_computed_example():
@@ -74,8 +74,7 @@ def test_clipped_value_loss_takes_the_larger_error():
 
 
 def test_token_logps_and_values_match_hf_scorer():
-    torch.manual_seed(0)
-    model = GPT(TINY).eval()
+    model = tiny_gpt(TINY)
     sequences = torch.randint(0, 16, (2, 9))
     mask = torch.zeros_like(sequences)
     mask[:, 4:] = 1
@@ -89,8 +88,7 @@ def test_token_logps_and_values_match_hf_scorer():
 
 
 def test_value_and_logp_at_step_t_see_only_the_tokens_before_completion_token_t():
-    torch.manual_seed(0)
-    model = GPT(TINY).eval()
+    model = tiny_gpt(TINY)
     head = ValueHead(32)
     torch.nn.init.normal_(head.linear.weight)  # a zero head would hide any misalignment
     sequences = torch.randint(0, 16, (1, 8))  # prompt of 3, completion of 5
@@ -106,8 +104,7 @@ def test_value_and_logp_at_step_t_see_only_the_tokens_before_completion_token_t(
 
 
 def test_rollout_against_itself_has_no_kl_and_returns_the_score_at_every_step():
-    torch.manual_seed(0)
-    policy = GPT(TINY).eval()
+    policy = tiny_gpt(TINY)
     prompts = torch.randint(0, 16, (6, 3))
 
     def score(completions: torch.Tensor) -> torch.Tensor:
@@ -127,8 +124,7 @@ def test_rollout_against_itself_has_no_kl_and_returns_the_score_at_every_step():
 
 def _toy_ppo(kl_coef: float):
     """PPO on a tiny GPT (all weights train) whose reward is the share of token 5."""
-    torch.manual_seed(0)
-    base = GPT(TINY).eval()
+    base = tiny_gpt(TINY)
     base_before = {name: p.clone() for name, p in base.state_dict().items()}
     reference = frozen_copy(base)
     policy = copy.deepcopy(base)

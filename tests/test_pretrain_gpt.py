@@ -8,18 +8,19 @@ from dataclasses import replace
 import pytest
 import torch
 from scripts import load_script
+from tiny import tiny_gpt, tiny_gpt_config
 from torch.testing import assert_close
 from transformers import AutoTokenizer, GPT2LMHeadModel
 
 from dl2llm import pretrain
 from dl2llm.assets import AssetError
-from dl2llm.gpt import GPT, GPTConfig
+from dl2llm.gpt import GPTConfig
 from dl2llm.models import load_gpt2_tokenizer
 from dl2llm.pretrain import PretrainConfig
 from dl2llm.runtime import UsageError
 
 TINY = PretrainConfig(
-    model=GPTConfig(vocab_size=61, context_length=16, n_layer=1, n_head=2, n_embd=16),
+    model=tiny_gpt_config(vocab_size=61, context_length=16),
     batch_size=4,
     max_steps=8,
     learning_rate=1e-3,
@@ -66,8 +67,7 @@ def test_random_batch_targets_are_the_next_tokens():
 
 
 def test_evaluate_loss_averages_the_windows():
-    torch.manual_seed(0)
-    model = GPT(TINY.model).eval()
+    model = tiny_gpt(TINY.model)
     tokens = token_stream(16 * 3 + 1)
     windows = tokens[:48].view(3, 16), tokens[1:49].view(3, 16)
     with torch.no_grad():

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_gpt2, tiny_smollm2_llama
 
 from dl2llm import models, prompting
 from dl2llm.data import LabelledTexts
@@ -17,23 +18,6 @@ def tokenizer():
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(models.llm_path())
-
-
-def tiny_llama(seed: int = 0):
-    """A 2-layer, 32-wide Llama with SmolLM2's vocabulary and random weights."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=49152,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        eos_token_id=2,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 def brute_force_log_prob(model, tokenizer, pieces: list[str], continuation: str) -> float:
@@ -49,7 +33,7 @@ def brute_force_log_prob(model, tokenizer, pieces: list[str], continuation: str)
 
 def test_label_scoring_picks_the_likelier_label_on_a_constructed_model(tokenizer):
     """Zero weights and a bias on the output layer: p(token) is known exactly."""
-    model = tiny_llama()
+    model = tiny_smollm2_llama()
     head = torch.nn.Linear(32, 49152, bias=True)
     torch.nn.init.zeros_(head.weight)
     torch.nn.init.zeros_(head.bias)
@@ -70,7 +54,7 @@ def test_label_scoring_picks_the_likelier_label_on_a_constructed_model(tokenizer
 
 
 def test_cached_scoring_equals_uncached_forward(tokenizer):
-    model = tiny_llama(seed=1)
+    model = tiny_smollm2_llama(seed=1)
     train = LabelledTexts(["loved it", "hated it", "a joy", "a bore"], [1, 0, 1, 0])
     demos = prompting.choose_demonstrations(train, 2, seed=0)
     template = prompting.Template("t", "Review: {text}\nSentiment:", label_words=("bad", "so good"))
@@ -87,7 +71,7 @@ def test_cached_scoring_equals_uncached_forward(tokenizer):
 
 
 def test_greedy_generation_matches_transformers_generate(tokenizer):
-    model = tiny_llama(seed=2)
+    model = tiny_smollm2_llama(seed=2)
     prefix, query = (
         "Classify.\n\nReview: great\nSentiment: positive\n\n",
         "Review: dull\nSentiment:",
@@ -193,19 +177,7 @@ def test_paired_bootstrap_interval_known_cases():
 
 
 def test_prompt_longer_than_the_context_window_is_refused(tokenizer):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(
-        vocab_size=49152,
-        n_positions=32,
-        n_embd=16,
-        n_layer=1,
-        n_head=2,
-        bos_token_id=2,
-        eos_token_id=2,
-    )
-    model = GPT2LMHeadModel(config).eval()
+    model = tiny_gpt2(vocab_size=49152, n_embd=16, n_layer=1, special_token=2)
     template = prompting.get_template("question-answer")
     run = prompting.run_prompt(model, tokenizer, template, [], ["Fun."], progress=False)
     expected = [

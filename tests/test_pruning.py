@@ -8,26 +8,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tiny import tiny_bert_classifier
 from torch import nn
 from torch.nn.utils import prune
 
 from dl2llm.efficiency import pruning
 from dl2llm.finetune import count_parameters
-
-
-def tiny_classifier(seed: int = 0) -> nn.Module:
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=100,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=64,
-        num_labels=2,
-    )
-    return BertForSequenceClassification(config).eval()
 
 
 @pytest.mark.parametrize("amount", [0.0, 0.1, 0.5, 0.77, 0.9, 1.0])
@@ -47,7 +33,7 @@ def test_mask_refuses_amount_out_of_range():
 
 
 def test_unstructured_pruning_holds_through_training_and_becomes_permanent():
-    model = tiny_classifier()
+    model = tiny_bert_classifier()
     pruning.prune_unstructured(model, 0.6)
     assert pruning.sparsity(model) == pytest.approx(0.6, abs=0.01)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
@@ -64,7 +50,7 @@ def test_unstructured_pruning_holds_through_training_and_becomes_permanent():
 
 
 def test_removing_zero_neurons_keeps_layer_outputs():
-    model = tiny_classifier()
+    model = tiny_bert_classifier()
     layer = model.bert.encoder.layer[0]
     dead = torch.tensor([3, 17, 40, 41, 63])
     with torch.no_grad():
@@ -82,7 +68,7 @@ def test_removing_zero_neurons_keeps_layer_outputs():
 
 
 def test_removing_zero_heads_keeps_attention_outputs():
-    model = tiny_classifier()
+    model = tiny_bert_classifier()
     attention = model.bert.encoder.layer[1].attention
     head_dim = 8
     dead_heads = [1, 3]
@@ -104,7 +90,7 @@ def test_removing_zero_heads_keeps_attention_outputs():
 
 
 def test_structured_pruning_shrinks_the_model_and_it_still_runs():
-    model = tiny_classifier()
+    model = tiny_bert_classifier()
     n_before = count_parameters(model).total
     pruning.prune_structured(model, 0.5)
     for layer in model.bert.encoder.layer:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from tiny import tiny_bert_classifier
 from torch import nn
 
 from dl2llm import models
@@ -38,18 +39,12 @@ def tokenizer():
 
 @pytest.fixture(scope="module")
 def classifier(tokenizer):
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    config = BertConfig(
+    return tiny_bert_classifier(
         vocab_size=tokenizer.vocab_size,
         hidden_size=64,
-        num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=256,
-        num_labels=2,
     )
-    return BertForSequenceClassification(config).eval()
 
 
 def test_torch_dynamic_int8_is_smaller_and_close(classifier, tokenizer, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import tiny
 import torch
 
 from dl2llm.gpt import GPT
@@ -19,11 +20,7 @@ from dl2llm.responsible.likelihood_bias import (
 
 @pytest.fixture(scope="module")
 def tiny_gpt2():
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(vocab_size=50, n_positions=32, n_embd=16, n_layer=2, n_head=2)
-    return GPT2LMHeadModel(config).eval()
+    return tiny.tiny_gpt2(vocab_size=50, n_embd=16, special_token=50256)  # GPT2Config's ids
 
 
 class CharTokenizer:

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from tiny import tiny_gpt
 
 from dl2llm.alignment.preferences import (
     LexiconLabeler,
@@ -19,7 +20,6 @@ from dl2llm.alignment.reward import (
     pairwise_accuracy,
     train_reward_head,
 )
-from dl2llm.gpt import GPT, GPTConfig
 from dl2llm.models import load_gpt2_tokenizer
 from dl2llm.runtime import UsageError
 
@@ -72,8 +72,7 @@ class TokenCountLabeler:
 
 
 def _pairs(label_noise: float, seed: int = 0):
-    torch.manual_seed(0)
-    policy = GPT(GPTConfig(context_length=32, n_layer=1, n_head=2, n_embd=16)).eval()
+    policy = tiny_gpt()
     tokenizer = load_gpt2_tokenizer()
     prompts = review_prompts("train", 40, 4, tokenizer)
     generator = torch.Generator().manual_seed(seed)
@@ -107,8 +106,7 @@ def test_label_noise_flips_some_labels():
 
 
 def test_best_of_k_pairs_pick_the_best_and_worst_sample():
-    torch.manual_seed(0)
-    policy = GPT(GPTConfig(context_length=32, n_layer=1, n_head=2, n_embd=16)).eval()
+    policy = tiny_gpt()
     tokenizer = load_gpt2_tokenizer()
     prompts = review_prompts("train", 40, 4, tokenizer)
     labeler = TokenCountLabeler()

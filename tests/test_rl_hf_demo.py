@@ -8,13 +8,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from tiny import tiny_gpt
 
 from dl2llm import paths
 from dl2llm.alignment.dpo import DPOConfig
 from dl2llm.alignment.ppo import PPOConfig
 from dl2llm.alignment.preferences import LexiconLabeler
 from dl2llm.alignment.rlhf import RLHFConfig, run_rlhf, win_rate
-from dl2llm.gpt import GPT, GPTConfig
 from dl2llm.models import load_gpt2_tokenizer
 
 SCRIPT = paths.REPO_ROOT / "weeks/week5_alignment_deployment/rl_hf_demo.py"
@@ -29,8 +29,7 @@ def test_win_rate_counts_ties_half_and_brackets_the_estimate():
 
 
 def test_pipeline_never_changes_the_reference_and_reports_every_probe():
-    torch.manual_seed(0)
-    base = GPT(GPTConfig(context_length=32, n_layer=1, n_head=2, n_embd=16)).eval()
+    base = tiny_gpt()
     before = {name: p.clone() for name, p in base.state_dict().items()}
     settings = replace(
         RLHFConfig.quick(),

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny import tiny_transformer
 
 from dl2llm.attention import causal_mask, from_torch_multihead
 from dl2llm.runtime import UsageError
@@ -16,7 +17,6 @@ from dl2llm.transformer import (
     BOS,
     EOS,
     PAD,
-    Transformer,
     beam_search,
     greedy_decode,
     label_smoothed_cross_entropy,
@@ -32,10 +32,6 @@ from dl2llm.transformer import (
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
-
-
-def tiny_model(vocab=7, d_model=16, max_len=12, n_layers=2):
-    return Transformer(vocab, vocab, d_model, 4, n_layers, 32, dropout=0.0, max_len=max_len)
 
 
 def test_sinusoidal_table_matches_the_paper_formula():
@@ -62,7 +58,7 @@ def copy_into_torch_layer(theirs, ours, attention_names):
 @pytest.mark.filterwarnings("ignore:enable_nested_tensor")
 def test_encoder_decoder_equals_torch_transformer_with_copied_weights():
     """Same function as ``nn.Transformer(norm_first=True)``, padding included (atol 1e-5)."""
-    ours = tiny_model().eval()
+    ours = tiny_transformer().eval()
     theirs = torch.nn.Transformer(
         16, 4, 2, 2, 32, dropout=0.0, batch_first=True, norm_first=True
     ).eval()
@@ -136,7 +132,7 @@ def test_make_batch_pads_and_adds_bos_eos():
 def test_beam_of_one_equals_greedy():
     """A random model with sharpened logits ends (</s>) at varied lengths; beam 1 follows it."""
     torch.manual_seed(1)
-    model = tiny_model(vocab=6, n_layers=1).eval()
+    model = tiny_transformer(vocab=6, n_layers=1).eval()
     with torch.no_grad():
         model.generator.weight.mul_(4)
         model.generator.bias[[PAD, BOS]] = -1e4
@@ -151,7 +147,7 @@ def test_beam_of_one_equals_greedy():
 
 
 def test_wider_beam_returns_a_finished_or_full_length_output():
-    model = tiny_model(vocab=5).eval()
+    model = tiny_transformer(vocab=5).eval()
     best = beam_search(model, torch.tensor([[3, 4, 4]]), beam_size=4, max_new_tokens=6)
     assert 1 <= len(best) <= 6
     assert best[-1] == EOS or len(best) == 6
@@ -163,7 +159,7 @@ def test_sequence_accuracy_compares_up_to_eos():
 
 
 def test_too_long_input_gives_a_clear_error():
-    model = tiny_model(max_len=12)
+    model = tiny_transformer(max_len=12)
     with pytest.raises(UsageError, match="longer than the model's positional table"):
         model(torch.full((1, 13), 3), torch.full((1, 2), BOS))
     with pytest.raises(UsageError, match="positional table"):
@@ -182,7 +178,7 @@ def test_training_resumes_from_checkpoint_exactly(tmp_path):
 
     def fresh():
         torch.manual_seed(1)
-        return tiny_model()
+        return tiny_transformer()
 
     straight = fresh()
     losses = train_seq2seq(straight, batch_for_step, 6, d_model=16, warmup=3, progress=False)

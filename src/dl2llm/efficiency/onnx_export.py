@@ -79,22 +79,6 @@ class NextTokenLogits(nn.Module):
         return self.gpt.lm_head(hidden[:, -1])  # (B, vocab)
 
 
-def tiny_bert(vocab_size: int, seed: int = 0, layers: int = 1, hidden: int = 64) -> nn.Module:
-    """A small randomly initialised ``BertModel`` (for tests and quick runs)."""
-    from transformers import BertConfig, BertModel
-
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=max(1, hidden // 32),
-        intermediate_size=4 * hidden,
-        max_position_embeddings=512,
-    )
-    return BertModel(config).eval()
-
-
 def first_layers(bert: nn.Module, n_layers: int) -> nn.Module:
     """The same ``BertModel`` keeping only its first ``n_layers`` Transformer layers (in place)."""
     bert.encoder.layer = bert.encoder.layer[:n_layers]
