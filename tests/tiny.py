@@ -18,7 +18,6 @@ import torch
 from dl2llm.gpt import GPT, GPTConfig
 
 if TYPE_CHECKING:
-    from torch import nn
     from transformers import (
         BertForSequenceClassification,
         BertModel,
@@ -143,17 +142,6 @@ def tiny_smollm2_llama(seed: int = 0) -> LlamaForCausalLM:
     return tiny_llama(
         seed, vocab_size=49152, max_position_embeddings=2048, bos_token_id=1, eos_token_id=2
     )
-
-
-def tiny_llama_and_tokenizer(seed: int = 0) -> tuple[nn.Module, object]:
-    """``(model, tokenizer)``: ``dl2llm.finetune.grounded_qa.tiny_llama``, re-exported.
-
-    It stays in ``src``: ``capstone/fine_tuning_pipeline.py --tiny-model`` uses it. A
-    2-layer, 32-wide Llama (2 heads) in train mode, with SmolLM2's tokenizer.
-    """
-    from dl2llm.finetune.grounded_qa import tiny_llama as grounded_qa_tiny_llama
-
-    return grounded_qa_tiny_llama(seed)
 
 
 # --- Hugging Face BERT ----------------------------------------------------------------------
