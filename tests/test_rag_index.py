@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -69,6 +70,33 @@ def test_onnx_query_encoder_equals_sentence_transformers():
     fast = Encoder(onnx=True)
     for text in ["What does lru_cache do?", "x", "a very long question " * 100]:
         np.testing.assert_allclose(fast.encode_query(text), fast.encode([text]), atol=1e-5)
+
+
+def test_threads_encoding_at_once_get_their_own_vectors():
+    """The service encodes questions (whole) and candidate sentences (cut) from many threads at
+    once; the shared tokenizer's settings must not leak between them (a lock does it)."""
+    fast = Encoder(onnx=True)
+    texts = [f"What does functools.lru_cache do with {n} arguments? " * (1 + n) for n in range(24)]
+    expected = {text: fast.encode_query(text) for text in texts}
+    failures: list[str] = []
+
+    def ask(worker: int) -> None:
+        for step in range(30):
+            text = texts[(worker * 5 + step) % len(texts)]
+            try:
+                if step % 2:
+                    fast.encode_short([text, text])
+                else:
+                    np.testing.assert_allclose(fast.encode_query(text), expected[text], atol=1e-5)
+            except Exception as err:  # a ragged batch raises; a wrong vector fails the check
+                failures.append(repr(err))
+
+    workers = [threading.Thread(target=ask, args=(n,)) for n in range(12)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
 
 
 def test_only_a_bundled_index_made_by_other_chunking_code_is_stale(tmp_path):

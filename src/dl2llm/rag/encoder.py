@@ -10,6 +10,7 @@ through ONNX Runtime, in batches of texts of similar length.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -45,18 +46,22 @@ class Encoder:
         self.model = SentenceTransformer(self.path, device=device)
         self.dim = self.model.get_embedding_dimension()
         self.session = query_encoder_onnx(self.model, self.path) if onnx else None
+        # A fast tokenizer keeps its padding and truncation settings between calls, so two
+        # threads tokenizing at once can get each other's (ragged ids); ONNX itself is safe.
+        self.tokenizer_lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], progress: Progress = False) -> np.ndarray:
         """``(N, dim)`` float32, L2-normalised (inner product = cosine)."""
         if self.session is not None:
             return self._encode_onnx(texts, self.model.max_seq_length, SHORT_BATCH, progress)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=ENCODE_BATCH,
-            normalize_embeddings=True,
-            show_progress_bar=progress is True,
-            convert_to_numpy=True,
-        )
+        with self.tokenizer_lock:  # sentence-transformers tokenizes inside encode
+            vectors = self.model.encode(
+                list(texts),
+                batch_size=ENCODE_BATCH,
+                normalize_embeddings=True,
+                show_progress_bar=progress is True,
+                convert_to_numpy=True,
+            )
         if callable(progress):
             progress(len(texts), len(texts))
         return np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
@@ -81,19 +86,22 @@ class Encoder:
         from tqdm.auto import tqdm
 
         texts = list(texts)
-        lengths = [len(ids) for ids in self.model.tokenizer(texts, truncation=True)["input_ids"]]
+        with self.tokenizer_lock:
+            ids = self.model.tokenizer(texts, truncation=True)["input_ids"]
+        lengths = [len(row) for row in ids]
         order = np.argsort(lengths, kind="stable")
         vectors = np.empty((len(texts), self.dim), dtype=np.float32)
         bar = tqdm(total=len(texts), desc="embedding", unit="chunk") if progress is True else None
         for start in range(0, len(texts), batch):
             rows = order[start : start + batch]
-            inputs = self.model.tokenizer(
-                [texts[i] for i in rows],
-                truncation=True,
-                max_length=max_tokens,
-                padding=True,
-                return_tensors="np",
-            )
+            with self.tokenizer_lock:
+                inputs = self.model.tokenizer(
+                    [texts[i] for i in rows],
+                    truncation=True,
+                    max_length=max_tokens,
+                    padding=True,
+                    return_tensors="np",
+                )
             feed = {name: inputs[name].astype(np.int64) for name in ONNX_INPUTS}
             vectors[rows] = self.session.run(None, feed)[0]  # (b, dim)
             if bar is not None:
