@@ -13,35 +13,18 @@ answer streams to the terminal, followed by its sources.
 Measured: the refusal threshold calibrated on FAQ questions vs off-topic ones
 (balanced accuracy), recall@k and MRR of each retrieval mode on the FAQ's
 question headings, retrieval and answer latency. ``--quick`` uses a
-3-document index and short answers.
+3-document index and short answers. The run's code: src/dl2llm/rag/rag_lesson.py.
 """
 
-import tempfile
-import time
 from pathlib import Path
 
-from dl2llm.rag import (
-    GENERATORS,
-    build_index,
-    default_data_dir,
-    default_generator,
-    ensure_index,
-    load_pipeline,
-    sample_documents,
-    served_model,
-)
-from dl2llm.rag.checks import citations
-from dl2llm.rag.encoder import Encoder
-from dl2llm.rag.generate import use_one_thread
-from dl2llm.rag.pipeline import calibrate_threshold, faq_questions, section_recall
+from dl2llm.rag import GENERATORS, default_generator
+from dl2llm.rag.rag_lesson import DEFAULT_QUESTION, question_flags, results_config, run_lesson
 from dl2llm.rag.retrieve import MODES
-from dl2llm.results import save_results
-from dl2llm.runtime import UsageError, check_positive, deliverable_parser, run_main, set_seed
-
-DEFAULT_QUESTION = "How do I create a stand-alone binary from a Python script?"
+from dl2llm.runtime import check_positive, deliverable_parser, run_main, start_run
 
 
-def parse(argv: list[str] | None):
+def main(argv: list[str] | None = None) -> int:
     parser = deliverable_parser(__doc__)
     parser.add_argument("question", nargs="?", default=DEFAULT_QUESTION, help="what to ask")
     parser.add_argument("--docs", type=Path, default=None, help="folder to index (default: docs)")
@@ -60,99 +43,11 @@ def parse(argv: list[str] | None):
     )
     parser.add_argument("--no-adapter", action="store_true", help="the base LLM, no LoRA adapter")
     parser.add_argument("--max-new-tokens", type=check_positive, default=128)
-    args = parser.parse_args(argv)
-    args.generator, args.adapter = served_model(args.generator, None, args.no_adapter)
-    if not args.question.strip():
-        raise UsageError("the question is empty")
-    if args.docs is not None and not args.docs.is_dir():
-        raise UsageError(f"--docs {args.docs}: no such folder")
-    if args.k > 20:
-        raise UsageError(f"--k must be at most 20, got {args.k}")
-    return args
-
-
-def evaluate(pipeline, questions, k: int) -> dict:
-    metrics = {}
-    for mode in MODES:
-        scores = section_recall(pipeline.retriever, questions, k, mode)
-        metrics.update({f"{mode}_{name}": round(value, 4) for name, value in scores.items()})
-    return metrics
-
-
-def run(args, index_dir: Path, build_documents=None) -> dict:
-    encoder = Encoder(onnx=True)  # as the service: questions and sentences through ONNX Runtime
-    built = time.perf_counter()
-    if build_documents is not None:
-        documents, source = build_documents
-        index = build_index(documents, index_dir, encoder, source=source, progress=False)
-    else:
-        index = ensure_index(index_dir, encoder, args.docs, rebuild=args.rebuild)
-    metrics = {"chunks": len(index), "documents": len(index.documents)}
-    metrics["index_load_s"] = round(time.perf_counter() - built, 2)
-    questions = faq_questions(index)
-    if questions:
-        calibration = calibrate_threshold(index, encoder)
-        metrics.update({f"calibration_{k}": v for k, v in calibration.items()})
-    use_one_thread()
-    pipeline = load_pipeline(
-        index, encoder, args.llm, args.generator, args.max_new_tokens, adapter=args.adapter
-    )
-    if questions:
-        metrics["faq_questions"] = len(questions)
-        metrics.update(evaluate(pipeline, questions, args.k))
-    pipeline.warm_up()  # as the service does: the timed answer is not the first one
-    answer = ask(pipeline, args)
-    metrics.update(answer)
-    return metrics
-
-
-def ask(pipeline, args) -> dict:
-    print(f"\nQ: {args.question}\nA: ", end="", flush=True)
-    started = time.perf_counter()
-    prepared = pipeline.prepare(args.question, args.k, args.mode)
-    pieces = []
-    for piece in pipeline.stream(prepared):
-        pieces.append(piece)
-        print(piece, end="", flush=True)
-    seconds = time.perf_counter() - started
-    print("\n\nSources:")
-    for n, hit in enumerate(prepared.hits, 1):
-        print(f"  [{n}] {hit.title}  ({hit.path}#{hit.anchor}, score {hit.score:.3f})")
-    answer = "".join(pieces).strip()
-    return {
-        "question": args.question,
-        "answer": answer,
-        "refused": prepared.refused,
-        "confidence": round(prepared.confidence, 4),
-        "cites_a_source": any(1 <= n <= len(prepared.hits) for n in citations(answer)),
-        "sources": [f"{h.path}#{h.anchor}" for h in prepared.hits],
-        "retrieve_ms": round(prepared.retrieve_ms, 1),
-        "answer_s": round(seconds, 2),
-    }
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse(argv)
-    started = time.perf_counter()
-    set_seed(args.seed)
-    if args.quick:
-        args.max_new_tokens = min(args.max_new_tokens, 24)
-        with tempfile.TemporaryDirectory(prefix="dl2llm-rag-") as tmp:
-            metrics = run(args, Path(tmp), build_documents=sample_documents())
-    else:
-        metrics = run(args, args.data_dir or default_data_dir())
+    run = start_run("retrieval_augmented_generation", parser, argv)
+    args = question_flags(run.args)
+    metrics = run_lesson(args)  # prints the streamed answer and its sources
     print("\n" + "\n".join(f"{k:>32}  {v}" for k, v in metrics.items() if k != "sources"))
-    config = {k: v for k, v in vars(args).items() if k not in ("out", "data_dir", "docs")}
-    config["adapter"] = str(args.adapter) if args.adapter else None
-    save_results(
-        "retrieval_augmented_generation",
-        metrics,
-        out_dir=args.out,
-        config=config,
-        seed=args.seed,
-        quick=args.quick,
-        started=started,
-    )
+    run.save(metrics, config=results_config(args))
     return 0
 
 
