@@ -120,7 +120,7 @@ def test_answer_loss_equals_the_full_model_loss():
 
 
 def test_training_lowers_the_loss_and_resumes_from_its_checkpoint(tmp_path):
-    config = grounded_qa.TrainConfig(epochs=3, global_batch=2, lr=1e-2, max_length=128)
+    config = grounded_qa.QAFineTuneConfig(epochs=3, global_batch=2, lr=1e-2, max_length=128)
     model, tokenizer = grounded_qa.tiny_llama()
     checkpoint = tmp_path / "run.pt"
     trained = grounded_qa.train_lora(model, tokenizer, EXAMPLES, config, checkpoint, progress=False)
@@ -137,7 +137,7 @@ def test_training_lowers_the_loss_and_resumes_from_its_checkpoint(tmp_path):
 
 def test_batch_must_split_evenly():
     model, tokenizer = grounded_qa.tiny_llama()
-    config = grounded_qa.TrainConfig(global_batch=8)
+    config = grounded_qa.QAFineTuneConfig(global_batch=8)
     with pytest.raises(UsageError, match="fewer than one batch"):
         grounded_qa.train_lora(model, tokenizer, EXAMPLES, config, progress=False)
 

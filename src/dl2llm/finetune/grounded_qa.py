@@ -209,7 +209,7 @@ def build_examples(
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class QAFineTuneConfig:
     """What a fine-tuning run does; a checkpoint only resumes a run with the same config."""
 
     epochs: int = 1
@@ -312,7 +312,7 @@ def train_lora(
     model: nn.Module,
     tokenizer,
     examples: Sequence[QAExample],
-    config: TrainConfig,
+    config: QAFineTuneConfig,
     checkpoint: Path | None = None,
     progress: bool = True,
 ) -> dict:

@@ -102,7 +102,7 @@ def run_pipeline(config: PipelineConfig, out: Path) -> tuple[dict[str, Any], lis
     index = open_index(encoder, config)
     examples, excluded = training_examples(index, encoder, config)
     model, tokenizer = grounded_qa.tiny_llama(config.seed) if config.tiny_model else load_llm()
-    train_config = grounded_qa.TrainConfig(
+    train_config = grounded_qa.QAFineTuneConfig(
         epochs=config.epochs,
         global_batch=config.global_batch,
         lr=config.lr,
