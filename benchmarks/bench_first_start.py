@@ -17,18 +17,19 @@ from pathlib import Path
 
 from dl2llm.hardware import describe, machine_facts
 from dl2llm.runtime import deliverable_parser, run_main, start_run
-from dl2llm.serve.service_bench import FIRST_START_TARGETS_S, first_start
+from dl2llm.serve.service_bench import FIRST_START_TARGETS_S, ServiceBenchConfig, first_start
 
 
 def main(argv: list[str] | None = None) -> int:
     run = start_run("bench_first_start", deliverable_parser(__doc__), argv)
     facts = machine_facts()
     print(describe(facts))
+    config = ServiceBenchConfig.quick() if run.args.quick else ServiceBenchConfig()
     with tempfile.TemporaryDirectory(prefix="dl2llm-first-start-") as tmp:
-        metrics = first_start(Path(tmp), run.args.quick)
+        metrics = first_start(Path(tmp), config)
     print("\n".join(f"{k:>24}  {v}" for k, v in metrics.items()))
-    config = {"quick": run.args.quick, "machine": facts, "targets_s": FIRST_START_TARGETS_S}
-    run.save(metrics, config=config)
+    run_config = {"quick": run.args.quick, "machine": facts, "targets_s": FIRST_START_TARGETS_S}
+    run.save(metrics, config=run_config)
     return 0
 
 

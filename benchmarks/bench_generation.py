@@ -37,7 +37,7 @@ within one run are what count; absolute speeds depend on the load (recorded with
 The measuring code: src/dl2llm/efficiency/generation_bench.py and llamacpp.py.
 """
 
-from dl2llm.efficiency.generation_bench import compare_generation
+from dl2llm.efficiency.generation_bench import GenerationBenchConfig, compare_generation
 from dl2llm.efficiency.llamacpp import LLAMACPP_PACKAGE, LLAMACPP_VENV, build_llamacpp
 from dl2llm.hardware import describe, machine_facts, native_bf16
 from dl2llm.results import format_value
@@ -58,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     facts = machine_facts()
     print(describe(facts))
     build = build_llamacpp() if args.build_llamacpp else None
-    bench = compare_generation(args.quick, build)
+    config = GenerationBenchConfig.quick() if args.quick else GenerationBenchConfig()
+    bench = compare_generation(config, build)
     print(bench.table())
     print("\n".join(f"{key}: {format_value(value)}" for key, value in bench.ratios.items()))
-    config = {
+    run_config = {
         "quick": args.quick,
         "prompts": len(bench.prompt_tokens),
         "prompt_tokens": bench.prompt_tokens,
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "llamacpp_package": LLAMACPP_PACKAGE,
         "llamacpp_system_info": bench.llamacpp_system_info,
     }
-    run.save(bench.metrics(), config=config)
+    run.save(bench.metrics(), config=run_config)
     return 0
 
 

@@ -18,7 +18,9 @@ small 6x384 model of the first version gained only 3.7x, GPT-2 small gains more.
 The measuring code: src/dl2llm/gpt_bench.py.
 """
 
-from dl2llm.gpt_bench import CACHE_TARGET, FULL, QUICK, TRAIN_TARGET, compare_with_transformers
+from dataclasses import replace
+
+from dl2llm.gpt_bench import CACHE_TARGET, TRAIN_TARGET, GPTBenchConfig, compare_with_transformers
 from dl2llm.runtime import check_positive, deliverable_parser, run_main, start_run
 
 
@@ -28,12 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--new-tokens", type=check_positive, default=256)
     run = start_run("bench_gpt", parser, argv)
     args = run.args
-    config = QUICK if args.quick else FULL
-    repeats = args.repeats or (2 if args.quick else 5)
-    new_tokens = min(args.new_tokens, config.context_length - 16)
-    metrics, run_config = compare_with_transformers(config, repeats, new_tokens)
+    config = GPTBenchConfig.quick() if args.quick else GPTBenchConfig()
+    config = replace(config, repeats=args.repeats or config.repeats, new_tokens=args.new_tokens)
+    metrics, run_config = compare_with_transformers(config)
+    new_tokens = metrics["new_tokens"]  # capped to the context
 
-    print(f"config: {config}\n")
+    print(f"config: {config.model}\n")
     print(f"{'measurement':<42} {'seconds':>9}")
     print(f"{'train step, ours':<42} {metrics['train_step_s']:>9.4f}")
     print(f"{'train step, transformers':<42} {metrics['hf_train_step_s']:>9.4f}")

@@ -16,7 +16,9 @@ Quick mode exports a 1-layer slice of MiniLM (seconds, for CI); its numbers are 
 The measuring code: src/dl2llm/efficiency/int8_encoder_bench.py.
 """
 
-from dl2llm.efficiency.int8_encoder_bench import compare_int8_encoders
+from dataclasses import replace
+
+from dl2llm.efficiency.int8_encoder_bench import Int8BenchConfig, compare_int8_encoders
 from dl2llm.runtime import check_positive, deliverable_parser, run_main, start_run
 
 
@@ -24,11 +26,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = deliverable_parser(__doc__)
     parser.add_argument("--rounds", type=check_positive, help="passes over the timed sentences")
     run = start_run("bench_inference", parser, argv)
-    rounds = run.args.rounds or (2 if run.args.quick else 5)
-    bench = compare_int8_encoders(run.args.quick, rounds)
+    config = Int8BenchConfig.quick() if run.args.quick else Int8BenchConfig()
+    if run.args.rounds:
+        config = replace(config, rounds=run.args.rounds)
+    bench = compare_int8_encoders(config)
     print(bench.report())
-    config = {"rounds": rounds, "sentences_timed": bench.sentences_timed, "texts": bench.texts}
-    run.save(bench.metrics(), config=config)
+    run_config = {
+        "rounds": config.rounds,
+        "sentences_timed": bench.sentences_timed,
+        "texts": bench.texts,
+    }
+    run.save(bench.metrics(), config=run_config)
     return 0
 
 

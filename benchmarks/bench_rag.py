@@ -18,7 +18,7 @@ Outputs: results/bench_rag.json. The benchmark's code: src/dl2llm/rag/benchmark.
 
 from __future__ import annotations
 
-from dl2llm.rag.benchmark import run_benchmark
+from dl2llm.rag.benchmark import RagBenchConfig, run_benchmark
 from dl2llm.runtime import deliverable_parser, run_main, start_run
 
 NAME = "bench_rag"
@@ -27,14 +27,16 @@ NAME = "bench_rag"
 def main(argv: list[str] | None = None) -> int:
     parser = deliverable_parser(__doc__)
     run = start_run(NAME, parser, argv)
-    metrics = run_benchmark(run.args.quick, run.args.seed)
+    args = run.args
+    config = RagBenchConfig.quick(args.seed) if args.quick else RagBenchConfig(seed=args.seed)
+    metrics = run_benchmark(config)
     print(
         "\n".join(
             f"{k:>40}  {v:.4g}" if isinstance(v, float) else f"{k:>40}  {v}"
             for k, v in metrics.items()
         )
     )
-    run.save(metrics, config={"quick": run.args.quick})
+    run.save(metrics, config={"quick": args.quick})
     return 0
 
 

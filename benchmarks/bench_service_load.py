@@ -13,6 +13,7 @@ The measuring code: src/dl2llm/serve/service_bench.py.
 """
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from dl2llm.evaluation.questions import answerable
@@ -21,21 +22,29 @@ from dl2llm.rag import default_data_dir, sample_documents
 from dl2llm.rag.encoder import shared_encoder
 from dl2llm.rag.index import build_index
 from dl2llm.runtime import deliverable_parser, run_main, start_run
-from dl2llm.serve.service_bench import load_levels
+from dl2llm.serve.service_bench import ServiceBenchConfig, load_levels
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = deliverable_parser(__doc__)
-    parser.add_argument("--seconds", type=float, default=None, help="per level (full: 20)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help=f"per level (full: {ServiceBenchConfig().seconds_per_level:g})",
+    )
     run = start_run("bench_service_load", parser, argv)
     args = run.args
     facts = machine_facts()
     print(describe(facts))
-    seconds = args.seconds or (3.0 if args.quick else 20.0)
+    config = ServiceBenchConfig.quick() if args.quick else ServiceBenchConfig()
+    if args.seconds:
+        config = replace(config, seconds_per_level=args.seconds)
+    seconds = config.seconds_per_level
     questions = [q.question for q in answerable()]
     with tempfile.TemporaryDirectory(prefix="dl2llm-load-") as tmp:
         data_dir = default_data_dir()
-        if args.quick:  # a fresh index of the sample documents
+        if config.sample_docs:  # a fresh index of the sample documents
             documents, source = sample_documents()
             data_dir = Path(tmp)
             build_index(documents, data_dir, shared_encoder(), source=source, progress=False)

@@ -17,9 +17,11 @@ Baseline: the embedded index, measured in the same process and run.
 The measuring code: src/dl2llm/rag/vector_store_bench.py.
 """
 
+from dataclasses import replace
+
 from dl2llm.hardware import describe, machine_facts
 from dl2llm.rag.retrieve import MODES
-from dl2llm.rag.vector_store_bench import compare_vector_stores
+from dl2llm.rag.vector_store_bench import VectorStoreBenchConfig, compare_vector_stores
 from dl2llm.runtime import deliverable_parser, run_main, start_run
 
 
@@ -32,13 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     args = run.args
     facts = machine_facts()
     print(describe(facts))
-    n = args.vectors if args.vectors is not None else (20_000 if args.quick else 1_000_000)
-    metrics = compare_vector_stores(args.quick, n, args.seed)
+    if args.quick:
+        config = VectorStoreBenchConfig.quick(args.seed)
+    else:
+        config = VectorStoreBenchConfig(seed=args.seed)
+    if args.vectors is not None:
+        config = replace(config, vectors=args.vectors)
+    metrics = compare_vector_stores(config)
     for mode in MODES:
         print(mode, metrics["corpus"][mode])
     for name, value in metrics.get("scale", {}).items():
         print(name, value)
-    run.save(metrics, config={"quick": args.quick, "machine": facts, "vectors": n})
+    run.save(metrics, config={"quick": args.quick, "machine": facts, "vectors": config.vectors})
     return 0
 
 

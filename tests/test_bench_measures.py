@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +16,7 @@ from dl2llm.efficiency.generation_bench import (
     summary,
 )
 from dl2llm.efficiency.int8_encoder_bench import interleaved, unpadded
-from dl2llm.gpt_bench import QUICK, compare_with_transformers
+from dl2llm.gpt_bench import GPTBenchConfig, compare_with_transformers
 from dl2llm.rag.vector_store_bench import percentiles
 from dl2llm.tokenizers.speed_bench import corpus_bytes, throughput
 
@@ -101,7 +103,8 @@ def test_throughput_is_megabytes_per_second_with_the_ids():
 
 def test_our_gpt_and_transformers_give_the_same_greedy_tokens():
     torch.manual_seed(0)
-    metrics, config = compare_with_transformers(QUICK, repeats=1, new_tokens=4)
+    quick = GPTBenchConfig.quick()
+    metrics, config = compare_with_transformers(replace(quick, repeats=1, new_tokens=4))
     assert metrics["same_tokens"] and metrics["new_tokens"] == 4
-    assert config["n_layer"] == QUICK.n_layer and config["repeats"] == 1
+    assert config["n_layer"] == quick.model.n_layer and config["repeats"] == 1
     assert np.isfinite(metrics["kv_cache_speedup"])

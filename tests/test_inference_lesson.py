@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from dl2llm.efficiency.inference_lesson import (
-    InferenceSettings,
+    InferenceConfig,
     headline,
     latency_table,
     plot_latency,
@@ -33,13 +35,15 @@ REPORTS = [
 
 
 def test_repeats_default_by_mode_and_a_fifth_at_the_large_batch():
-    assert InferenceSettings.for_run(True, None, 128).repeats == (10, 2)
-    full = InferenceSettings.for_run(False, None, 64)
-    assert full.repeats == (50, 10) and full.onnx_dir.name == "full"
-    assert InferenceSettings.for_run(True, 25, 8).config() == {
+    quick = InferenceConfig.quick()
+    assert quick.timed_calls == (10, 2) and quick.onnx_dir.name == "quick"
+    full = InferenceConfig()
+    assert full.timed_calls == (50, 10) and full.onnx_dir.name == "full"
+    assert full.new_tokens == 128 and full.encoder_layers is None and not full.tiny_gpt
+    assert replace(quick, repeats=25, new_tokens=8).to_dict() == {
         "repeats": [25, 5],
         "new_tokens": 8,
-        "onnx_dir": str(InferenceSettings.for_run(True, None, 8).onnx_dir),
+        "onnx_dir": str(quick.onnx_dir),
     }
 
 

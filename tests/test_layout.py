@@ -58,3 +58,24 @@ def test_every_figure_is_written_through_save_figure():
         if path != allowed and "savefig(" in path.read_text(encoding="utf-8")
     )
     assert not offenders, f"call dl2llm.plots.save_figure instead of savefig in {offenders}"
+
+
+def line_counts(paths) -> dict[str, int]:
+    return {str(p.relative_to(REPO_ROOT)): len(p.read_text().splitlines()) for p in paths}
+
+
+def test_library_modules_stay_readable_in_one_sitting():
+    """A module holds one concept: past ~450 lines it is two (split it)."""
+    long = {path: n for path, n in line_counts(SRC.rglob("*.py")).items() if n > 450}
+    assert not long
+
+
+def test_deliverable_scripts_are_thin():
+    """Flags, one call into the library, printed results, ``run.save``: ~120 lines at most."""
+    scripts = [
+        path
+        for folder in ("weeks", "capstone", "benchmarks")
+        for path in (REPO_ROOT / folder).rglob("*.py")
+    ]
+    long = {path: n for path, n in line_counts(scripts).items() if n > 120}
+    assert not long

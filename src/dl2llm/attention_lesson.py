@@ -30,53 +30,43 @@ SENTENCES = (
     "The trophy doesn't fit into the brown suitcase because it is too large.",
     "A business is fraught with too much trouble, and besides it was not my calling.",  # Botchan
 )
-QUICK_LENGTHS, FULL_LENGTHS = "16,64,256", "16,32,64,128,256,512,1024,2048"
 THREADS = 1  # the timings compare the two layers on one CPU core
 
 
-def parse_lengths(text: str) -> list[int]:
-    """``"16,64,256"`` -> ``[16, 64, 256]``; every length must be at least 2."""
+def parse_lengths(text: str) -> tuple[int, ...]:
+    """``"16,64,256"`` -> ``(16, 64, 256)``; every length must be at least 2."""
     try:
         lengths = [int(part) for part in text.split(",")]
     except ValueError as err:
         raise UsageError(f"--lengths: expected comma-separated integers, got '{text}'") from err
     if not lengths or min(lengths) < 2:
         raise UsageError(f"--lengths: every length must be at least 2, got '{text}'")
-    return lengths
+    return tuple(lengths)
 
 
 @dataclass
 class AttentionDemoConfig:
-    """Sizes of the recurrence comparison and the MiniLM layer to plot."""
+    """Sizes of the recurrence comparison and the MiniLM layer to plot (``quick()`` for CI)."""
 
-    lengths: list[int]
-    width: int
+    lengths: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024, 2048)
+    width: int = 256
     heads: int = 4
     batch: int = 4
     layer: int = 2
     min_run_time: float = 0.5  # seconds of timing per layer and length
 
+    def __post_init__(self) -> None:
+        if self.width % self.heads:
+            raise UsageError(f"--width {self.width} must be divisible by --heads {self.heads}")
+
     @classmethod
-    def from_flags(
-        cls, quick: bool, lengths: str | None, width: int | None, heads: int, batch: int, layer: int
-    ) -> AttentionDemoConfig:
-        """The settings of a run: unset ``lengths``/``width`` take the quick or full default."""
-        width = width or (64 if quick else 256)
-        if width % heads:
-            raise UsageError(f"--width {width} must be divisible by --heads {heads}")
-        return cls(
-            lengths=parse_lengths(lengths or (QUICK_LENGTHS if quick else FULL_LENGTHS)),
-            width=width,
-            heads=heads,
-            batch=batch,
-            layer=layer,
-            min_run_time=0.05 if quick else 0.5,
-        )
+    def quick(cls) -> AttentionDemoConfig:
+        return cls(lengths=(16, 64, 256), width=64, min_run_time=0.05)
 
     def to_dict(self, device: torch.device) -> dict[str, Any]:
         """The results JSON's ``config``."""
         return {
-            "lengths": self.lengths,
+            "lengths": list(self.lengths),
             "width": self.width,
             "heads": self.heads,
             "batch": self.batch,
@@ -199,7 +189,7 @@ def recurrence_comparison(
     every length's row (see :class:`dl2llm.attention.RecurrenceVsAttention`).
     """
     comparison = compare_with_recurrence(
-        config.lengths, config.width, config.heads, config.batch, device, config.min_run_time
+        list(config.lengths), config.width, config.heads, config.batch, device, config.min_run_time
     )
     rows = [row.as_dict() for row in comparison]
     scaling_png = f"{NAME}_scaling.png"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,9 +29,20 @@ from dl2llm.gpt import GPT, GPTConfig
 from dl2llm.models import GPT2_EOT_ID
 
 TRAIN_TARGET, CACHE_TARGET = 1.0, 5.0
-FULL = GPTConfig()  # GPT-2 small
-QUICK = GPTConfig(context_length=96, n_layer=2, n_head=2, n_embd=64)
 PROMPT_TOKENS, TRAIN_BATCH, TRAIN_LENGTH = 16, 4, 256
+
+
+@dataclass
+class GPTBenchConfig:
+    """The model timed and how long (``quick()`` for CI: a 2-layer, 64-wide GPT)."""
+
+    model: GPTConfig = field(default_factory=GPTConfig)  # GPT-2 small, random weights
+    repeats: int = 5  # timed repeats (generation: half of them, at least 1)
+    new_tokens: int = 256  # generated per run (at most what fits after the prompt)
+
+    @classmethod
+    def quick(cls) -> GPTBenchConfig:
+        return cls(GPTConfig(context_length=96, n_layer=2, n_head=2, n_embd=64), repeats=2)
 
 
 def train_step(
@@ -114,17 +126,18 @@ def bench_generation(
     }
 
 
-def compare_with_transformers(
-    config: GPTConfig, repeats: int, new_tokens: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Time a random-weight GPT of shape ``config`` against its transformers twin.
+def compare_with_transformers(config: GPTBenchConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Time a random-weight GPT of shape ``config.model`` against its transformers twin.
 
     Training runs at torch's thread count, generation at one thread (single-token steps:
-    one thread is far faster here). Returns ``(metrics, config)`` for the results file.
+    one thread is far faster here). ``config.new_tokens`` is capped so that the prompt and
+    the new tokens fit the context. Returns ``(metrics, config)`` for the results file.
     """
-    ours = GPT(config)
+    repeats = config.repeats
+    new_tokens = min(config.new_tokens, config.model.context_length - PROMPT_TOKENS)
+    ours = GPT(config.model)
     theirs = ours.to_hf_model()
-    length = min(TRAIN_LENGTH, config.context_length)
+    length = min(TRAIN_LENGTH, config.model.context_length)
     train = bench_train(ours, theirs, batch=TRAIN_BATCH, length=length, repeats=repeats)
     threads = torch.get_num_threads()
     with torch_threads(1):
@@ -146,4 +159,4 @@ def compare_with_transformers(
         "train_target_met": train["speedup"] >= TRAIN_TARGET,
         "kv_cache_target_met": generation["cache_speedup"] >= CACHE_TARGET,
     }
-    return metrics, {**vars(config), "repeats": repeats, "train_threads": threads}
+    return metrics, {**vars(config.model), "repeats": repeats, "train_threads": threads}

@@ -14,14 +14,9 @@ Outputs: results/attention_demo.json, attention_demo_heads.png, attention_demo_s
 attention_demo_scaling.png. The lesson's code: src/dl2llm/attention_lesson.py.
 """
 
-from dl2llm.attention_lesson import (
-    FULL_LENGTHS,
-    NAME,
-    QUICK_LENGTHS,
-    THREADS,
-    AttentionDemoConfig,
-    run_lesson,
-)
+from dataclasses import replace
+
+from dl2llm.attention_lesson import NAME, THREADS, AttentionDemoConfig, parse_lengths, run_lesson
 from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, start_run
 
 
@@ -45,11 +40,16 @@ def print_results(metrics: dict, header: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    quick, full = AttentionDemoConfig.quick(), AttentionDemoConfig()
     parser = deliverable_parser(__doc__)
     parser.add_argument(
-        "--lengths", help=f"sequence lengths (quick {QUICK_LENGTHS}, full {FULL_LENGTHS})"
+        "--lengths",
+        help=f"sequence lengths (quick {','.join(map(str, quick.lengths))}, "
+        f"full {','.join(map(str, full.lengths))})",
     )
-    parser.add_argument("--width", type=check_positive, help="model width (quick 64, full 256)")
+    parser.add_argument(
+        "--width", type=check_positive, help=f"model width (quick {quick.width}, full {full.width})"
+    )
     parser.add_argument("--heads", type=check_positive, default=4, help="attention heads (4)")
     parser.add_argument("--batch", type=check_positive, default=4, help="sequences per pass (4)")
     parser.add_argument(
@@ -58,9 +58,16 @@ def main(argv: list[str] | None = None) -> int:
     run = start_run(NAME, parser, argv)
     args = run.args
     device = resolve_device(args.device)
-    config = AttentionDemoConfig.from_flags(
-        args.quick, args.lengths, args.width, args.heads, args.batch, args.layer
+    config = AttentionDemoConfig.quick() if args.quick else AttentionDemoConfig()
+    config = replace(  # checks that the width divides into the heads
+        config,
+        width=args.width or config.width,
+        heads=args.heads,
+        batch=args.batch,
+        layer=args.layer,
     )
+    if args.lengths:
+        config = replace(config, lengths=parse_lengths(args.lengths))
     metrics, artifacts = run_lesson(config, device, args.out)
 
     print_results(

@@ -15,15 +15,14 @@ lesson's code: src/dl2llm/tokenizers/tokenizer_lesson.py.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, start_run
 from dl2llm.tokenizers.tokenizer_lesson import (
-    FULL_VOCAB_SIZES,
     NAME,
-    QUICK_VOCAB_SIZES,
     SENTENCE,
-    choose_vocab_sizes,
+    TokenizerExperimentsConfig,
     load_corpus,
     run_lesson,
 )
@@ -56,6 +55,7 @@ def print_results(metrics: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    full, quick = TokenizerExperimentsConfig(), TokenizerExperimentsConfig.quick()
     parser = deliverable_parser(__doc__)
     parser.add_argument(
         "--data",
@@ -68,15 +68,18 @@ def main(argv: list[str] | None = None) -> int:
         type=check_positive,
         nargs="+",
         default=None,
-        help=f"vocabulary sizes (default: {' '.join(map(str, FULL_VOCAB_SIZES))}; "
-        f"quick: {' '.join(map(str, QUICK_VOCAB_SIZES))})",
+        help=f"vocabulary sizes (default: {' '.join(map(str, full.vocab_sizes))}; "
+        f"quick: {' '.join(map(str, quick.vocab_sizes))})",
     )
     parser.add_argument("--sentence", default=SENTENCE, help="the sentence shown tokenized")
     run = start_run(NAME, parser, argv)
     args = run.args
-    vocab_sizes = choose_vocab_sizes(args.vocab_sizes, args.quick)
+    config = TokenizerExperimentsConfig.quick() if args.quick else TokenizerExperimentsConfig()
+    if args.vocab_sizes:
+        config = replace(config, vocab_sizes=tuple(args.vocab_sizes))
+    vocab_sizes = config.sorted_vocab_sizes()
     resolve_device(args.device)
-    train_text, test_text = load_corpus(args.data, args.quick)
+    train_text, test_text = load_corpus(args.data, config)
     train_bytes, test_bytes = len(train_text.encode()), len(test_text.encode())
     print(f"training on {train_bytes:,} bytes, testing on {test_bytes:,}")
     metrics, artifacts = run_lesson(train_text, test_text, vocab_sizes, args.sentence, args.out)

@@ -18,7 +18,9 @@ Outputs: results/inference_optimization.json, inference_optimization_latency.png
 lesson's code: src/dl2llm/efficiency/inference_lesson.py.
 """
 
-from dl2llm.efficiency.inference_lesson import NAME, InferenceSettings, latency_table, run_lesson
+from dataclasses import replace
+
+from dl2llm.efficiency.inference_lesson import NAME, InferenceConfig, latency_table, run_lesson
 from dl2llm.results import print_metrics
 from dl2llm.runtime import check_positive, deliverable_parser, run_main, start_run
 
@@ -33,13 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     run = start_run(NAME, parser, argv)
     args = run.args
-    settings = InferenceSettings.for_run(args.quick, args.repeats, args.new_tokens)
+    config = InferenceConfig.quick() if args.quick else InferenceConfig()
+    config = replace(config, repeats=args.repeats or config.repeats, new_tokens=args.new_tokens)
     if args.quick:
         print("quick mode: MiniLM is exported as a 1-layer slice and GPT is the tiny quick model")
-    metrics, reports, artifacts = run_lesson(settings, args.quick, args.out)
+    metrics, reports, artifacts = run_lesson(config, args.out)
     print(latency_table(reports))
     print_metrics(metrics)  # the per-variant rows (a list) are left to the JSON
-    run.save(metrics, config=settings.config(), artifacts=artifacts)
+    run.save(metrics, config=config.to_dict(), artifacts=artifacts)
     return 0
 
 

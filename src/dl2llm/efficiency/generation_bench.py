@@ -2,15 +2,16 @@
 
 Six grounded prompts (:data:`PROMPTS`), each a question with one short documentation passage
 in the RAG service's prompt (:func:`~dl2llm.rag.generate.build_messages`, SmolLM2's chat
-template; 170-230 tokens), are answered with greedy decoding and exactly :data:`NEW_TOKENS`
-new tokens (the end of sequence does not stop it). Per variant: decode tokens/s (tokens after
-the first, over the time after the first, so the prompt's prefill is left out), p50 seconds
-per answer and p50 time to the first token (both with the prefill).
+template; 170-230 tokens), are answered with greedy decoding and exactly
+:attr:`GenerationBenchConfig.new_tokens` new tokens (the end of sequence does not stop it).
+Per variant: decode tokens/s (tokens after the first, over the time after the first, so the
+prompt's prefill is left out), p50 seconds per answer and p50 time to the first token (both
+with the prefill).
 
 Baseline: what the service does, transformers fp32 on one torch thread. Measured against it
 in the same run: fp32 at every core, dynamic int8
 (:func:`~dl2llm.efficiency.quantization.quantize_dynamic_torch`), bf16 (where oneDNN has bf16
-kernels for this CPU), ``torch.compile`` (not in quick mode), and llama.cpp on the 4-bit GGUF
+kernels for this CPU), ``torch.compile`` (not in ``quick()``), and llama.cpp on the 4-bit GGUF
 at every core and at one thread (:mod:`dl2llm.efficiency.llamacpp`, where it is built).
 
 The transformers variants take turns prompt by prompt, so that a busy machine slows them
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 BASELINE = "fp32"
 ORDER = (BASELINE, "fp32_all_cores", "int8", "bf16", "compile")
-NEW_TOKENS, QUICK_NEW_TOKENS, WARMUP_TOKENS = 48, 8, 4
+WARMUP_TOKENS = 4
 
 Inputs = dict[str, torch.Tensor]  # a tokenized prompt: input_ids, attention_mask (1, T)
 Row = dict[str, Any] | str  # a variant's numbers, or why it was skipped
@@ -103,6 +104,19 @@ PROMPTS = (
         "hashable objects: elements are stored as dictionary keys and their counts as values.",
     ),
 )
+
+
+@dataclass
+class GenerationBenchConfig:
+    """How much to time (``quick()`` for CI: two prompts, 8 new tokens, no compile)."""
+
+    new_tokens: int = 48  # generated for every prompt
+    prompts: int = len(PROMPTS)  # the first ones of :data:`PROMPTS`
+    compile: bool = True  # time ``torch.compile`` too (compiling takes minutes)
+
+    @classmethod
+    def quick(cls) -> GenerationBenchConfig:
+        return cls(new_tokens=8, prompts=2, compile=False)
 
 
 @dataclass(frozen=True)
@@ -192,7 +206,7 @@ def bf16_problem() -> str | None:
 
 
 def transformers_variants(
-    model: torch.nn.Module, quick: bool
+    model: torch.nn.Module, config: GenerationBenchConfig
 ) -> tuple[dict[str, Variant], dict[str, str]]:
     """The variants of the fp32 ``model`` to time, and the reasons for those skipped."""
     variants = {
@@ -205,10 +219,10 @@ def transformers_variants(
         variants["bf16"] = Variant(load_llm(dtype=torch.bfloat16)[0], 1)
     else:
         skipped["bf16"] = reason
-    if quick:
-        skipped["compile"] = "skipped: not in --quick (compiling takes minutes)"
-    else:
+    if config.compile:
         variants["compile"] = Variant(compiled(load_llm()[0]), 1)
+    else:
+        skipped["compile"] = "skipped: not in --quick (compiling takes minutes)"
     return variants, skipped
 
 
@@ -382,17 +396,19 @@ class GenerationBench:
         return table(self.rows, len(self.prompt_tokens))
 
 
-def compare_generation(quick: bool, llamacpp_build_error: str | None = None) -> GenerationBench:
-    """Time every variant on the prompts (two of them, 8 new tokens, no compile when ``quick``).
+def compare_generation(
+    config: GenerationBenchConfig, llamacpp_build_error: str | None = None
+) -> GenerationBench:
+    """Time every variant on ``config``'s prompts, ``config.new_tokens`` tokens each.
 
     ``llamacpp_build_error``: why building llama.cpp just failed, if it did (its rows are
     then skipped with that reason).
     """
     use_one_thread()
-    new_tokens = QUICK_NEW_TOKENS if quick else NEW_TOKENS
+    new_tokens = config.new_tokens
     model, tokenizer = load_llm()
-    prompts = [prompt_inputs(tokenizer, q, p) for q, p in PROMPTS[: 2 if quick else None]]
-    variants, skipped = transformers_variants(model, quick)
+    prompts = [prompt_inputs(tokenizer, q, p) for q, p in PROMPTS[: config.prompts]]
+    variants, skipped = transformers_variants(model, config)
     warm_up_all(variants, prompts, skipped)
     time_variants(variants, prompts, new_tokens)
     rows = transformers_rows(variants, prompts[0]) | skipped

@@ -3,8 +3,8 @@
 Two models are exported to ONNX (fp32 and dynamic int8, :mod:`dl2llm.efficiency.onnx_export`)
 and timed against PyTorch fp32 on 1 and 2 threads at batch 1 and batch 32:
 
-- the all-MiniLM-L6-v2 sentence encoder (:func:`encoder_reports`; quick mode exports a
-  1-layer slice), judged by embedding cosine;
+- the all-MiniLM-L6-v2 sentence encoder (:func:`encoder_reports`; ``InferenceConfig.quick()``
+  exports a 1-layer slice), judged by embedding cosine;
 - the project's GPT-2 as "ids -> next-token logits" (:func:`gpt_reports`), judged by
   next-token agreement, plus greedy generation with and without the KV cache.
 
@@ -50,24 +50,33 @@ LARGE_BATCH = 32
 
 
 @dataclass(frozen=True)
-class InferenceSettings:
-    """How long to time each variant, how many tokens to generate, where the ONNX files go."""
+class InferenceConfig:
+    """What to export, how long to time each variant, how many tokens to generate, where the
+    ONNX files go (``quick()`` for CI: a 1-layer MiniLM slice and the tiny quick GPT)."""
 
-    repeats: tuple[int, int]  # timed calls at batch 1 and at batch 32
-    new_tokens: int
-    onnx_dir: Path
+    repeats: int = 50  # timed calls at batch 1; a fifth of that (at least 2) at batch 32
+    new_tokens: int = 128
+    encoder_layers: int | None = None  # the first layers of MiniLM exported; None: all
+    tiny_gpt: bool = False  # the tiny GPT of ``pretrain_gpt --quick`` instead of the full one
+    onnx_folder: str = "full"  # the ONNX files' cache folder under ``<home>/onnx``
 
     @classmethod
-    def for_run(cls, quick: bool, repeats: int | None, new_tokens: int) -> InferenceSettings:
-        """``repeats`` at batch 1 (``None``: 10 quick, 50 full); a fifth of that at batch 32."""
-        repeats_small = repeats or (10 if quick else 50)
-        folder = paths.home() / "onnx" / ("quick" if quick else "full")
-        return cls((repeats_small, max(2, repeats_small // 5)), new_tokens, folder)
+    def quick(cls) -> InferenceConfig:
+        return cls(repeats=10, encoder_layers=1, tiny_gpt=True, onnx_folder="quick")
 
-    def config(self) -> dict[str, Any]:
-        """The settings as the results JSON records them."""
+    @property
+    def timed_calls(self) -> tuple[int, int]:
+        """Timed calls at batch 1 and at batch 32."""
+        return self.repeats, max(2, self.repeats // 5)
+
+    @property
+    def onnx_dir(self) -> Path:
+        return paths.home() / "onnx" / self.onnx_folder
+
+    def to_dict(self) -> dict[str, Any]:
+        """The results JSON's ``config``."""
         return {
-            "repeats": list(self.repeats),
+            "repeats": list(self.timed_calls),
             "new_tokens": self.new_tokens,
             "onnx_dir": str(self.onnx_dir),
         }
@@ -95,14 +104,17 @@ def export_both(
 
 
 def encoder_reports(
-    quick: bool, repeats: tuple[int, int], folder: Path
+    config: InferenceConfig,
 ) -> tuple[list[VariantReport], dict[str, float | int]]:
-    """Time MiniLM (1 layer in quick mode) as PyTorch, ONNX fp32 and ONNX int8.
+    """Time MiniLM (its first ``config.encoder_layers``) as PyTorch, ONNX fp32 and ONNX int8.
 
     Returns the variant reports and the extra metrics (int8's worst cosine, export time).
     """
     bert, tokenizer = load_encoder()
-    n_layers = 1 if quick else bert.config.num_hidden_layers
+    n_layers = (
+        bert.config.num_hidden_layers if config.encoder_layers is None else config.encoder_layers
+    )
+    repeats, folder = config.timed_calls, config.onnx_dir
     encoder = SentenceEncoder(first_layers(bert, n_layers)).eval()
     texts = [text for text, _ in sentiment_records()[:LARGE_BATCH]]
     large = dict(tokenizer(texts, padding=True, return_tensors="pt"))  # (32, T) padded
@@ -133,18 +145,17 @@ def gpt_prompts(length: int) -> torch.Tensor:
     return torch.stack([ids[s : s + length] for s in starts.tolist()])
 
 
-def gpt_reports(
-    quick: bool, repeats: tuple[int, int], new_tokens: int, folder: Path
-) -> tuple[list[VariantReport], dict[str, float | int]]:
+def gpt_reports(config: InferenceConfig) -> tuple[list[VariantReport], dict[str, float | int]]:
     """Time the project's GPT-2 next-token head (PyTorch, ONNX fp32/int8) and generation.
 
-    ``new_tokens`` is capped so that prompt + generation fit the context. Returns the
+    ``config.new_tokens`` is capped so that prompt + generation fit the context. Returns the
     variant reports (the KV-cache ones last) and the extra metrics (sizes, export time).
     """
-    gpt = load_project_gpt2(quick=quick).eval()
+    repeats, folder = config.timed_calls, config.onnx_dir
+    gpt = load_project_gpt2(quick=config.tiny_gpt).eval()
     context = gpt.config.context_length
     prompt_len = min(32, context // 4)
-    new_tokens = min(new_tokens, context - prompt_len)
+    new_tokens = min(config.new_tokens, context - prompt_len)
     prompts = gpt_prompts(prompt_len)  # (32, prompt_len)
     head = NextTokenLogits(gpt).eval()
     files, export_s = export_both(
@@ -221,15 +232,15 @@ def plot_latency(reports: list[VariantReport], path: str | Path) -> Path:
 
 
 def run_lesson(
-    settings: InferenceSettings, quick: bool, out_dir: str | Path
+    config: InferenceConfig, out_dir: str | Path
 ) -> tuple[dict[str, Any], list[VariantReport], list[str]]:
     """Export, time and compare MiniLM and GPT-2; write the latency plot.
 
     Returns the metrics (headline numbers, extras, and ``variants``: one row per report),
     the reports in table order, and the artifact names.
     """
-    encoder, encoder_extra = encoder_reports(quick, settings.repeats, settings.onnx_dir)
-    gpt, gpt_extra = gpt_reports(quick, settings.repeats, settings.new_tokens, settings.onnx_dir)
+    encoder, encoder_extra = encoder_reports(config)
+    gpt, gpt_extra = gpt_reports(config)
     reports = encoder + gpt
     metrics = {**headline(reports), **encoder_extra, **gpt_extra}
     metrics["variants"] = [r.row() for r in reports]

@@ -55,6 +55,18 @@ Inputs = dict[str, torch.Tensor]
 Embed = Callable[[Inputs], np.ndarray]
 
 
+@dataclass
+class Int8BenchConfig:
+    """How much of MiniLM to export and how long to time it (``quick()`` for CI)."""
+
+    layers: int | None = None  # the first ``layers`` of MiniLM; None: all of them
+    rounds: int = 5  # passes over the timed sentences
+
+    @classmethod
+    def quick(cls) -> Int8BenchConfig:
+        return cls(layers=1, rounds=2)
+
+
 def interleaved(runs: dict[str, Embed], inputs: list[Inputs], rounds: int) -> dict:
     """Median wall and CPU seconds per call of each run, alternating runs call by call."""
     wall: dict[str, list[float]] = {name: [] for name in runs}
@@ -176,10 +188,11 @@ class Int8Bench:
         return "\n".join(lines)
 
 
-def compare_int8_encoders(quick: bool, rounds: int) -> Int8Bench:
-    """Export, quantize and time MiniLM (a 1-layer slice when ``quick``), ``rounds`` passes."""
+def compare_int8_encoders(config: Int8BenchConfig) -> Int8Bench:
+    """Export, quantize and time ``config.layers`` of MiniLM, ``config.rounds`` passes."""
     bert, tokenizer = load_encoder()
-    layers = 1 if quick else bert.config.num_hidden_layers
+    layers = bert.config.num_hidden_layers if config.layers is None else config.layers
+    rounds = config.rounds
     encoder = SentenceEncoder(first_layers(bert, layers)).eval()
     texts = [text for text, _ in sentiment_records()[:AGREEMENT_TEXTS]]
     padded = tokenizer(texts, padding=True, return_tensors="pt")

@@ -17,7 +17,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -154,32 +154,48 @@ def bench_answers(pipeline, questions: tuple[str, ...], max_new_tokens: int) -> 
     }
 
 
-def run_benchmark(quick: bool, seed: int) -> dict[str, Any]:
+@dataclass
+class RagBenchConfig:
+    """Sizes of the RAG benchmark (``quick()`` for CI)."""
+
+    sample_corpus: bool = False  # index the sample documents in a temporary folder instead
+    questions: int = 100  # FAQ questions timed for retrieval
+    large_chunks: int = 100_000  # size of the synthetic larger index
+    answers: int = len(ANSWER_QUESTIONS)  # questions answered end to end
+    max_new_tokens: int = 128
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> RagBenchConfig:
+        return cls(sample_corpus=True, questions=10, large_chunks=10_000, answers=2,
+                   max_new_tokens=16, seed=seed)  # fmt: skip
+
+
+def run_benchmark(config: RagBenchConfig) -> dict[str, Any]:
     """Every timing above, and whether the targets are met (p50s of hybrid retrieval, answers).
 
-    ``quick``: a sample corpus indexed in a temporary folder, 10 questions, a 10k-chunk
-    large index and 2 answers of 16 tokens; otherwise the service's index, 100 questions,
-    100k chunks and 8 answers of up to 128 tokens.
+    The full run: the service's index, 100 questions, 100k chunks and 8 answers of up to
+    128 tokens; ``quick()``: a sample corpus indexed in a temporary folder, 10 questions,
+    a 10k-chunk large index and 2 answers of 16 tokens.
     """
     use_one_thread()
     encoder = shared_encoder(onnx=True)
     with tempfile.TemporaryDirectory(prefix="bench-rag-") as tmp:
-        if quick:
+        if config.sample_corpus:
             documents, source = sample_documents()
             index = build_index(documents, tmp, encoder, source=source, progress=False)
         else:
             index = ensure_index(default_data_dir(), encoder)
-        questions = [q for q, _, _ in faq_questions(index)][: 10 if quick else 100]
-        large = 10_000 if quick else 100_000
-        metrics: dict[str, Any] = {"corpus_chunks": len(index), "large_chunks": large}
+        questions = [q for q, _, _ in faq_questions(index)][: config.questions]
+        metrics: dict[str, Any] = {"corpus_chunks": len(index), "large_chunks": config.large_chunks}
         metrics.update(bench_query_encoder(encoder, questions))
         metrics.update(bench_retrieval(Retriever(index, encoder), questions, "corpus"))
-        scaled = Retriever(scaled_index(index, large, seed), encoder)
+        scaled = Retriever(scaled_index(index, config.large_chunks, config.seed), encoder)
         metrics.update(bench_retrieval(scaled, questions, "large"))
         # SmolLM2 answering from passages: the generator that decodes with prompt lookup
         pipeline = load_pipeline(index, encoder, generator="previous")
-        answer_questions = ANSWER_QUESTIONS[:2] if quick else ANSWER_QUESTIONS
-        metrics.update(bench_answers(pipeline, answer_questions, 16 if quick else 128))
+        answer_questions = ANSWER_QUESTIONS[: config.answers]
+        metrics.update(bench_answers(pipeline, answer_questions, config.max_new_tokens))
     metrics["retrieval_target_met"] = metrics["corpus_hybrid_p50_ms"] < RETRIEVAL_TARGET_MS
     metrics["retrieval_target_met_at_large"] = metrics["large_hybrid_p50_ms"] < RETRIEVAL_TARGET_MS
     metrics["answer_target_met"] = metrics["answer_p50_s"] < ANSWER_TARGET_S

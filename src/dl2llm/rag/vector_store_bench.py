@@ -22,6 +22,7 @@ import resource
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,19 @@ HNSW = {"M": 16, "efConstruction": 64}
 SEARCH_EF = 64
 
 
+@dataclass
+class VectorStoreBenchConfig:
+    """The corpus and the scale test's size (``quick()``: the sample documents, 20k vectors)."""
+
+    sample_corpus: bool = False  # index the sample documents instead of the Python docs
+    vectors: int = 1_000_000  # random vectors of the scale test; 0 skips it
+    seed: int = 0
+
+    @classmethod
+    def quick(cls, seed: int = 0) -> VectorStoreBenchConfig:
+        return cls(sample_corpus=True, vectors=20_000, seed=seed)
+
+
 def rss_mib() -> float:
     """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -52,11 +66,11 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     return {"p50_ms": statistics.median(ms), "p95_ms": ms[int(0.95 * (len(ms) - 1))]}
 
 
-def corpus_index(quick: bool, folder: str) -> tuple[Index, Encoder]:
-    """The embedded index: of the sample documents in ``folder`` when ``quick``, else the
-    service's cached index of the Python docs; and its (ONNX query) encoder."""
+def corpus_index(sample_corpus: bool, folder: str) -> tuple[Index, Encoder]:
+    """The embedded index: of the sample documents in ``folder`` when ``sample_corpus``, else
+    the service's cached index of the Python docs; and its (ONNX query) encoder."""
     encoder = shared_encoder(None, True)
-    if quick:
+    if sample_corpus:
         documents, source = sample_documents()
         return build_index(documents, folder, encoder, source=source, progress=False), encoder
     return ensure_index(default_data_dir(), encoder), encoder
@@ -192,14 +206,14 @@ def scale(n: int, dim: int, folder: str, seed: int) -> dict[str, Any]:
     return results
 
 
-def compare_vector_stores(quick: bool, vectors: int, seed: int) -> dict[str, Any]:
-    """Both measurements (the scale one skipped when ``vectors`` is 0): the metrics."""
+def compare_vector_stores(config: VectorStoreBenchConfig) -> dict[str, Any]:
+    """Both measurements (the scale one skipped when ``config.vectors`` is 0): the metrics."""
     with tempfile.TemporaryDirectory(prefix="dl2llm-vector-store-") as folder:
-        index, encoder = corpus_index(quick, f"{folder}/faiss")
+        index, encoder = corpus_index(config.sample_corpus, f"{folder}/faiss")
         milvus, ingest_s = copy_to_milvus(index, encoder, f"{folder}/corpus.db")
         metrics = {"corpus_chunks": len(index), "milvus_corpus_ingest_s": ingest_s}
         metrics["corpus"] = compare_on_questions(index, milvus, encoder)
         milvus.close()
-        if vectors:
-            metrics["scale"] = scale(vectors, encoder.dim, folder, seed)
+        if config.vectors:
+            metrics["scale"] = scale(config.vectors, encoder.dim, folder, config.seed)
     return metrics

@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,19 @@ SATURATED = 0.95
 FIRST_START_TARGETS_S = {"health_s": 30.0, "first_answer_s": 120.0, "ready_s": 300.0}
 FIRST_QUESTION = "How do I reverse a list?"
 POLL_S, GIVE_UP_S = 0.5, 3600.0
+
+
+@dataclass
+class ServiceBenchConfig:
+    """What the service benchmarks index and how long each load level lasts (``quick()``:
+    the three sample documents, 3 s per level)."""
+
+    sample_docs: bool = False  # the three sample documents instead of the bundled Python docs
+    seconds_per_level: float = 20.0  # :func:`load_levels`: asking time at each concurrency
+
+    @classmethod
+    def quick(cls) -> ServiceBenchConfig:
+        return cls(sample_docs=True, seconds_per_level=3.0)
 
 
 @contextmanager
@@ -100,14 +114,14 @@ def poll_first_start(url: str, started: float) -> dict[str, Any]:
     raise TimeoutError(f"not ready after {GIVE_UP_S:.0f} s; phases so far: {phases}")
 
 
-def first_start(folder: Path, quick: bool) -> dict[str, Any]:
+def first_start(folder: Path, config: ServiceBenchConfig) -> dict[str, Any]:
     """Start the service on an empty data folder under ``folder`` and time its first start.
 
-    The full run indexes the bundled Python docs, a ``quick`` one the three sample documents.
+    It indexes the bundled Python docs, or the three sample documents (``config.sample_docs``).
     Returns the timings of :func:`poll_first_start` and whether each target was met.
     """
     arguments = ["--data-dir", f"{folder}/data", "--out", f"{folder}/out"]
-    if quick:
+    if config.sample_docs:
         arguments += ["--docs", str(write_sample_docs(folder / "docs"))]
     started = time.perf_counter()
     with service_process(arguments) as url:

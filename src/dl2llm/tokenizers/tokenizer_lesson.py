@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,40 +22,51 @@ from dl2llm.tokenizers.bpe import BYTE_ALPHABET
 from dl2llm.tokenizers.evaluation import plot_reports, run_experiments, token_strings
 
 NAME = "tokenizer_experiments"
-FULL_VOCAB_SIZES = (500, 1000, 2000, 4000)
-QUICK_VOCAB_SIZES = (300, 500)
-QUICK_TRAIN_LINES, QUICK_TEST_LINES = 800, 400
 SENTENCE = "The schoolmaster's unaffable reply puzzled everyone in Matsuyama, didn't it?"
 
 
-def choose_vocab_sizes(requested: list[int] | None, quick: bool) -> list[int]:
-    """The requested sizes (default: by mode), sorted; none below BPE's byte alphabet."""
-    sizes = sorted(requested or (QUICK_VOCAB_SIZES if quick else FULL_VOCAB_SIZES))
-    if sizes[0] < BYTE_ALPHABET:
-        raise UsageError(
-            f"--vocab-sizes: {sizes[0]} is smaller than the byte alphabet of "
-            f"byte-level BPE ({BYTE_ALPHABET}); use sizes of at least {BYTE_ALPHABET}"
-        )
-    return sizes
+@dataclass
+class TokenizerExperimentsConfig:
+    """Vocabulary sizes to train at and how much of the corpus to use (``quick()`` for CI)."""
+
+    vocab_sizes: tuple[int, ...] = (500, 1000, 2000, 4000)
+    train_lines: int | None = None  # None: every training line
+    test_lines: int | None = None  # None: every held-out line
+
+    @classmethod
+    def quick(cls) -> TokenizerExperimentsConfig:
+        return cls(vocab_sizes=(300, 500), train_lines=800, test_lines=400)
+
+    def sorted_vocab_sizes(self) -> list[int]:
+        """The vocabulary sizes, sorted; none may be below BPE's byte alphabet."""
+        sizes = sorted(self.vocab_sizes)
+        if sizes[0] < BYTE_ALPHABET:
+            raise UsageError(
+                f"--vocab-sizes: {sizes[0]} is smaller than the byte alphabet of "
+                f"byte-level BPE ({BYTE_ALPHABET}); use sizes of at least {BYTE_ALPHABET}"
+            )
+        return sizes
 
 
-def split_corpus(text: str, quick: bool) -> tuple[str, str]:
-    """Train and held-out text (the last 10% of lines); quick mode uses less of both."""
+def first_lines(text: str, limit: int | None) -> str:
+    """The first ``limit`` lines of ``text`` (all of it when ``limit`` is None)."""
+    return text if limit is None else "\n".join(text.splitlines()[:limit]) + "\n"
+
+
+def split_corpus(text: str, config: TokenizerExperimentsConfig) -> tuple[str, str]:
+    """Train and held-out text (the last 10% of lines), cut to ``config``'s line limits."""
     try:
         splits = lm_splits(text)
     except ValueError as err:
         raise UsageError(f"--data: {err}") from err
     train, test = splits["train"], splits["val"] + splits["test"]
-    if quick:
-        train = "\n".join(train.splitlines()[:QUICK_TRAIN_LINES]) + "\n"
-        test = "\n".join(test.splitlines()[:QUICK_TEST_LINES]) + "\n"
-    return train, test
+    return first_lines(train, config.train_lines), first_lines(test, config.test_lines)
 
 
-def load_corpus(data: Path | None, quick: bool) -> tuple[str, str]:
+def load_corpus(data: Path | None, config: TokenizerExperimentsConfig) -> tuple[str, str]:
     """Train and held-out text of the folder ``data`` (``None``: the bundled *Botchan*)."""
     text = english_text() if data is None else read_text_folder(data)
-    return split_corpus(text, quick)
+    return split_corpus(text, config)
 
 
 def run_lesson(
