@@ -26,7 +26,7 @@ self-check with short answers and stops (what CI runs). The code: src/dl2llm/ser
 
 from pathlib import Path
 
-from dl2llm.rag import GENERATORS, default_generator
+from dl2llm.rag import add_generator_flag
 from dl2llm.runtime import ArgumentParser, check_positive, deliverable_parser, run_main, start_run
 from dl2llm.serve.deploy import Checks, check_once, results_config, serve_and_check, service_flags
 
@@ -63,14 +63,7 @@ def build_parser() -> ArgumentParser:
         help="where the index lives: faiss (in this process, default), milvus://<file>.db "
         "(Milvus Lite) or milvus://<host>:<port> (a Milvus server shared by several services)",
     )
-    parser.add_argument(
-        "--generator",
-        choices=GENERATORS,
-        default=None,
-        help="evidence: the docs' own API entry and sentences, no LLM; llm: SmolLM2 picks the "
-        "entry and phrases it, checked; previous: SmolLM2 on 80-word passages (default: the "
-        f"best on the dev questions, {default_generator()})",
-    )
+    add_generator_flag(parser)
     parser.add_argument("--max-new-tokens", type=check_positive, default=128)
     parser.add_argument(
         "--max-concurrent",

@@ -18,7 +18,7 @@ question headings, retrieval and answer latency. ``--quick`` uses a
 
 from pathlib import Path
 
-from dl2llm.rag import GENERATORS, default_generator
+from dl2llm.rag import add_generator_flag
 from dl2llm.rag.rag_lesson import DEFAULT_QUESTION, question_flags, results_config, run_lesson
 from dl2llm.rag.retrieve import MODES
 from dl2llm.runtime import check_positive, deliverable_parser, run_main, start_run
@@ -33,14 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=check_positive, default=5, help="passages to retrieve")
     parser.add_argument("--mode", choices=MODES, default="hybrid", help="retrieval mode")
     parser.add_argument("--llm", default=None, help="LLM folder or hub name (default: SmolLM2)")
-    parser.add_argument(
-        "--generator",
-        choices=GENERATORS,
-        default=None,
-        help="evidence: the docs' own API entry and sentences, no LLM; llm: SmolLM2 picks the "
-        "entry and phrases it, checked; previous: SmolLM2 on 80-word passages (default: the "
-        f"best on the dev questions, {default_generator()})",
-    )
+    add_generator_flag(parser)
     parser.add_argument("--no-adapter", action="store_true", help="the base LLM, no LoRA adapter")
     parser.add_argument("--max-new-tokens", type=check_positive, default=128)
     run = start_run("retrieval_augmented_generation", parser, argv)

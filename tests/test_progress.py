@@ -7,21 +7,13 @@ import time
 from html.parser import HTMLParser
 
 import pytest
+from test_exercises import RRF_SOLUTION
 
 from dl2llm import curriculum, progress
 from dl2llm.cli import main
 from dl2llm.exercises import get
 from dl2llm.exercises.workspace import exercise_path
 from dl2llm.results import save_results
-
-RRF_SOLUTION = """
-def reciprocal_rank_fusion(rankings, k=60):
-    scores = {}
-    for ranking in rankings:
-        for rank, item in enumerate(ranking, start=1):
-            scores[item] = scores.get(item, 0.0) + 1.0 / (k + rank)
-    return sorted(scores.items(), key=lambda pair: -pair[1])
-"""
 
 
 class Collector(HTMLParser):

@@ -19,6 +19,7 @@ parts, one module each:
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -145,6 +146,18 @@ def served_recipe(folder: Path = SERVED_MODEL_DIR) -> dict:
 def default_generator(folder: Path = SERVED_MODEL_DIR) -> str:
     """The generator ``make run`` serves: the system that did best on the dev questions."""
     return SERVED_GENERATORS.get(served_recipe(folder).get("served", ""), DEFAULT_GENERATOR)
+
+
+def add_generator_flag(parser: argparse.ArgumentParser) -> None:
+    """``--generator``, as the capstone's scripts offer it (the served choice by default)."""
+    parser.add_argument(
+        "--generator",
+        choices=GENERATORS,
+        default=None,
+        help="evidence: the docs' own API entry and sentences, no LLM; llm: SmolLM2 picks the "
+        "entry and phrases it, checked; previous: SmolLM2 on 80-word passages (default: the "
+        f"best on the dev questions, {default_generator()})",
+    )
 
 
 def default_adapter(folder: Path = SERVED_MODEL_DIR) -> Path | None:
