@@ -38,8 +38,15 @@ from dl2llm.io import atomic_write_json
 from dl2llm.rag import SERVED_MODEL_DIR
 from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.generate import use_one_thread
-from dl2llm.results import print_metrics, save_results
-from dl2llm.runtime import UsageError, check_positive, deliverable_parser, run_main, set_seed
+from dl2llm.results import print_metrics
+from dl2llm.runtime import (
+    Run,
+    UsageError,
+    check_positive,
+    deliverable_parser,
+    run_main,
+    set_seed,
+)
 
 NAME = "evaluation_metrics"
 PLOTTED = ("key_term_accuracy", "citation_accuracy", "faithfulness", "false_refusal_rate")
@@ -68,7 +75,7 @@ def parse(argv: list[str] | None):
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    started = time.perf_counter()
+    run = Run(NAME, args, time.perf_counter())
     if args.report:
         for path in write_report(Path(args.out), args.report_dir):
             print(f"wrote {path}")
@@ -100,16 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     print_metrics(metrics)
     config = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
     config.pop("out")
-    save_results(
-        NAME,
-        metrics,
-        out_dir=out,
-        config=config,
-        seed=args.seed,
-        quick=args.quick,
-        started=started,
-        artifacts=[plot.name, f"{NAME}_answers.json"],
-    )
+    run.save(metrics, config=config, artifacts=[plot.name, f"{NAME}_answers.json"])
     return 0
 
 

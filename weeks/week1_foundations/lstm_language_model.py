@@ -13,12 +13,10 @@ The lesson's code: src/dl2llm/nn/lstm_lm.py and ngram.py.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict
 
 from dl2llm.nn.lstm_lesson import LSTMLessonConfig, run_lesson
-from dl2llm.results import save_results
-from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, set_seed
+from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, start_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,9 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--resume", action="store_true", help="continue from the checkpoint in --out if present"
     )
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    set_seed(args.seed)
+    run = start_run("lstm_language_model", parser, argv)
+    args = run.args
     device = resolve_device(args.device)
     config = LSTMLessonConfig.quick() if args.quick else LSTMLessonConfig()
     if args.epochs:
@@ -44,11 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'LSTM':<22} {metrics['val_perplexity']:>8.1f} {metrics['test_perplexity']:>9.1f}")
     for name, text in metrics["samples"].items():
         print(f"sample ({name}): {text.strip()}")
-    path = save_results(
-        "lstm_language_model", metrics, out_dir=args.out, config=asdict(config), seed=args.seed,
-        quick=args.quick, started=started, artifacts=artifacts,
-    )  # fmt: skip
-    print(f"results: {path}")
+    run.save(metrics, config=asdict(config), artifacts=artifacts)
     return 0
 
 
