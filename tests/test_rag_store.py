@@ -36,7 +36,7 @@ VAULT = Document("notes/vault.md", "# Vault\n\nThe vault code is 7391.\n", "mark
 GONE = "faq/windows.rst"
 EDIT_SCRIPT = """
 import sys
-from dl2llm.rag.index import add_documents, delete_documents
+from dl2llm.rag.edits import add_documents, delete_documents
 from dl2llm.rag.encoder import Encoder
 from dl2llm.rag.ingest import Document
 data_dir, action = sys.argv[1], sys.argv[2]
