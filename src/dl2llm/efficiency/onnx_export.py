@@ -19,8 +19,9 @@ Networks for Efficient Integer-Arithmetic-Only Inference", CVPR) stores each wei
 as int8 with a scale, 4x smaller than fp32; at run time each activation tensor is quantized
 with a scale measured on the fly, the product runs in integer arithmetic and is rescaled to
 float. It needs no calibration data and is lossy, so it is judged by agreement with the
-fp32 model (embedding cosine, next-token agreement), not only by speed. Without int8 dot
-product instructions (AVX-512 VNNI or AVX-VNNI) the speed-up is smaller.
+fp32 model (embedding cosine, next-token agreement), not only by speed. The speed-up depends
+on the CPU's int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX): measure it, as
+:func:`compare_variants` does, next to :func:`dl2llm.hardware.cpu_features`.
 
 :func:`compare_variants` times PyTorch fp32 against the ONNX files on 1 and 2 threads at a
 small and a large batch; :func:`kv_cache_comparison` times :meth:`dl2llm.gpt.GPT.generate`
@@ -125,7 +126,7 @@ def quantize_int8(
     fp32, one per channel about 0.99, at the same speed. The nodes named in ``keep_fp32``
     stay fp32 (see :func:`feed_forward_matmuls`). Activations are always quantized to uint8
     with one scale per tensor (ONNX Runtime's ``DynamicQuantizeLinear``); ``reduce_range``
-    (7-bit weights, for CPUs without VNNI) only lost accuracy here. (ONNX Runtime suggests
+    (7-bit weights, meant for CPUs without VNNI) is off. (ONNX Runtime suggests
     its ``quant_pre_process`` first; its symbolic shape inference fails on dynamo-exported
     graphs with dynamic axes, and ``ort_session`` applies the same graph optimisations.)
     """

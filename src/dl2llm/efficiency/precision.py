@@ -22,9 +22,10 @@ The two 16-bit formats differ in where they spend their bits:
   steps it doubles ``S``. :func:`fp16_underflow` measures all of this on real
   gradients.
 
-On a CPU without native bf16 instructions (like the course machine) bf16 is
-emulated and *much* slower than fp32: there the lesson is numerics and memory,
-and speed numbers for 16-bit training should come from a GPU.
+On a CPU without native bf16 instructions bf16 is emulated and *much* slower
+than fp32: there the lesson is numerics and memory, and speed numbers for 16-bit
+training should come from a GPU. CPUs differ (some have AVX-512 BF16 or AMX, some
+only AVX2), so the lesson asks :func:`dl2llm.hardware.native_bf16` at run time.
 """
 
 from __future__ import annotations
