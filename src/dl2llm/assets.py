@@ -24,6 +24,7 @@ from dl2llm import paths
 from dl2llm.io import sha256_file
 
 STAMP = ".dl2llm-asset.json"
+WIKIPEDIA_SAMPLE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
 
 class AssetError(RuntimeError):
@@ -269,7 +270,8 @@ ASSETS: dict[str, Asset] = {
         Asset(
             name="gensim-data",
             description="Word-vector evaluation sets and small corpora from gensim's test data",
-            licence="LGPL-2.1 (gensim); questions-words Apache-2.0 (word2vec); WordSim353 GPL",
+            licence="LGPL-2.1 (gensim); questions-words Apache-2.0 (word2vec); WordSim353 GPL; "
+            "Wikipedia sample CC-BY-SA-3.0",
             source="PyPI gensim==4.4.0 (installed dependency), gensim/test/test_data/",
             package="gensim",
             package_format="installed",
@@ -293,6 +295,9 @@ ASSETS: dict[str, Asset] = {
                     ),
                     "test_glove.txt": (
                         "642a1e03aae552ab19135a16cb9f713f48933860fd093cc555b6e87351512c62"
+                    ),
+                    WIKIPEDIA_SAMPLE: (
+                        "a53f4648dec40467ebdcbc7a1307eddb51fe6e28e9309f6ebde81ba0d04bea2d"
                     ),
                 }.items()
             },
