@@ -118,3 +118,24 @@ def test_curriculum_ends_with_the_tuned_models_audit_and_the_report(tmp_path):
     steps = capstone_follow_ups(False, tmp_path)
     assert steps[0] == ("bias_audit", ["--model", "smollm2", "--adapter", str(adapter)])
     assert steps[1][1][-1] == str(paths.REPO_ROOT / "capstone")
+
+
+def test_results_table_names_the_machine_and_the_deliverables_without_a_full_run(tmp_path):
+    from dl2llm import curriculum
+    from dl2llm.results import save_results
+
+    machine = {"cpu": "Test CPU", "cores": 2, "features": ["avx2"], "load_1min": 0.25}
+    save_results(
+        "feedforward_nn", {"test_accuracy": 0.8}, out_dir=tmp_path, config={}, seed=0,
+        quick=False, started=0.0, machine=machine,
+    )  # fmt: skip
+    save_results(
+        "pretrain_gpt", {"val_loss": 9.0}, out_dir=tmp_path, config={}, seed=0,
+        quick=True, started=0.0, machine=machine,
+    )  # fmt: skip
+    lines = curriculum.results_table(tmp_path).splitlines()
+    row = next(line for line in lines if "`feedforward_nn`" in line)
+    assert "test_accuracy = 0.8" in row
+    assert "Test CPU, 2 cores (avx2); load 0.25 -> " in row
+    assert not any(line.startswith("| ") and "`pretrain_gpt`" in line for line in lines)
+    assert "`pretrain_gpt`" in lines[-1] and "No full-mode record" in lines[-1]

@@ -6,6 +6,8 @@ The deliverable flags travel to the notebook through the environment
 (``DL2LLM_QUICK``, ``DL2LLM_SEED``, ``DL2LLM_DEVICE``, ``DL2LLM_OUT``); the
 notebook reads them with :func:`dl2llm.runtime.notebook_settings`. The executed
 copy, outputs included, is saved next to the results as ``<name>.executed.ipynb``.
+A quick run never overwrites a full-mode run's results: see
+:func:`dl2llm.results.run_output_dir`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from dl2llm.results import START_LOAD_ENV, current_load, run_output_dir
 from dl2llm.runtime import UsageError, deliverable_parser, run_main
 
 
@@ -23,12 +26,15 @@ def execute(path: Path, out: Path, quick: bool, seed: int, device: str, timeout_
 
     if not path.is_file():
         raise UsageError(f"notebook not found: {path}")
+    out = run_output_dir(out, path.stem, quick)
     os.environ.update(
         DL2LLM_QUICK="1" if quick else "0",
         DL2LLM_SEED=str(seed),
         DL2LLM_DEVICE=device,
         DL2LLM_OUT=str(out.resolve()),
     )
+    load = current_load()
+    os.environ[START_LOAD_ENV] = "" if load is None else str(load)
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook,

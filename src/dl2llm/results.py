@@ -2,14 +2,20 @@
 
 A results file records what was measured (``metrics``), how (``config``,
 ``seed``, ``quick``), with what software (``versions``) and how long it took
-(``wall_time_s``). ``dl2llm list``, the README tables and ``results/SUMMARY.md``
-are all built from these files, so a number in the docs is always a number
-some run produced.
+(``wall_time_s``) and on what machine, how busy (``machine``: :mod:`dl2llm.hardware`'s
+facts, with the 1-minute load at the start and the end). ``dl2llm list``, the README
+tables and ``results/SUMMARY.md`` are all built from these files, so a number in the
+docs is always a number some run produced.
+
+The full-mode records under ``results/`` are committed: they back the README. A quick
+run never overwrites one: when ``<out>/<name>.json`` holds a full-mode record, a quick
+run of ``name`` writes to ``<out>/quick/`` instead (:func:`run_output_dir`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from datetime import UTC, datetime
@@ -17,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dl2llm import __version__
+from dl2llm.hardware import machine_facts
 from dl2llm.io import atomic_write_json
 
 TRACKED_PACKAGES = ("torch", "transformers", "numpy", "scikit-learn", "tensorflow")
@@ -40,6 +47,49 @@ def results_path(out_dir: str | Path, name: str) -> Path:
     return Path(out_dir) / f"{name}.json"
 
 
+QUICK_SUBDIR = "quick"
+
+
+START_LOAD_ENV = "DL2LLM_START_LOAD"
+
+
+def current_load() -> float | None:
+    """The 1-minute load average (``None`` where the OS has none)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
+def start_machine_facts() -> dict[str, Any]:
+    """The machine's facts, with the load the run started under where a runner recorded it.
+
+    :mod:`dl2llm.notebooks` puts the load at the start in ``$DL2LLM_START_LOAD``; without
+    it the start load is unknown (``None``), never the current one passed off as the start's.
+    """
+    facts = machine_facts()
+    recorded = os.environ.get(START_LOAD_ENV)
+    facts["load_1min"] = float(recorded) if recorded else None
+    return facts
+
+
+def is_full_record(path: Path) -> bool:
+    """Does ``path`` hold a full-mode results record?"""
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("mode") == "full"
+    except (json.JSONDecodeError, AttributeError):
+        return False
+
+
+def run_output_dir(out_dir: str | Path, name: str, quick: bool) -> Path:
+    """Where a run of ``name`` writes: ``out_dir``, or ``out_dir/quick`` for a quick run
+    when ``out_dir`` already holds a full-mode record of ``name`` (kept, never overwritten).
+    """
+    out_dir = Path(out_dir)
+    if quick and is_full_record(results_path(out_dir, name)):
+        return out_dir / QUICK_SUBDIR
+    return out_dir
+
+
 def save_results(
     name: str,
     metrics: dict[str, Any],
@@ -50,11 +100,17 @@ def save_results(
     quick: bool,
     started: float,
     artifacts: list[str] | None = None,
+    machine: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``<out_dir>/<name>.json`` atomically and return its path.
 
-    ``started`` is a ``time.perf_counter()`` reading taken when the run began.
+    ``started`` is a ``time.perf_counter()`` reading taken when the run began; ``machine``
+    the :func:`~dl2llm.hardware.machine_facts` taken then (default:
+    :func:`start_machine_facts`). A quick run goes to :func:`run_output_dir`, so it never
+    replaces a full-mode record.
     """
+    machine = dict(machine or start_machine_facts())
+    machine["load_1min_end"] = current_load()
     record = {
         "name": name,
         "mode": "quick" if quick else "full",
@@ -65,8 +121,9 @@ def save_results(
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": package_versions(),
         "artifacts": artifacts or [],
+        "machine": machine,
     }
-    return atomic_write_json(results_path(out_dir, name), record)
+    return atomic_write_json(results_path(run_output_dir(out_dir, name, quick), name), record)
 
 
 def format_value(value: Any) -> str:

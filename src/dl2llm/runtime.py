@@ -20,7 +20,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -30,7 +30,8 @@ import torch
 from dl2llm import paths
 from dl2llm.assets import AssetError
 from dl2llm.errors import UsageError
-from dl2llm.results import save_results
+from dl2llm.hardware import machine_facts
+from dl2llm.results import run_output_dir, save_results
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -77,11 +78,12 @@ def deliverable_parser(description: str, threads: int | None | bool = False) -> 
 
 @dataclass
 class Run:
-    """One run of a deliverable: its parsed flags and start time; it ends with :meth:`save`."""
+    """One run of a deliverable: its flags, start time and machine; it ends with :meth:`save`."""
 
     name: str
     args: argparse.Namespace
     started: float
+    machine: dict[str, Any] = field(default_factory=machine_facts)
 
     def save(
         self,
@@ -99,14 +101,23 @@ class Run:
             quick=self.args.quick,
             started=self.started,
             artifacts=artifacts,
+            machine=self.machine,
         )
         print(f"results: {path}")
         return path
 
 
 def start_run(name: str, parser: ArgumentParser, argv: list[str] | None) -> Run:
-    """Parse the flags, start the clock, seed every generator, set ``--threads`` if offered."""
+    """Parse the flags, start the clock, seed every generator, set ``--threads`` if offered.
+
+    A quick run whose ``--out`` holds a full-mode record of ``name`` writes to
+    ``<out>/quick/`` instead (:func:`~dl2llm.results.run_output_dir`), plots included.
+    """
     args = parser.parse_args(argv)
+    out = run_output_dir(args.out, name, args.quick)
+    if out != args.out:
+        print(f"{args.out} holds a full-mode run of {name}: this quick run writes to {out}")
+        args.out = out
     started = time.perf_counter()
     set_seed(args.seed)
     if getattr(args, "threads", None):

@@ -127,7 +127,7 @@ def run(
 
 
 def headline(deliverable: Deliverable, out: Path | None = None) -> dict[str, Any] | None:
-    """The last results of a deliverable reduced to its headline metrics."""
+    """The last results of a deliverable reduced to its headline metrics and its machine."""
     record = load_results(deliverable.name, out or paths.results_dir())
     if record is None:
         return None
@@ -135,8 +135,26 @@ def headline(deliverable: Deliverable, out: Path | None = None) -> dict[str, Any
     return {
         "mode": record.get("mode"),
         "wall_time_s": record.get("wall_time_s"),
+        "finished_at": record.get("finished_at"),
+        "machine": record.get("machine"),
         "metrics": {key: metrics[key] for key in deliverable.headline if key in metrics},
     }
+
+
+def machine_cell(machine: dict[str, Any] | None) -> str:
+    """A results-table cell: the CPU, its cores and the 1-minute load at start -> end.
+
+    >>> machine_cell({"cpu": "Intel(R) Xeon(R) Processor", "cores": 2,
+    ...               "features": ["avx2", "avx512_bf16"], "load_1min": 0.4,
+    ...               "load_1min_end": 1.2})
+    'Intel(R) Xeon(R) Processor, 2 cores (avx2, avx512_bf16); load 0.4 -> 1.2'
+    """
+    if not machine:
+        return "not recorded"
+    features = ", ".join(machine.get("features", [])) or "no AVX2"
+    start, end = machine.get("load_1min"), machine.get("load_1min_end")
+    load = f"; load {'?' if start is None else start} -> {'?' if end is None else end}"
+    return f"{machine['cpu']}, {machine['cores']} cores ({features}){load}"
 
 
 def readme_map() -> str:
@@ -159,18 +177,29 @@ def readme_map() -> str:
 
 
 def results_table(out: Path | None = None) -> str:
-    """Markdown table of the latest full-mode headline results (for README and SUMMARY)."""
+    """Markdown table of the latest full-mode headline results (for README and SUMMARY).
+
+    Each row names the machine and how busy it was; deliverables without a full-mode
+    record in ``out`` are listed under the table, not left out silently.
+    """
     lines = [
-        "| Week | Deliverable | Headline results | Run time |",
-        "|---|---|---|---|",
+        "| Week | Deliverable | Headline results | Run time | Machine, 1-min load start -> end |",
+        "|---|---|---|---|---|",
     ]
+    missing = []
     for d in all_deliverables():
         summary = headline(d, out)
         if summary is None or summary["mode"] != "full":
+            missing.append(f"`{d.name}`")
             continue
         shown = ", ".join(f"{k} = {format_value(v)}" for k, v in summary["metrics"].items())
         minutes = (summary["wall_time_s"] or 0) / 60
-        lines.append(f"| {week_of(d).label} | `{d.name}` | {shown} | {minutes:.1f} min |")
+        lines.append(
+            f"| {week_of(d).label} | `{d.name}` | {shown} | {minutes:.1f} min "
+            f"| {machine_cell(summary['machine'])} |"
+        )
+    if missing:
+        lines += ["", "No full-mode record in `results/` yet: " + ", ".join(missing) + "."]
     return "\n".join(lines) + "\n"
 
 
