@@ -80,9 +80,59 @@ def test_fp16_underflow_and_overflow_are_counted_exactly():
 
 def test_bad_precisions_raise_usage_error():
     with pytest.raises(UsageError, match="unknown precision 'fp8'"):
-        check_precision("fp8", CPU)
-    with pytest.raises(UsageError, match="needs a CUDA GPU"):
-        check_precision("fp16", CPU)
+        check_precision("fp8")
+    check_precision("fp16")  # fp16 + GradScaler runs on the CPU too
+
+
+def inject_inf_at(model, calls: set[int]):
+    """Make one weight's gradient inf on the given backward calls (0-based): an overflow."""
+    weight = model.transformer.h[0].mlp.c_fc.weight
+    count = iter(range(10**6))
+
+    def hook(grad):
+        return grad * float("inf") if next(count) in calls else grad
+
+    return weight.register_hook(hook)
+
+
+def test_grad_scaler_skips_an_inf_step_halves_the_scale_then_grows_it_on_cpu():
+    model, batches = tiny_model_and_batches()
+    batches = batches + batches[:1]  # 4 steps
+    inject_inf_at(model, {1})
+    run = train_with_precision(
+        model, batches, "fp16", CPU, progress=False, init_scale=2.0**10, growth_interval=2
+    )
+    # step 1 good (1 in a row), step 2 inf: skipped and halved, steps 3-4 good: doubled
+    assert run.scale_history == [2.0**10, 2.0**9, 2.0**9, 2.0**10]
+    assert run.skipped_steps == 1 and run.final_loss_scale == 2.0**10
+    assert all(torch.isfinite(torch.tensor(run.losses)))
+
+
+def test_a_skipped_fp16_step_leaves_the_weights_unchanged():
+    model, batches = tiny_model_and_batches()
+    before = copy.deepcopy(model.state_dict())
+    inject_inf_at(model, {0})
+    run = train_with_precision(model, batches[:1], "fp16", CPU, progress=False)
+    assert run.skipped_steps == 1 and run.scale_history == [2.0**15]
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, before[name]), name
+    good = train_with_precision(model, batches[:1], "fp16", CPU, progress=False)
+    assert good.skipped_steps == 0 and good.scale_history == [2.0**16]
+    assert not torch.equal(model.state_dict()["lm_head.weight"], before["lm_head.weight"])
+
+
+def test_fp16_with_grad_scaler_follows_fp32_on_cpu():
+    model, batches = tiny_model_and_batches()
+    fp32 = train_with_precision(copy.deepcopy(model), batches, "fp32", CPU, progress=False)
+    fp16 = train_with_precision(copy.deepcopy(model), batches, "fp16", CPU, progress=False)
+    assert fp16.losses != fp32.losses  # fp16 arithmetic really ran
+    assert loss_agreement(fp32.losses, fp16.losses)["max_abs_diff"] < 0.01
+    assert fp16.skipped_steps == 0 and fp16.scale_history == [2.0**16] * 3
+
+
+def test_loss_agreement_compares_the_steps_both_runs_have():
+    gaps = loss_agreement([3.0, 2.0, 1.0], [3.5, 2.0])
+    assert gaps == {"max_abs_diff": 0.5, "mean_abs_diff": 0.25, "final_rel_diff": 0.0}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

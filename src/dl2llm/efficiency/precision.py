@@ -22,10 +22,11 @@ The two 16-bit formats differ in where they spend their bits:
   steps it doubles ``S``. :func:`fp16_underflow` measures all of this on real
   gradients.
 
-On a CPU without native bf16 instructions bf16 is emulated and *much* slower
-than fp32: there the lesson is numerics and memory, and speed numbers for 16-bit
-training should come from a GPU. CPUs differ (some have AVX-512 BF16 or AMX, some
-only AVX2), so the lesson asks :func:`dl2llm.hardware.native_bf16` at run time.
+Both run on a CPU too (``torch.autocast("cpu", dtype=torch.float16)`` with
+``torch.amp.GradScaler("cpu")``), but whether they are *fast* there depends on the
+CPU: without bf16/fp16 instructions (AVX-512 BF16, AVX-512 FP16, AMX) oneDNN
+emulates them and they are much slower than fp32. CPUs of one kind differ, so the
+lesson asks :func:`dl2llm.hardware.probe` at run time and prints what it found.
 """
 
 from __future__ import annotations
@@ -48,12 +49,10 @@ FP16_SMALLEST_NORMAL = torch.finfo(torch.float16).tiny  # 2^-14 ~ 6.1e-5
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    """Refuse unknown precisions and fp16 training without a GPU."""
+def check_precision(precision: str) -> None:
+    """Refuse unknown precisions."""
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision '{precision}' (use one of {', '.join(PRECISIONS)})")
-    if precision == "fp16" and device.type != "cuda":
-        raise UsageError("fp16 training with GradScaler needs a CUDA GPU (use fp32 or bf16)")
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -73,7 +72,12 @@ class PrecisionRun:
     step_times_s: list[float] = field(default_factory=list)
     peak_memory_mib: float = 0.0
     skipped_steps: int = 0
-    final_loss_scale: float | None = None
+    scale_history: list[float] = field(default_factory=list)  # GradScaler's scale after each step
+
+    @property
+    def final_loss_scale(self) -> float | None:
+        """The loss scale after the last step (None without a GradScaler)."""
+        return self.scale_history[-1] if self.scale_history else None
 
     @property
     def median_step_s(self) -> float:
@@ -125,18 +129,27 @@ def train_with_precision(
     checkpointing: bool = False,
     learning_rate: float = 1e-3,
     progress: bool = True,
+    init_scale: float = 2.0**16,
+    growth_interval: int = 2000,
 ) -> PrecisionRun:
     """Train a causal LM on ``batches`` (each ``(B, T)`` token ids) and measure it.
 
     Weights and optimizer state stay in fp32 (the master copy); only the
     forward/backward arithmetic uses ``precision``. fp16 goes through a
-    dynamic ``GradScaler``.
+    dynamic ``GradScaler`` that starts at ``init_scale``, halves it (and skips
+    the step) when a gradient is inf/NaN, and doubles it after
+    ``growth_interval`` good steps in a row.
     """
-    check_precision(precision, device)
+    check_precision(precision)
     model.to(device).train()
     set_gradient_checkpointing(model, checkpointing)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    scaler = torch.amp.GradScaler(
+        device.type,
+        init_scale=init_scale,
+        growth_interval=growth_interval,
+        enabled=precision == "fp16",
+    )
     run = PrecisionRun(precision, checkpointing)
     label = f"{precision}{' + checkpointing' if checkpointing else ''}"
     with PeakMemory(device) as memory:
@@ -154,17 +167,19 @@ def train_with_precision(
             _synchronize(device)
             run.step_times_s.append(time.perf_counter() - started)
             run.losses.append(loss.item())
-            if scale_before is not None and scaler.get_scale() < scale_before:
-                run.skipped_steps += 1  # inf/NaN gradients: step skipped, scale halved
+            if scale_before is not None:
+                run.scale_history.append(scaler.get_scale())
+                if scaler.get_scale() < scale_before:
+                    run.skipped_steps += 1  # inf/NaN gradients: step skipped, scale halved
     run.peak_memory_mib = memory.peak_mib
-    run.final_loss_scale = scaler.get_scale() if scaler.is_enabled() else None
     set_gradient_checkpointing(model, False)
     return run
 
 
 def loss_agreement(reference: list[float], other: list[float]) -> dict[str, float]:
-    """How closely a loss curve follows the fp32 one (same data, same initial weights)."""
-    ref, oth = torch.tensor(reference), torch.tensor(other)
+    """How closely a loss curve follows the fp32 one, over the steps both have."""
+    steps = min(len(reference), len(other))
+    ref, oth = torch.tensor(reference[:steps]), torch.tensor(other[:steps])
     gap = (oth - ref).abs()
     return {
         "max_abs_diff": gap.max().item(),

@@ -2,11 +2,17 @@
 
 One byte-level GPT-2-architecture model (:func:`~dl2llm.efficiency.precision.byte_gpt2`)
 is trained from the same initial weights on the same batches of *Botchan* in every
-precision (fp32, bf16 autocast, and fp16 autocast + ``GradScaler`` on CUDA), each with
-and without gradient checkpointing (:func:`train_precisions`). :func:`run_metrics` turns
-the runs into step time, measured peak memory and distance from fp32's loss curve.
-Then the trained fp32 model's real gradients are cast to fp16 at several loss scales
+precision (fp32, bf16 autocast, and fp16 autocast + a dynamic ``GradScaler``, on the CPU
+too), each with and without gradient checkpointing (:func:`train_precisions`).
+:func:`run_metrics` turns the runs into step time, measured peak memory and distance
+from fp32's loss curve, read against a *noise floor*: how far a second fp32 run from
+another seed's initial weights strays from the first. The fp16 runs let the loss scale
+grow every few steps, so the scaler's overflows (skipped steps, halvings) show. Then
+the trained fp32 model's real gradients are cast to fp16 at several loss scales
 (:func:`~dl2llm.efficiency.precision.fp16_underflow`) to show why fp16 needs scaling.
+
+What the hardware can do is probed, not assumed (:func:`dl2llm.hardware.probe`): a
+16-bit format that this CPU only emulates runs for ``emulated_steps`` steps instead.
 
 :func:`run_lesson` does all of it and plots it; :meth:`PrecisionLesson.report` is the
 printed table.
@@ -15,7 +21,8 @@ printed table.
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +41,7 @@ from dl2llm.efficiency.precision import (
     train_with_precision,
 )
 from dl2llm.finetune import count_parameters
-from dl2llm.hardware import native_bf16
+from dl2llm.hardware import HardwareProbe
 from dl2llm.plots import plt, save_figure
 from dl2llm.runtime import UsageError
 
@@ -52,37 +59,49 @@ class PrecisionConfig:
     block_size: int = 256  # bytes per sequence
     batch_size: int = 8
     steps: int = 60  # training steps per run
+    emulated_steps: int = 8  # steps of a 16-bit run that this CPU only emulates
+    fp16_init_scale: float = 2.0**16  # GradScaler's default starting loss scale
+    fp16_growth_interval: int = 10  # good steps before doubling (PyTorch: 2000): growth shows
+    probe_matmul_size: int = 512  # matmul timed per dtype by dl2llm.hardware.probe
 
     @classmethod
     def quick(cls) -> PrecisionConfig:
-        return cls(n_layer=2, n_embd=64, n_head=2, block_size=64, batch_size=4, steps=4)
+        return cls(n_layer=2, n_embd=64, n_head=2, block_size=64, batch_size=4, steps=4,
+                   emulated_steps=2, fp16_growth_interval=2, probe_matmul_size=128)  # fmt: skip
 
     def override(self, **sizes: int | None) -> PrecisionConfig:
         """A copy with every size that is not ``None`` replaced; checks the head count."""
-        config = PrecisionConfig(**{**asdict(self), **{k: v for k, v in sizes.items() if v}})
+        config = replace(self, **{k: v for k, v in sizes.items() if v})
         if config.n_embd % config.n_head:
             raise UsageError(f"--n-embd {config.n_embd} must be divisible by --n-head")
         return config
 
 
-def choose_precisions(text: str, device: torch.device) -> tuple[list[str], list[str]]:
-    """``"fp32,bf16,fp16"`` -> the precisions that run on ``device``, and notes to print.
-
-    fp32 is required (the reference curve); fp16 + ``GradScaler`` is dropped off CUDA.
-    """
+def choose_precisions(text: str) -> list[str]:
+    """``"fp32,bf16,fp16"`` -> the precisions to run; fp32 is required (the reference curve)."""
     precisions = [p.strip() for p in text.split(",") if p.strip()]
     if "fp32" not in precisions:
         raise UsageError("--precisions must include fp32 (the reference curve)")
     unknown = sorted(set(precisions) - set(PRECISIONS))
     if unknown:
         raise UsageError(f"--precisions: unknown {unknown} (use fp32, bf16, fp16)")
-    notes = []
-    if device.type != "cuda" and "fp16" in precisions:
-        notes.append("note: fp16 + GradScaler training needs CUDA; skipped on this device")
-        precisions.remove("fp16")
-    if device.type == "cpu" and not native_bf16():
-        notes.append("note: this CPU has no native bf16: bf16 runs are emulated (slow)")
-    return precisions, notes
+    return precisions
+
+
+def steps_per_precision(
+    precisions: list[str], config: PrecisionConfig, device: torch.device, hardware: HardwareProbe
+) -> tuple[dict[str, int], list[str]]:
+    """Training steps per precision, and notes to print: emulated 16-bit CPU runs get fewer."""
+    steps, notes = {}, []
+    for precision in precisions:
+        steps[precision] = config.steps
+        if device.type == "cpu" and hardware.emulated(precision):
+            steps[precision] = min(config.steps, config.emulated_steps)
+            notes.append(
+                f"note: this CPU emulates {precision} (no oneDNN kernels or a measured matmul "
+                f"far slower than fp32's): {precision} runs {steps[precision]} steps"
+            )
+    return steps, notes
 
 
 def run_key(precision: str, checkpointing: bool) -> str:
@@ -91,63 +110,109 @@ def run_key(precision: str, checkpointing: bool) -> str:
 
 
 def train_precisions(
-    initial: nn.Module, batches: list[torch.Tensor], precisions: list[str], device: torch.device
+    initial: nn.Module,
+    batches: list[torch.Tensor],
+    steps: dict[str, int],
+    device: torch.device,
+    config: PrecisionConfig,
 ) -> tuple[dict[str, PrecisionRun], nn.Module]:
-    """Train a copy of ``initial`` per precision, without and with checkpointing.
+    """Train a copy of ``initial`` per precision (``steps`` of it), without and with checkpointing.
 
     Returns the runs by :func:`run_key` and the model trained in plain fp32.
     """
     runs = {}
-    for precision in precisions:
+    scaler = {"init_scale": config.fp16_init_scale, "growth_interval": config.fp16_growth_interval}
+    for precision, n_steps in steps.items():
         for checkpointing in (False, True):
             model = copy.deepcopy(initial)
             runs[run_key(precision, checkpointing)] = train_with_precision(
-                model, batches, precision, device, checkpointing
+                model, batches[:n_steps], precision, device, checkpointing, **scaler
             )
             if precision == "fp32" and not checkpointing:
                 trained = model
     return runs, trained
 
 
-def run_metrics(runs: dict[str, PrecisionRun]) -> dict[str, Any]:
-    """Per run: median step time, peak memory, final loss, largest gap to fp32's curve."""
+def noise_ratio(reference: list[float], other: list[float], noise: list[float]) -> float:
+    """``other``'s largest gap to ``reference`` over the noise run's, on the steps ``other`` has.
+
+    >>> noise_ratio([2.0, 1.0, 0.5], [2.0, 1.01], [2.1, 1.05, 0.4])
+    0.1
+    """
+    steps = len(other)
+    gap = loss_agreement(reference[:steps], other)["max_abs_diff"]
+    floor = loss_agreement(reference[:steps], noise[:steps])["max_abs_diff"]
+    return round(gap / max(floor, 1e-12), 4)
+
+
+def run_metrics(runs: dict[str, PrecisionRun], noise: PrecisionRun) -> dict[str, Any]:
+    """Per run: step time, peak memory, final loss, largest gap to fp32's curve (and vs noise)."""
     reference = runs["fp32"].losses
-    metrics: dict[str, Any] = {}
+    metrics: dict[str, Any] = {
+        "fp32_seed_noise_max_abs_loss_diff": loss_agreement(reference, noise.losses)[
+            "max_abs_diff"
+        ],
+    }
     for key, run in runs.items():
+        metrics[f"{key}_steps"] = len(run.losses)
         metrics[f"{key}_step_ms"] = round(1000 * run.median_step_s, 2)
         metrics[f"{key}_peak_mib"] = round(run.peak_memory_mib, 1)
         metrics[f"{key}_final_loss"] = round(run.losses[-1], 4)
         metrics[f"{key}_max_abs_loss_diff"] = loss_agreement(reference, run.losses)["max_abs_diff"]
+        if run.precision != "fp32":
+            metrics[f"{key}_loss_diff_to_seed_noise"] = noise_ratio(
+                reference, run.losses, noise.losses
+            )
+            metrics[f"{key}_step_speedup"] = round(
+                runs[run_key("fp32", run.checkpointing)].median_step_s / run.median_step_s, 3
+            )
         if run.final_loss_scale is not None:
             metrics[f"{key}_skipped_steps"] = run.skipped_steps
             metrics[f"{key}_final_loss_scale"] = run.final_loss_scale
+            metrics[f"{key}_scale_history"] = run.scale_history
     metrics["checkpointing_memory_ratio"] = round(
         runs["fp32_ckpt"].peak_memory_mib / max(runs["fp32"].peak_memory_mib, 1e-9), 3
     )
     return metrics
 
 
-def underflow_metrics(underflow: list[dict]) -> dict[str, Any]:
-    """The headline shares of :func:`fp16_underflow`'s rows, and the rows themselves."""
+def underflow_metrics(
+    underflow: list[dict], grads: torch.Tensor, fp16: PrecisionRun | None
+) -> dict:
+    """Headline shares of :func:`fp16_underflow`'s rows, and at the fp16 run's final scale."""
     by_scale = {row["scale"]: row for row in underflow}
-    return {
+    metrics: dict[str, Any] = {
         "fp16_underflow_share_unscaled": by_scale[1.0]["underflow_share"],
         "fp16_underflow_share_scale_2e16": by_scale[2.0**16]["underflow_share"],
         "fp16_overflow_share_scale_2e32": by_scale[2.0**32]["overflow_share"],
-        "fp16_underflow": underflow,
     }
+    if fp16 is not None:
+        final = fp16_underflow(grads, [fp16.final_loss_scale])[0]
+        metrics["fp16_underflow_share_at_final_scale"] = final["underflow_share"]
+        metrics["fp16_overflow_share_at_final_scale"] = final["overflow_share"]
+    return {**metrics, "fp16_underflow": underflow}
 
 
-def plot_precisions(runs: dict[str, PrecisionRun], underflow: list[dict], path: Path) -> Path:
-    """Loss curves, peak memory per run, and fp16 gradient shares per loss scale."""
-    fig, (curves, memory, scales) = plt.subplots(1, 3, figsize=(16, 4.5))
+def plot_precisions(
+    runs: dict[str, PrecisionRun], noise: PrecisionRun, underflow: list[dict], path: Path
+) -> Path:
+    """Loss curves, peak memory per run, GradScaler's scale, fp16 gradient shares per scale."""
+    fig, (curves, memory, scaler, scales) = plt.subplots(1, 4, figsize=(21, 4.5))
     for key, run in runs.items():
         curves.plot(run.losses, label=key, linestyle="--" if run.checkpointing else "-")
-    curves.set(xlabel="step", ylabel="training loss", title="loss curves (same data, same init)")
+    curves.plot(noise.losses, label="fp32, other seed", color="grey", linestyle=":")
+    curves.set(xlabel="step", ylabel="training loss", title="loss curves (same data)")
     curves.legend()
     memory.bar(list(runs), [run.peak_memory_mib for run in runs.values()], color="tab:orange")
     memory.set(ylabel="peak memory above start (MiB)", title="measured peak memory")
     memory.tick_params(axis="x", rotation=30)
+    for key, run in runs.items():
+        if run.scale_history:
+            scaler.step(range(1, len(run.scale_history) + 1), run.scale_history, label=key)
+    scaler.set(yscale="log", xlabel="step", ylabel="loss scale S (after the step)",
+               title="fp16 GradScaler: halves on inf, grows back")  # fmt: skip
+    if scaler.get_legend_handles_labels()[0]:
+        scaler.legend()
     labels = [f"2^{int(row['scale']).bit_length() - 1}" for row in underflow]
     positions = range(len(labels))
     for offset, (kind, label) in enumerate(
@@ -165,6 +230,23 @@ def plot_precisions(runs: dict[str, PrecisionRun], underflow: list[dict], path: 
     return save_figure(fig, path, dpi=110, bbox_inches=None)
 
 
+def scale_changes(history: list[float], init_scale: float) -> str:
+    """GradScaler's scale over a run, as its changes: ``2^24 -> 2^23 at step 1 (skipped)``.
+
+    >>> scale_changes([2.0**3, 2.0**2, 2.0**2, 2.0**3], 2.0**3)
+    '2^3 -> 2^2 at step 2 (skipped) -> 2^3 at step 4'
+    """
+    parts, previous = [f"2^{math.log2(init_scale):g}"], init_scale
+    for step, scale in enumerate(history, start=1):
+        if scale != previous:
+            parts.append(
+                f"2^{math.log2(scale):g} at step {step}"
+                + (" (skipped)" if scale < previous else "")
+            )
+            previous = scale
+    return " -> ".join(parts)
+
+
 @dataclass
 class PrecisionLesson:
     """What :func:`run_lesson` measured and wrote."""
@@ -173,20 +255,31 @@ class PrecisionLesson:
     config: dict[str, Any]  # as the results JSON records it
     artifacts: list[str]  # file names in the output folder
     runs: dict[str, PrecisionRun]
+    noise: PrecisionRun  # fp32 from another seed's initial weights: the noise floor
     underflow: list[dict]  # fp16_underflow's rows, one per loss scale
     n_gradients: int  # gradients cast to fp16
 
     def report(self) -> str:
-        """The table of runs, then the fp16 casts per loss scale."""
-        reference = self.runs["fp32"].losses
-        lines = [f"\n{'run':<10} {'step ms':>9} {'peak MiB':>9} {'final loss':>10} "
-                 f"{'max |dloss|':>11}"]  # fmt: skip
+        """The table of runs (gaps next to the seed-noise floor), GradScaler, fp16 casts."""
+        reference, noise = self.runs["fp32"].losses, self.noise.losses
+        floor = loss_agreement(reference, noise)["max_abs_diff"]
+        lines = [
+            f"\nnoise floor: fp32 from another seed's init is {floor:.2e} off fp32 (max |dloss|)",
+            f"{'run':<10} {'steps':>5} {'step ms':>9} {'peak MiB':>9} {'final loss':>10} "
+            f"{'max |dloss|':>11} {'/ noise':>8}",
+        ]
         for key, run in self.runs.items():
             gap = loss_agreement(reference, run.losses)["max_abs_diff"]
             lines.append(
-                f"{key:<10} {1000 * run.median_step_s:>9.1f} {run.peak_memory_mib:>9.1f} "
-                f"{run.losses[-1]:>10.4f} {gap:>11.2e}"
+                f"{key:<10} {len(run.losses):>5} {1000 * run.median_step_s:>9.1f} "
+                f"{run.peak_memory_mib:>9.1f} {run.losses[-1]:>10.4f} {gap:>11.2e} "
+                f"{noise_ratio(reference, run.losses, noise):>8.3f}"
             )
+        for key, run in self.runs.items():
+            if run.scale_history:
+                init = self.config["fp16_init_scale"]
+                lines.append(f"{key} GradScaler ({run.skipped_steps} steps skipped): "
+                             f"{scale_changes(run.scale_history, init)}")  # fmt: skip
         lines.append(f"\nfp16 casts of {self.n_gradients:,} real fp32 gradients (after training):")
         lines.append(
             f"{'scale S':>10} {'underflow %':>12} {'subnormal %':>12} {'overflow %':>11} "
@@ -203,26 +296,44 @@ class PrecisionLesson:
 
 
 def run_lesson(
-    config: PrecisionConfig, precisions: list[str], device: torch.device, seed: int, out: Path
+    config: PrecisionConfig,
+    precisions: list[str],
+    device: torch.device,
+    seed: int,
+    out: Path,
+    hardware: HardwareProbe,
 ) -> PrecisionLesson:
-    """Train in each precision, measure fp16 casts of the fp32 gradients, plot to ``out``."""
+    """Train in each precision and fp32 from another seed, cast fp32 gradients to fp16, plot.
+
+    ``hardware`` (:func:`dl2llm.hardware.probe`) decides which 16-bit runs are shortened.
+    """
     batches = byte_batches(
         lm_splits()["train"], config.batch_size, config.block_size, config.steps, seed
     )  # each (batch_size, block_size)
     initial = byte_gpt2(config.n_layer, config.n_embd, config.n_head, config.block_size, seed)
-    runs, trained = train_precisions(initial, batches, precisions, device)
+    steps, notes = steps_per_precision(precisions, config, device, hardware)
+    for note in notes:
+        print(note)
+    runs, trained = train_precisions(initial, batches, steps, device, config)
+    other = byte_gpt2(config.n_layer, config.n_embd, config.n_head, config.block_size, seed + 1)
+    noise = train_with_precision(other, batches, "fp32", device)
     grads = model_gradients(trained.to(device).float(), batches[-1].to(device)).cpu()  # (P,)
     underflow = fp16_underflow(grads, LOSS_SCALES)
 
     metrics: dict[str, Any] = {
         "device": str(device),
         "parameters": count_parameters(initial).total,
+        "hardware": hardware.as_dict(),
     }
-    metrics.update(run_metrics(runs))
-    metrics.update(underflow_metrics(underflow))
+    if hardware.speedup("bf16") is not None:
+        metrics["bf16_matmul_speedup"] = round(hardware.speedup("bf16"), 3)
+        metrics["fp16_matmul_speedup"] = round(hardware.speedup("fp16"), 3)
+    metrics.update(run_metrics(runs, noise))
+    metrics.update(underflow_metrics(underflow, grads, runs.get("fp16")))
     metrics["loss_curves"] = {key: run.losses for key, run in runs.items()}
+    metrics["loss_curves"]["fp32_other_seed"] = noise.losses
     artifacts = [f"{NAME}_curves.png"]
     out.mkdir(parents=True, exist_ok=True)
-    plot_precisions(runs, underflow, out / artifacts[0])
+    plot_precisions(runs, noise, underflow, out / artifacts[0])
     saved_config = {**asdict(config), "precisions": precisions, "device": str(device)}
-    return PrecisionLesson(metrics, saved_config, artifacts, runs, underflow, grads.numel())
+    return PrecisionLesson(metrics, saved_config, artifacts, runs, noise, underflow, grads.numel())
