@@ -5,6 +5,8 @@
 - :mod:`~dl2llm.embeddings.word2vec` -- skip-gram with negative sampling (Mikolov et al., 2013).
 - :mod:`~dl2llm.embeddings.glove` -- GloVe (Pennington et al., 2014).
 - :mod:`~dl2llm.embeddings.evaluation` -- analogies and WordSim-353, with coverage.
+- :mod:`~dl2llm.embeddings.pretrained` -- Stanford's GloVe 6B 50d vectors, the reference row.
+- :mod:`~dl2llm.embeddings.lesson` -- the notebook's steps: training, learning curve, king - queen.
 - :mod:`~dl2llm.embeddings.contextual` -- MiniLM token and sentence vectors; polysemy.
 - :mod:`~dl2llm.embeddings.projection` and :mod:`~dl2llm.embeddings.compare` -- plots, tables.
 

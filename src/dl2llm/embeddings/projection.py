@@ -26,7 +26,7 @@ WORD_GROUPS: dict[str, list[str]] = {
     "numbers": ["two", "three", "four", "five", "six", "seven", "eight", "ten"],
     "time": ["day", "night", "morning", "evening", "week", "month", "year", "today"],
     "government": ["government", "minister", "president", "police", "court", "party", "leader"],
-    "programming": ["function", "module", "class", "method", "object", "string", "file", "list"],
+    "countries": ["france", "germany", "japan", "china", "india", "italy", "spain", "russia"],
 }
 
 
