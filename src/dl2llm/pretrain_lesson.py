@@ -76,6 +76,7 @@ class PretrainLessonConfig:
     kn_order: int = 3
     reference_bytes: int = 16_000  # SmolLM2's slice of the validation text (0: skip it)
     sample_tokens: int = 80
+    peak_seconds: float = 1.0  # how long the fp32 matmul peak is timed
 
     @classmethod
     def quick(cls) -> PretrainLessonConfig:
@@ -88,6 +89,7 @@ class PretrainLessonConfig:
             history_val_tokens=2_000,
             reference_bytes=0,
             sample_tokens=20,
+            peak_seconds=0.1,
         )
 
     @property
@@ -250,7 +252,7 @@ def run_lesson(
         return PretrainLesson(result.steps_done, checkpoint, config)
     model = result.model.cpu()
     parameters = count_parameters(model).total
-    peak = bpb.peak_gflops()
+    peak = bpb.peak_gflops(min_time_s=settings.peak_seconds)
     flops = bpb.training_flops_per_token(model.config, parameters)
     metrics = {
         **score_bits_per_byte(model, tokenizer, splits, settings),
