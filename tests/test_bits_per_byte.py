@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import math
 
 import pytest
@@ -81,3 +82,8 @@ def test_flops_per_token_is_6n_plus_attention():
     expected = 6 * (n - 32 * 16) + 12 * 1 * 32 * 16
     assert bpb.training_flops_per_token(config, n) == expected
     assert bpb.model_flops_utilisation(expected, 1e3, expected / 1e6) == pytest.approx(1.0)
+
+
+def test_the_worked_examples_in_the_docstrings_hold():
+    result = doctest.testmod(bpb)
+    assert result.attempted >= 4 and result.failed == 0

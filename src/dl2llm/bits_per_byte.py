@@ -148,7 +148,7 @@ def training_flops_per_token(config: GPTConfig, parameters: int) -> float:
     return body + 12 * config.n_layer * config.context_length * config.n_embd
 
 
-def peak_gflops(size: int = 1024, min_time_s: float = 1.0) -> float:
+def peak_gflops(size: int = 2048, min_time_s: float = 1.0) -> float:
     """This CPU's fp32 matmul rate now (GFLOP/s), the denominator of MFU."""
     return matmul_gflops("fp32", size=size, min_time_s=min_time_s)
 
