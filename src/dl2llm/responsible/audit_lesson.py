@@ -49,18 +49,20 @@ def audit_and_save(
     adapter: Path | None,
     out_dir: Path,
     config: dict[str, Any],
+    every_pair: bool = False,
 ) -> tuple[str, dict[str, Any], list[str]]:
     """Audit one model; write its plots, report and ``bias_audit_<model>.json``.
 
     ``adapter`` (SmolLM2 only) is merged in first, and the audit is saved as
-    :data:`~dl2llm.responsible.audit.ADAPTED`. Returns the saved model name, its
+    :data:`~dl2llm.responsible.audit.ADAPTED`; ``every_pair`` scores every
+    CrowS-Pairs and StereoSet row. Returns the saved model name, its
     headline numbers and the files written (relative to ``out_dir``).
     """
     started = time.perf_counter()
     # LLM scoring is one sentence at a time (faster on one thread); the classifier
     # is fine-tuned and probed in batches of 32-64.
     torch.set_num_threads(2 if audited == "sentiment" else 1)
-    results = run_audit(audited, quick, seed, adapter=adapter)
+    results = run_audit(audited, quick, seed, adapter=adapter, every_pair=every_pair)
     model = ADAPTED if adapter is not None else audited
     plots = plot_audit(model, results, out_dir)
     report = f"{NAME}_{model}.md"

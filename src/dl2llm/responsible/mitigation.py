@@ -36,6 +36,7 @@ from dl2llm.responsible.counterfactual import (
     summarise,
     swap_attribute,
 )
+from dl2llm.responsible.fairness import gender_fairness
 from dl2llm.responsible.stats import paired_difference, proportion
 
 
@@ -148,4 +149,7 @@ def cda_experiment(
         "classifiers": {name: summary(m, test, pairs, seed) for name, m in measured.items()},
         "cda_vs_control": compare(measured["cda"], measured["control"], test, pairs, seed),
         "cda_vs_deployed": compare(measured["cda"], measured["deployed"], test, pairs, seed),
+        "group_fairness": {
+            name: gender_fairness(pairs, m["pairs"], test, seed) for name, m in measured.items()
+        },
     }

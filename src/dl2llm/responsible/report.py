@@ -35,7 +35,9 @@ def likelihood_section(name: str, scores: dict) -> str:
     header = ["category", "n", "stereotype score (95% CI)"]
     if "language_model_score" in scores["overall"]:
         header += ["LM score (95% CI)", "ICAT"]
-    return f"### {name}\n\n50% = no preference.\n\n" + table(header, rows)
+    n = scores["overall"]["stereotype_score"]["n"]
+    scored = f"{n} of {scores['n_available']} rows" if "n_available" in scores else f"{n} rows"
+    return f"### {name} ({scored})\n\n50% = no preference.\n\n" + table(header, rows)
 
 
 def bbq_section(results: dict) -> str:
@@ -43,12 +45,16 @@ def bbq_section(results: dict) -> str:
     for when in ("before", "after"):
         for context in ("ambiguous", "disambiguated"):
             scores = results[when][context]
-            rows.append([when, context, _pct(scores["accuracy"]), _num(scores["bias_score"])])
+            bias = scores["bias_score_interval"]
+            rows.append(
+                [when, context, str(bias["n"]), _pct(scores["accuracy"]),
+                 f"{_num(bias['mean'])} [{_num(bias['low'])}, {_num(bias['high'])}]"]
+            )  # fmt: skip
     instruction = results["instruction_after"]
     return (
         "### BBQ (gender identity)\n\nMitigation instruction (after): "
         f"*{instruction}*\n\n"
-        + table(["prompt", "context", "accuracy (95% CI)", "bias score"], rows)
+        + table(["prompt", "context", "n", "accuracy (95% CI)", "bias score (95% CI)"], rows)
     )
 
 
@@ -125,6 +131,30 @@ def cda_section(cda: dict) -> str:
     return "\n\n".join(parts)
 
 
+def fairness_section(fairness: dict) -> str:
+    """Per-gender accuracy and error rates of each classifier, and the largest gaps."""
+    rows = []
+    for name, title in CLASSIFIERS.items():
+        result = fairness[name]
+        if not result["n_pairs"]:
+            continue
+        for metric, gap in result["gap_intervals"].items():
+            by_group = result["by_group"][metric]
+            rows.append(
+                [title, metric.replace("_", " "), f"{by_group['female']:.3f}",
+                 f"{by_group['male']:.3f}", f"{result['difference'][metric]:.3f}",
+                 f"[{gap['low']:.3f}, {gap['high']:.3f}]"]
+            )  # fmt: skip
+    n_pairs = fairness["deployed"]["n_pairs"]
+    header = ["classifier", "metric", "female", "male", "difference", "95% CI"]
+    return (
+        f"#### Group fairness by gender ({n_pairs} labelled test sentences, each as female and "
+        "as male)\n\nfairlearn `MetricFrame` on the test sentences that mention one gender and "
+        "their gender-swapped twins (same label); difference = largest minus smallest group, "
+        "with a 95% bootstrap interval over the sentences.\n\n" + table(header, rows)
+    )
+
+
 def sentiment_section(results: dict) -> str:
     weat_rows = [
         [space, row["test"], str(row["n_targets"]), _num(row["effect_size"], 2),
@@ -137,6 +167,7 @@ def sentiment_section(results: dict) -> str:
         "Score gap = p(positive | original) - p(positive | swapped); the original has the "
         "European-American name, the male word, the Western nationality, the Christian word.",
         cda_section(results["cda"]),
+        fairness_section(results["cda"]["group_fairness"]),
         "### WEAT (Caliskan et al., 2017)",
         table(["embeddings", "test", "n per target set", "effect size d", "p"], weat_rows),
     ]

@@ -34,3 +34,13 @@ def paired_difference(a: np.ndarray, b: np.ndarray, seed: int = 0) -> dict:
     out of the interval, so a small change measured on the same pairs can be told from 0.
     """
     return bootstrap_mean(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), seed=seed)
+
+
+def as_interval(estimate: dict) -> dict[str, float]:
+    """``{"value", "low", "high", "n"}`` as the project's interval ``{"mean", "low", "high", "n"}``.
+
+    >>> as_interval({"value": 0.5, "low": 0.2, "high": 0.8, "n": 10})
+    {'mean': 0.5, 'low': 0.2, 'high': 0.8, 'n': 10}
+    """
+    return {"mean": estimate["value"], "low": estimate["low"], "high": estimate["high"],
+            "n": estimate["n"]}  # fmt: skip
