@@ -194,7 +194,11 @@ def underflow_metrics(
 
 
 def plot_precisions(
-    runs: dict[str, PrecisionRun], noise: PrecisionRun, underflow: list[dict], path: Path
+    runs: dict[str, PrecisionRun],
+    noise: PrecisionRun,
+    underflow: list[dict],
+    init_scale: float,
+    path: Path,
 ) -> Path:
     """Loss curves, peak memory per run, GradScaler's scale, fp16 gradient shares per scale."""
     fig, (curves, memory, scaler, scales) = plt.subplots(1, 4, figsize=(21, 4.5))
@@ -208,8 +212,14 @@ def plot_precisions(
     memory.tick_params(axis="x", rotation=30)
     for key, run in runs.items():
         if run.scale_history:
-            scaler.step(range(1, len(run.scale_history) + 1), run.scale_history, label=key)
-    scaler.set(yscale="log", xlabel="step", ylabel="loss scale S (after the step)",
+            used = [init_scale, *run.scale_history[:-1]]  # the scale each step ran with
+            steps = range(1, len(used) + 1)
+            scaler.step(steps, used, where="post", label=key)
+            pairs = zip(steps, used, run.scale_history, strict=True)
+            skipped = [(step, scale) for step, scale, after in pairs if after < scale]
+            scaler.plot([s for s, _ in skipped], [u for _, u in skipped], "x", color="tab:red")
+    scaler.set_yscale("log", base=2)
+    scaler.set(xlabel="step (x: skipped, inf/NaN gradients)", ylabel="loss scale S used",
                title="fp16 GradScaler: halves on inf, grows back")  # fmt: skip
     if scaler.get_legend_handles_labels()[0]:
         scaler.legend()
@@ -334,6 +344,6 @@ def run_lesson(
     metrics["loss_curves"]["fp32_other_seed"] = noise.losses
     artifacts = [f"{NAME}_curves.png"]
     out.mkdir(parents=True, exist_ok=True)
-    plot_precisions(runs, noise, underflow, out / artifacts[0])
+    plot_precisions(runs, noise, underflow, config.fp16_init_scale, out / artifacts[0])
     saved_config = {**asdict(config), "precisions": precisions, "device": str(device)}
     return PrecisionLesson(metrics, saved_config, artifacts, runs, noise, underflow, grads.numel())
