@@ -9,8 +9,8 @@ in 16 bits; reductions, softmax and losses stay in fp32.
 The two 16-bit formats differ in where they spend their bits:
 
 - **bf16** (1 sign, 8 exponent, 7 mantissa bits) has fp32's range
-  (down to ~1e-38) but only ~3 significant digits. Gradients never underflow,
-  so it needs no loss scaling.
+  (down to ~1e-38) but only ~3 significant digits. Gradients practically
+  never underflow, so it needs no loss scaling.
 - **fp16** (1 sign, 5 exponent, 10 mantissa bits) is more precise but its
   smallest positive number is ~6e-8 (normal numbers stop at ~6.1e-5).
   Gradients of a trained network are often smaller than that and *underflow*
