@@ -100,3 +100,14 @@ def test_king_rows_summary_and_curve_gain():
     assert (
         metrics["glove6b_analogy_coverage"] == 0.5 and metrics["word2vec_wordsim_spearman"] == 0.4
     )
+
+
+def test_learning_curve_plot_is_a_png(tmp_path):
+    curve = [
+        {"fraction": f, "tokens": int(f * 1000), "model": m, "analogy_accuracy": f / 10,
+         "wordsim_spearman": f / 5}
+        for f in (0.5, 1.0) for m in lesson.CURVE_MODELS
+    ]  # fmt: skip
+    reference = {"analogy_accuracy": 0.5, "wordsim_spearman": 0.54}
+    path = lesson.plot_learning_curve(curve, reference, tmp_path / "curve.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse
 import torch
+import torch.nn.functional as F
 from gensim.models import KeyedVectors
 from torch import nn
 from tqdm import tqdm
@@ -74,8 +75,10 @@ def glove_loss(
 class GloVe(nn.Module):
     """Word and context vectors plus biases, initialised uniform in ``[-0.5/D, 0.5/D]``.
 
-    Plain dense parameters: indexing them in the forward pass gives gradients
-    that are zero outside the batch's rows, and AdaGrad leaves those rows alone.
+    The forward pass looks rows up with sparse gradients: only the batch's rows
+    get one, and AdaGrad (which accepts sparse gradients) updates only those
+    rows. A dense gradient would give the same result (AdaGrad leaves rows with
+    a zero gradient alone) but would sweep the whole ``(V, D)`` tables every step.
     """
 
     def __init__(self, vocab_size: int, dim: int):
@@ -85,17 +88,17 @@ class GloVe(nn.Module):
             return nn.Parameter((torch.rand(*shape) - 0.5) / dim)
 
         self.w, self.w_context = uniform(vocab_size, dim), uniform(vocab_size, dim)  # (V, D)
-        self.b, self.b_context = uniform(vocab_size), uniform(vocab_size)  # (V,)
+        self.b, self.b_context = uniform(vocab_size, 1), uniform(vocab_size, 1)  # (V, 1)
 
     def forward(
         self, rows: torch.Tensor, cols: torch.Tensor, log_count: torch.Tensor, weight: torch.Tensor
     ) -> torch.Tensor:
         """Summed GloVe cost of a batch of non-zero entries ``X[rows, cols]``."""
         return glove_loss(
-            self.w[rows],
-            self.w_context[cols],
-            self.b[rows],
-            self.b_context[cols],
+            F.embedding(rows, self.w, sparse=True),  # (B, D)
+            F.embedding(cols, self.w_context, sparse=True),
+            F.embedding(rows, self.b, sparse=True)[:, 0],  # (B,)
+            F.embedding(cols, self.b_context, sparse=True)[:, 0],
             log_count,
             weight,
         ).sum()
@@ -132,7 +135,7 @@ def train_glove(
     model = GloVe(len(vocab), vector_size).to(device)
     optimizer = torch.optim.Adagrad(model.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
-    with one_thread():
+    with one_thread(), torch.sparse.check_sparse_tensor_invariants(enable=False):
         for epoch in range(epochs):
             order = torch.randperm(len(values), generator=generator)
             bar = tqdm(

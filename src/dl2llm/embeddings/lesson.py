@@ -50,7 +50,7 @@ class EmbeddingsDemoConfig:
     corpus: str = "full"
     word2vec: dict = field(
         default_factory=lambda: dict(
-            vector_size=100, window=5, min_count=5, negative=5, sample=1e-3, epochs=5
+            vector_size=100, window=5, min_count=5, negative=5, sample=1e-3, epochs=10
         )
     )
     glove: dict = field(
