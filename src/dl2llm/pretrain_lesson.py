@@ -11,7 +11,7 @@ The experiment behind ``weeks/week2_transformers/pretrain_gpt.py``:
    resumes there.
 3. Score the held-out files in bits per byte (:mod:`dl2llm.bits_per_byte`) next to a
    Kneser-Ney trigram on the same tokens (the model must be below it) and, on a slice,
-   SmolLM2-135M, a model pretrained at scale (Allal et al., 2025) with its own tokenizer.
+   SmolLM2-135M-Instruct, pretrained at scale (Allal et al., 2025), with its own tokenizer.
 4. Report throughput against nanoGPT's CPU "baby" run and as model FLOPs utilisation (MFU)
    of this CPU's fp32 matmul peak, measured in the same run; print samples.
 
@@ -168,16 +168,20 @@ def plot_curves(history: list[dict[str, float]], settings: PretrainConfig, path:
 
 
 def score_bits_per_byte(
-    model: GPT, tokenizer: ByteBPETokenizer, splits: dict[str, list[str]], settings
+    model: GPT,
+    tokenizer: ByteBPETokenizer,
+    splits: dict[str, list[str]],
+    train_ids: torch.Tensor,
+    settings: PretrainLessonConfig,
 ) -> dict[str, float]:
-    """Bits per byte of the validation files: our GPT and a Kneser-Ney n-gram (and SmolLM2)."""
+    """Bits per byte of the validation files: our GPT and a Kneser-Ney n-gram fitted to
+    ``train_ids``; on the reference slice also SmolLM2-135M-Instruct."""
     eot = tokenizer.special_tokens[EOT]
 
     def stream(docs: list[str]) -> torch.Tensor:
         return bpb.document_stream(docs, tokenizer.encode_ordinary, eot)
 
-    kneser_ney = bpb.fit_kneser_ney(stream(splits["train"]).tolist(), settings.vocab_size,
-                                    settings.kn_order)  # fmt: skip
+    kneser_ney = bpb.fit_kneser_ney(train_ids.tolist(), settings.vocab_size, settings.kn_order)
     scores = {}
     texts = {"val": splits["val"]}
     if settings.reference_bytes:
@@ -255,7 +259,7 @@ def run_lesson(
     peak = bpb.peak_gflops(min_time_s=settings.peak_seconds)
     flops = bpb.training_flops_per_token(model.config, parameters)
     metrics = {
-        **score_bits_per_byte(model, tokenizer, splits, settings),
+        **score_bits_per_byte(model, tokenizer, splits, train, settings),
         "val_loss": result.final_val_loss,
         "tokens_per_s": result.tokens_per_s,
         "speed_vs_nanogpt_baby": result.tokens_per_s / NANOGPT_BABY_TOKENS_PER_S,

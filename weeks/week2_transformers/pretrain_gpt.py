@@ -5,7 +5,7 @@ on the Python 3.11 documentation sources (12 MB, the capstone corpus) minus ever
 which is held out. A GPT of `dl2llm.gpt` (4 layers, 192 wide, 256-token context) trains on it
 with AdamW, warmup and a cosine schedule, checkpointing as it goes (a killed run resumes where
 it stopped). It reports bits per byte on the held-out files next to a Kneser-Ney trigram on
-the same tokens, and on a 16 KB slice next to SmolLM2-135M (pretrained at scale, its own
+the same tokens, and on a 16 KB slice next to SmolLM2-135M-Instruct (pretrained at scale, its own
 tokenizer); tokens/s against nanoGPT's CPU "baby" run and as a fraction of this CPU's fp32
 matmul peak (MFU); and prints sampled continuations. If the project's GPT-2-vocabulary model
 that weeks 4 and 5 load (`dl2llm.pretrain.ensure_project_gpt2`) is missing, it is trained too.
