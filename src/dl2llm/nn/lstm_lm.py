@@ -45,7 +45,7 @@ def tokenize(text: str) -> list[str]:
 
 @dataclass
 class Vocabulary:
-    """Word <-> id maps; words seen fewer than ``min_count`` times become ``<unk>``."""
+    """Word <-> id maps; rare words become ``<unk>`` (Penn Treebank keeps the 10k most frequent)."""
 
     itos: list[str]
     stoi: dict[str, int] = field(init=False)
@@ -54,10 +54,22 @@ class Vocabulary:
         self.stoi = {word: i for i, word in enumerate(self.itos)}
 
     @classmethod
-    def build(cls, tokens: list[str], min_count: int = 2) -> Vocabulary:
+    def build(
+        cls, tokens: list[str], min_count: int = 2, max_size: int | None = None
+    ) -> Vocabulary:
+        """Words seen ``min_count`` times, at most ``max_size`` in all (the most frequent kept).
+
+        >>> Vocabulary.build("a a a b b c c d".split(), min_count=2, max_size=4).itos
+        ['<unk>', '<eos>', 'a', 'b']
+        """
         counts = Counter(tokens)
-        words = sorted(w for w, c in counts.items() if c >= min_count and w not in (UNK, EOS))
-        return cls([UNK, EOS, *words])
+        kept = sorted(
+            (w for w, c in counts.items() if c >= min_count and w not in (UNK, EOS)),
+            key=lambda w: (-counts[w], w),  # most frequent first, ties alphabetical
+        )
+        if max_size is not None:
+            kept = kept[: max(max_size - 2, 0)]  # <unk> and <eos> count towards the size
+        return cls([UNK, EOS, *sorted(kept)])
 
     def __len__(self) -> int:
         return len(self.itos)

@@ -23,6 +23,7 @@ word gets non-zero probability and the probabilities over the vocabulary sum to 
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 
@@ -84,3 +85,26 @@ class KneserNeyLM:
         for i, word in enumerate(tokens):
             nll -= math.log(self.prob(word, tokens[max(0, i - self.order + 1) : i]))
         return math.exp(nll / len(tokens))
+
+    def distribution(self, context: Sequence[str]) -> dict[str, float]:
+        """``P(w | context)`` for every vocabulary word ``w`` (sums to 1), in sorted word order."""
+        return {word: self.prob(word, context) for word in sorted(self.vocab)}
+
+    def sample(
+        self, context: Sequence[str], n_words: int, temperature: float = 1.0, seed: int = 0
+    ) -> list[str]:
+        """Sample ``n_words`` after ``context`` from ``P(w | ctx) ** (1 / temperature)``.
+
+        Each word is drawn from the model's own distribution given the last
+        ``order - 1`` words (the prompt, then the words sampled so far).
+        """
+        if temperature <= 0:
+            raise ValueError("temperature must be > 0")
+        rng = random.Random(seed)
+        history, words = list(context), []
+        for _ in range(n_words):
+            dist = self.distribution(history)
+            weights = [p ** (1.0 / temperature) for p in dist.values()]
+            words.append(rng.choices(list(dist), weights=weights)[0])
+            history.append(words[-1])
+        return words
