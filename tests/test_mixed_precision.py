@@ -132,7 +132,10 @@ def test_fp16_with_grad_scaler_follows_fp32_on_cpu():
 
 def test_loss_agreement_compares_the_steps_both_runs_have():
     gaps = loss_agreement([3.0, 2.0, 1.0], [3.5, 2.0])
-    assert gaps == {"max_abs_diff": 0.5, "mean_abs_diff": 0.25, "final_rel_diff": 0.0}
+    assert gaps == {"max_abs_diff": 0.5, "median_abs_diff": 0.25, "mean_abs_diff": 0.25,
+                    "final_rel_diff": 0.0}  # fmt: skip
+    spike = loss_agreement([5.0, 4.0, 3.0, 2.0, 1.0], [5.0, 4.1, 5.5, 2.1, 1.0])
+    assert spike["max_abs_diff"] == 2.5 and spike["median_abs_diff"] == pytest.approx(0.1)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -52,8 +52,8 @@ def test_emulated_16_bit_formats_get_fewer_steps_on_the_cpu_only():
     assert steps == {"fp32": 60, "bf16": 60, "fp16": 60} and notes == []
     cuda = steps_per_precision(["fp32", "bf16"], config, torch.device("cuda"), AVX2_ONLY)
     assert cuda == ({"fp32": 60, "bf16": 60}, [])
-    # oneDNN kernels but a measured matmul 10x slower than fp32's: emulated too
-    slow = HardwareProbe("Z", 2, (), True, True, matmul_gflops=(("fp32", 100.0), ("fp16", 10.0)))
+    # oneDNN kernels but a measured matmul 20x slower than fp32's: emulated too
+    slow = HardwareProbe("Z", 2, (), True, True, matmul_gflops=(("fp32", 100.0), ("fp16", 5.0)))
     assert slow.emulated("fp16") and not slow.emulated("bf16")
 
 
@@ -68,14 +68,16 @@ def test_run_metrics_read_each_gap_against_the_seed_noise_floor():
     runs = {
         "fp32": run("fp32", fp32),
         "fp32_ckpt": run("fp32", fp32, checkpointing=True),
-        "bf16": run("bf16", [5.0, 4.01, 3.0, 2.02]),
-        "fp16": run("fp16", [5.0, 4.1], scales=[2.0**16, 2.0**15], skipped=1),  # short
+        "bf16": run("bf16", [5.0, 4.03, 3.0, 2.03]),
+        "fp16": run("fp16", [5.0, 4.3], scales=[2.0**16, 2.0**15], skipped=1),  # short
     }
-    noise = run("fp32", [5.5, 3.9, 3.2, 2.0])
+    noise = run("fp32", [5.5, 3.9, 3.2, 1.9])  # gaps .5 .1 .2 .1
     metrics = run_metrics(runs, noise)
     assert metrics["fp32_seed_noise_max_abs_loss_diff"] == pytest.approx(0.5)
-    assert metrics["bf16_loss_diff_to_seed_noise"] == pytest.approx(0.04)
-    assert metrics["fp16_loss_diff_to_seed_noise"] == pytest.approx(0.2)  # 0.1 / 0.5 (2 steps)
+    assert metrics["fp32_seed_noise_median_abs_loss_diff"] == pytest.approx(0.15)
+    assert metrics["bf16_median_abs_loss_diff"] == pytest.approx(0.015)
+    assert metrics["bf16_loss_diff_to_seed_noise"] == pytest.approx(0.1)  # medians .015 / .15
+    assert metrics["fp16_loss_diff_to_seed_noise"] == pytest.approx(0.5)  # .15 / .3 (2 steps)
     assert metrics["fp16_steps"] == 2 and metrics["fp16_skipped_steps"] == 1
     assert metrics["fp16_scale_history"] == [2.0**16, 2.0**15]
     assert "fp32_loss_diff_to_seed_noise" not in metrics and "bf16_skipped_steps" not in metrics
