@@ -8,18 +8,33 @@ The experiment behind ``weeks/week2_transformers/attention_demo.py``:
    attends to, and plot the heads of one layer and the sentences side by side.
 2. Compare an LSTM layer with a self-attention layer of the same width on growing
    sequences (:func:`dl2llm.attention.compare_with_recurrence`): path length, forward
-   wall time on one CPU thread, and first-token gradient; plot both against length.
+   wall time on one CPU thread, and first-token gradient; then time what training
+   costs (:func:`train_step_ms`: forward, loss, backward) on all available cores.
+   Attention does ``O(T^2)`` work but all positions at once; the LSTM does ``O(T)``
+   work in ``T`` steps that must run one after another, which extra cores cannot
+   speed up (Vaswani et al., 2017, Table 1). Short sequences favour attention; at
+   some length its quadratic work outweighs the LSTM's sequential steps. Where
+   depends on the machine: the lesson measures it (:func:`verdict`).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+from torch.utils import benchmark
 
-from dl2llm.attention import compare_with_recurrence, from_bert_attention, padding_mask
+from dl2llm.attention import (
+    MultiHeadAttention,
+    compare_with_recurrence,
+    from_bert_attention,
+    padding_mask,
+)
 from dl2llm.errors import UsageError
 from dl2llm.models import load_encoder
 from dl2llm.plots import plt, save_figure
@@ -30,7 +45,12 @@ SENTENCES = (
     "The trophy doesn't fit into the brown suitcase because it is too large.",
     "A business is fraught with too much trouble, and besides it was not my calling.",  # Botchan
 )
-THREADS = 1  # the timings compare the two layers on one CPU core
+THREADS = 1  # the forward-only timings of compare_with_recurrence use one CPU core
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (probed, e.g. 2 on the course machine)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def parse_lengths(text: str) -> tuple[int, ...]:
@@ -72,7 +92,8 @@ class AttentionDemoConfig:
             "batch": self.batch,
             "layer": self.layer,
             "device": str(device),
-            "threads": THREADS,
+            "forward_threads": THREADS,
+            "train_threads": available_cores(),
         }
 
 
@@ -139,23 +160,104 @@ def plot_sentences(attention: dict[str, Any], layer: int, path: Path) -> Path:
     return save_figure(fig, path, dpi=110, bbox_inches=None)
 
 
-def plot_scaling(rows: list[dict[str, float]], path: Path) -> Path:
-    """Wall time and first-token gradient against sequence length, LSTM vs attention."""
+def plot_scaling(rows: list[dict[str, float]], threads: int, path: Path) -> Path:
+    """Training-step time (and 1-thread forward time) and first-token gradient against length."""
     lengths = [row["seq_len"] for row in rows]
     fig, (time_ax, grad_ax) = plt.subplots(1, 2, figsize=(11, 4))
-    time_ax.loglog(lengths, [r["lstm_ms"] for r in rows], "o-", label="LSTM")
-    time_ax.loglog(lengths, [r["attention_ms"] for r in rows], "s-", label="self-attention")
-    time_ax.set(xlabel="sequence length T", ylabel="forward pass (ms)", title="wall time")
+    time_ax.loglog(lengths, [r["lstm_train_ms"] for r in rows], "o-", label="LSTM train step")
+    time_ax.loglog(
+        lengths, [r["attention_train_ms"] for r in rows], "s-", label="attention train step"
+    )
+    time_ax.loglog(lengths, [r["lstm_ms"] for r in rows], "o:", label="LSTM forward, 1 thread")
+    time_ax.loglog(
+        lengths, [r["attention_ms"] for r in rows], "s:", label="attention forward, 1 thread"
+    )
+    time_ax.set(xlabel="sequence length T", ylabel="ms",
+                title=f"wall time (train step on {threads} threads)")  # fmt: skip
     grad_ax.semilogy(lengths, [r["lstm_first_token_gradient"] for r in rows], "o-", label="LSTM")
     grad_ax.semilogy(
         lengths, [r["attention_first_token_gradient"] for r in rows], "s-", label="self-attention"
     )
     grad_ax.set(xscale="log", xlabel="sequence length T", title="||dy_T/dx_1|| / ||dy_T/dx_T||")
     for ax in (time_ax, grad_ax):
-        ax.legend()
+        ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110, bbox_inches=None)
+
+
+def train_step_ms(
+    forward: Callable[[torch.Tensor], torch.Tensor], layer: nn.Module, x: torch.Tensor,
+    min_run_time: float, threads: int,
+) -> float:  # fmt: skip
+    """Median wall time (ms) of one training step: forward, mean-square loss, backward.
+
+    The gradients of the last step stay in ``layer``'s parameters.
+    """
+
+    def step() -> None:
+        layer.zero_grad(set_to_none=True)
+        forward(x).pow(2).mean().backward()
+
+    timer = benchmark.Timer(stmt="step()", globals={"step": step}, num_threads=threads)
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3
+
+
+def time_training_steps(
+    config: AttentionDemoConfig, device: torch.device, threads: int
+) -> list[dict[str, float]]:
+    """LSTM vs self-attention training-step time per length, on ``threads`` threads."""
+    lstm = nn.LSTM(config.width, config.width, batch_first=True).to(device)
+    attention = MultiHeadAttention(config.width, config.heads).to(device)
+    rows = []
+    for length in config.lengths:
+        x = torch.randn(config.batch, length, config.width, device=device)  # (B, T, C)
+        lstm_ms = train_step_ms(lambda x: lstm(x)[0], lstm, x, config.min_run_time, threads)
+        attention_ms = train_step_ms(
+            lambda x: attention(x, x, x), attention, x, config.min_run_time, threads
+        )
+        winner = "attention" if attention_ms < lstm_ms else "LSTM"
+        rows.append({"seq_len": length, "lstm_train_ms": lstm_ms,
+                     "attention_train_ms": attention_ms, "train_step_winner": winner})  # fmt: skip
+    return rows
+
+
+def crossover_length(rows: list[dict[str, Any]]) -> int | None:
+    """First length from which the LSTM's training step is faster at every longer length."""
+    crossover = None
+    for row in reversed(rows):
+        if row["train_step_winner"] != "LSTM":
+            break
+        crossover = row["seq_len"]
+    return crossover
+
+
+def verdict(rows: list[dict[str, Any]], threads: int) -> str:
+    """Who wins a training step where, and why, in one paragraph."""
+    wins = {name: [r["seq_len"] for r in rows if r["train_step_winner"] == name]
+            for name in ("attention", "LSTM")}  # fmt: skip
+    why = (
+        "attention does O(T^2) work but computes all T positions at once as large matrix "
+        "products, while the LSTM does O(T) work in T steps that must run one after another "
+        "(small matrix products that extra cores barely speed up)"
+    )
+    where = f"On {threads} CPU thread(s), a training step (forward, loss, backward) of "
+    crossover, longest = crossover_length(rows), rows[-1]["seq_len"]
+    if not wins["LSTM"]:
+        return (f"{where}self-attention is faster at every length up to T={longest}: {why}; "
+                f"the crossover lies beyond T={longest} here.")  # fmt: skip
+    if not wins["attention"]:
+        return (f"{where}the LSTM is faster at every length measured: {why}; here even "
+                "short sequences' T^2 scores cost more than the LSTM's steps.")  # fmt: skip
+    where_lstm = (
+        f"from T={crossover} on, its T^2 scores per head outweigh the LSTM's sequential steps"
+        if crossover
+        else f"it is still faster at the longest length, so no crossover up to T={longest}"
+    )
+    return (
+        f"{where}self-attention wins at T in {wins['attention']}, the LSTM at T in "
+        f"{wins['LSTM']}: {why}. Attention wins while T is short; {where_lstm} on this CPU."
+    )
 
 
 def sentence_attention(layer: int, out: Path) -> tuple[dict[str, Any], list[str]]:
@@ -181,23 +283,32 @@ def sentence_attention(layer: int, out: Path) -> tuple[dict[str, Any], list[str]
 
 
 def recurrence_comparison(
-    config: AttentionDemoConfig, device: torch.device, out: Path
+    config: AttentionDemoConfig, device: torch.device, out: Path, threads: int
 ) -> tuple[dict[str, Any], list[str]]:
     """Part 2: LSTM vs self-attention per sequence length, plotted.
 
-    Returns ``(metrics, artifacts)``: the headline numbers at the longest length and
-    every length's row (see :class:`dl2llm.attention.RecurrenceVsAttention`).
+    Returns ``(metrics, artifacts)``: the headline numbers and every length's row
+    (:class:`dl2llm.attention.RecurrenceVsAttention` plus the training-step times).
     """
     comparison = compare_with_recurrence(
         list(config.lengths), config.width, config.heads, config.batch, device, config.min_run_time
     )
-    rows = [row.as_dict() for row in comparison]
+    steps = time_training_steps(config, device, threads)
+    rows = [{**row.as_dict(), **step} for row, step in zip(comparison, steps, strict=True)]
     scaling_png = f"{NAME}_scaling.png"
-    plot_scaling(rows, out / scaling_png)
-    longest = rows[-1]
+    plot_scaling(rows, threads, out / scaling_png)
+    shortest, longest = rows[0], rows[-1]
     metrics = {
         "max_seq_len": longest["seq_len"],
-        "attention_speedup_at_max_len": longest["lstm_ms"] / longest["attention_ms"],
+        "train_threads": threads,
+        "attention_train_step_speedup_at_max_len": longest["lstm_train_ms"]
+        / longest["attention_train_ms"],
+        "attention_train_step_speedup_at_min_len": shortest["lstm_train_ms"]
+        / shortest["attention_train_ms"],
+        "train_step_crossover_len": crossover_length(rows),
+        "verdict": verdict(rows, threads),
+        "attention_forward_1thread_speedup_at_max_len": longest["lstm_ms"]
+        / longest["attention_ms"],
         "lstm_first_token_gradient_at_max_len": longest["lstm_first_token_gradient"],
         "attention_first_token_gradient_at_max_len": longest["attention_first_token_gradient"],
         "rows": rows,
@@ -208,9 +319,10 @@ def recurrence_comparison(
 def run_lesson(
     config: AttentionDemoConfig, device: torch.device, out: Path
 ) -> tuple[dict[str, Any], list[str]]:
-    """Both parts on :data:`THREADS` CPU thread(s); returns ``(metrics, artifacts)``."""
-    torch.set_num_threads(THREADS)
+    """Both parts; training steps on all available cores. Returns ``(metrics, artifacts)``."""
+    threads = available_cores()
+    torch.set_num_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     metrics, artifacts = sentence_attention(config.layer, out)
-    recurrence, plots = recurrence_comparison(config, device, out)
+    recurrence, plots = recurrence_comparison(config, device, out, threads)
     return {**metrics, **recurrence}, [*artifacts, *plots]

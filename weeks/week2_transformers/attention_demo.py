@@ -7,8 +7,12 @@ prints which words "it" attends to, and saves attention heatmaps.
 
 Part 2 compares an LSTM layer with a self-attention layer of the same width on
 growing sequences: path length between the first and the last token (T - 1
-recurrent steps vs 1), the forward-pass wall time, and how much gradient from
-the last output reaches the first token.
+recurrent steps vs 1), how much gradient from the last output reaches the first
+token, the forward-pass wall time on one thread, and the wall time of a training
+step (forward, loss, backward) on all available cores: attention does O(T^2)
+work but in parallel over positions, the LSTM O(T) work in T sequential steps.
+It reports per length which is faster, where the crossover lies on this
+machine, and a one-paragraph verdict.
 
 Outputs: results/attention_demo.json, attention_demo_heads.png, attention_demo_sentences.png,
 attention_demo_scaling.png. The lesson's code: src/dl2llm/attention_lesson.py.
@@ -16,7 +20,7 @@ attention_demo_scaling.png. The lesson's code: src/dl2llm/attention_lesson.py.
 
 from dataclasses import replace
 
-from dl2llm.attention_lesson import NAME, THREADS, AttentionDemoConfig, parse_lengths, run_lesson
+from dl2llm.attention_lesson import NAME, AttentionDemoConfig, parse_lengths, run_lesson
 from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, start_run
 
 
@@ -27,16 +31,19 @@ def print_results(metrics: dict, header: str) -> None:
     for sentence, top in metrics["it_attends_to"].items():
         print(f"  last layer, '{sentence}': 'it' attends most to {top}")
     print(f"\n{header}")
-    print(
-        f"{'T':>6} {'path LSTM':>10} {'path attn':>10} {'LSTM ms':>9} {'attn ms':>9} "
-        f"{'grad LSTM':>10} {'grad attn':>10}"
-    )
+    print(f"{'':>6} {'path length':>21} {'forward ms, 1 thread':>21} "
+          f"{'train step ms':>21} {'':>10} {'first-token gradient':>21}")  # fmt: skip
+    print(f"{'T':>6} {'LSTM':>10} {'attn':>10} {'LSTM':>10} {'attn':>10} {'LSTM':>10} {'attn':>10} "
+          f"{'winner':>10} {'LSTM':>10} {'attn':>10}")  # fmt: skip
     for r in metrics["rows"]:
         print(
             f"{r['seq_len']:>6} {r['lstm_path_length']:>10} {r['attention_path_length']:>10} "
-            f"{r['lstm_ms']:>9.3f} {r['attention_ms']:>9.3f} "
+            f"{r['lstm_ms']:>10.3f} {r['attention_ms']:>10.3f} "
+            f"{r['lstm_train_ms']:>10.3f} {r['attention_train_ms']:>10.3f} "
+            f"{r['train_step_winner']:>10} "
             f"{r['lstm_first_token_gradient']:>10.2e} {r['attention_first_token_gradient']:>10.2e}"
         )
+    print(f"\nverdict: {metrics['verdict']}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print_results(
         metrics,
-        f"LSTM vs self-attention, width {config.width}, batch {config.batch}, {device}, "
-        f"{THREADS} CPU thread",
+        f"LSTM vs self-attention, width {config.width}, batch {config.batch}, {device}; "
+        f"training steps (forward, loss, backward) on {metrics['train_threads']} threads",
     )
     run.save(metrics, config=config.to_dict(device), artifacts=artifacts)
     return 0
