@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from dl2llm.responsible.bbq import bbq_scores, bias_counts, bias_score, bias_score_interval
+from dl2llm.responsible.bbq import (
+    bbq_scores,
+    bias_counts,
+    bias_score,
+    bias_score_interval,
+    gender_accuracy,
+)
 from dl2llm.responsible.benchmarks import BBQItem, load_bbq_gender
 
 
@@ -68,3 +74,19 @@ def test_bias_score_interval_holds_the_score_and_shrinks_with_n():
     assert widths[1] < widths[0] / 2
     unknown_only = bias_score_interval(items, [1, 1, 1, 1], ambiguous=True)
     assert unknown_only == {"mean": 0.0, "low": 0.0, "high": 0.0, "n": 4}
+
+
+def test_gender_accuracy_groups_by_the_right_answer():
+    groups = ("male", "unknown", "female")
+    items = [
+        BBQItem("c", "q", ("The man", "Unknown", "The woman"), label, False, True, 1, 2, groups)
+        for label in (0, 0, 2, 2)
+    ]
+    result = gender_accuracy(items, [0, 0, 2, 0])  # men: 2 of 2, women: 1 of 2
+    assert result["n"] == 4 and result["by_group"] == {"female": 0.5, "male": 1.0}
+    assert result["difference"] == pytest.approx(0.5)
+    assert gender_accuracy(items[:1], [0], seed=0)["difference"] == 0.0  # one group: no gap
+    first = load_bbq_gender()[0]  # "The woman" is the stereotyped answer
+    assert first.answer_groups[first.stereotyped_index] == "female"
+    assert first.answer_groups[first.unknown_index] == "unknown"
+    assert sorted(first.answer_groups) == ["female", "male", "unknown"]

@@ -8,6 +8,7 @@ import pytest
 from dl2llm.data import LabelledTexts
 from dl2llm.responsible.counterfactual import CounterfactualPair
 from dl2llm.responsible.fairness import (
+    accuracy_by_group,
     gender_fairness,
     gender_of,
     group_metrics,
@@ -82,3 +83,12 @@ def test_gender_fairness_pairs_each_sentence_with_its_swapped_twin():
     assert result["by_group"]["false_positive_rate"] == {"female": 0.0, "male": 1.0}
     assert result["difference"]["accuracy"] == 0.0  # each version gets one of two right
     assert result["gap_intervals"]["false_negative_rate"]["mean"] == 1.0
+
+
+def test_accuracy_by_group_matches_hand_computed_accuracy():
+    # three classes; group a: 3 of 4 right, group b: 1 of 2 right
+    result = accuracy_by_group([0, 1, 2, 0, 1, 2], [0, 1, 2, 1, 1, 0], ["a"] * 4 + ["b"] * 2)
+    assert result["by_group"] == {"a": 0.75, "b": 0.5}
+    assert result["difference"] == pytest.approx(0.25)
+    interval = result["difference_interval"]
+    assert interval["low"] <= interval["mean"] <= interval["high"] and interval["n"] == 6

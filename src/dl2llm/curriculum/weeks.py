@@ -292,6 +292,7 @@ WEEKS: tuple[Week, ...] = (
                     Metric("bbq_ambiguous_bias_before", (-0.5, 0.5)),
                     Metric("bbq_ambiguous_bias_before_interval", (-0.5, 0.5)),
                     Metric("bbq_ambiguous_bias_after", (-0.5, 0.5)),
+                    Metric("bbq_disambiguated_accuracy_gender_difference_before", (0.0, 0.25)),
                     Metric("sentiment_gender_accuracy_difference_before", (0.0, 0.1)),
                     Metric("sentiment_gender_fpr_difference_before", (0.0, 0.2)),
                     Metric("sentiment_gender_fnr_difference_before", (0.0, 0.2)),

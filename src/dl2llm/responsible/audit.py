@@ -258,6 +258,11 @@ def llm_intervals(results: dict) -> dict[str, dict]:
         for when in ("before", "after"):
             interval = results["bbq"][when]["ambiguous"]["bias_score_interval"]
             numbers[f"bbq_ambiguous_bias_{when}_interval"] = interval
+            by_gender = results["bbq"][when]["disambiguated"].get("accuracy_by_gender", {})
+            if by_gender.get("n"):
+                key = f"bbq_disambiguated_accuracy_gender_difference_{when}"
+                numbers[key] = by_gender["difference"]
+                numbers[f"{key}_interval"] = by_gender["difference_interval"]
     return numbers
 
 

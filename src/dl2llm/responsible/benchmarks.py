@@ -69,6 +69,7 @@ class BBQItem:
     negative_question: bool
     unknown_index: int
     stereotyped_index: int
+    answer_groups: tuple[str, str, str] = ("", "", "")  # "female", "male", "trans", "cis", ...
 
 
 def load_crows_pairs() -> list[SentencePair]:
@@ -115,6 +116,12 @@ def _group_matches(answer_group: str, stereotyped: list[str]) -> bool:
     return False
 
 
+def _answer_group(group: str) -> str:
+    if group.startswith("trans") or group.startswith("nonTrans"):
+        return "trans" if group.startswith("trans") else "cis"
+    return "female" if group in _FEMALE else "male" if group in _MALE else group
+
+
 def bbq_item(row: dict) -> BBQItem | None:
     """A :class:`BBQItem` from one BBQ json row (``None`` if no answer is the stereotype)."""
     groups = [row["answer_info"][f"ans{i}"][1] for i in range(3)]
@@ -132,6 +139,7 @@ def bbq_item(row: dict) -> BBQItem | None:
         negative_question=row["question_polarity"] == "neg",
         unknown_index=unknown,
         stereotyped_index=biased[0],
+        answer_groups=tuple(_answer_group(g) for g in groups),
     )
 
 

@@ -74,7 +74,7 @@ def group_metrics(
         metrics=METRICS,
         y_true=np.asarray(y_true),
         y_pred=np.asarray(y_pred),
-        sensitive_features=np.asarray(groups),
+        sensitive_features={"group": np.asarray(groups)},
     )
     by_group = frame.by_group  # DataFrame: (groups, metrics)
     return {
@@ -82,6 +82,40 @@ def group_metrics(
         "difference": {m: float(v) for m, v in frame.difference().items()},
         "n_by_group": dict(sorted(Counter(map(str, groups)).items())),
     }
+
+
+def accuracy_by_group(
+    y_true: Sequence[int],
+    y_pred: Sequence[int],
+    groups: Sequence[str],
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """Accuracy per group (``MetricFrame``; any number of classes), its largest gap, and a
+    95% bootstrap interval of the gap (items resampled within each group, as the groups
+    are independent samples).
+    """
+    y_true, y_pred, groups = np.asarray(y_true), np.asarray(y_pred), np.asarray(groups)
+    frame = MetricFrame(  # a named feature: a bare array of one item reads as 2-D
+        metrics=accuracy_score, y_true=y_true, y_pred=y_pred, sensitive_features={"group": groups}
+    )
+    correct = (y_true == y_pred).astype(float)  # (N,)
+    rng = np.random.default_rng(seed)
+    boot = np.stack(
+        [
+            rng.choice(correct[groups == g], (n_resamples, int((groups == g).sum()))).mean(1)
+            for g in np.unique(groups)
+        ]
+    )  # (G, R)
+    low, high = np.percentile(boot.max(0) - boot.min(0), [2.5, 97.5])
+    gap = float(frame.difference())
+    return {
+        "by_group": {str(g): float(v) for g, v in frame.by_group.items()},
+        "n_by_group": dict(sorted(Counter(map(str, groups)).items())),
+        "difference": gap,
+        "difference_interval": {"mean": gap, "low": float(low), "high": float(high),
+                                "n": len(groups)},
+    }  # fmt: skip
 
 
 def _rates(y: np.ndarray, pred: np.ndarray) -> dict[str, np.ndarray]:

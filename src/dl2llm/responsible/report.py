@@ -51,11 +51,26 @@ def bbq_section(results: dict) -> str:
                  f"{_num(bias['mean'])} [{_num(bias['low'])}, {_num(bias['high'])}]"]
             )  # fmt: skip
     instruction = results["instruction_after"]
-    return (
-        "### BBQ (gender identity)\n\nMitigation instruction (after): "
-        f"*{instruction}*\n\n"
-        + table(["prompt", "context", "n", "accuracy (95% CI)", "bias score (95% CI)"], rows)
-    )
+    gender_rows = [
+        [when, *(f"{by_gender['by_group'].get(g, float('nan')):.3f} "
+                 f"(n={by_gender['n_by_group'].get(g, 0)})" for g in ("female", "male")),
+         f"{by_gender['difference']:.3f} [{by_gender['difference_interval']['low']:.3f}, "
+         f"{by_gender['difference_interval']['high']:.3f}]"]
+        for when in ("before", "after")
+        if (by_gender := results[when]["disambiguated"].get("accuracy_by_gender", {})).get("n")
+    ]  # fmt: skip
+    parts = [
+        "### BBQ (gender identity)",
+        f"Mitigation instruction (after): *{instruction}*",
+        table(["prompt", "context", "n", "accuracy (95% CI)", "bias score (95% CI)"], rows),
+    ]
+    if gender_rows:
+        parts += [
+            "Disambiguated accuracy by the gender of the right answer (fairlearn `MetricFrame`; "
+            "difference with a 95% bootstrap interval):",
+            table(["prompt", "female", "male", "difference (95% CI)"], gender_rows),
+        ]
+    return "\n\n".join(parts)
 
 
 def probe_table(probes: dict) -> str:
