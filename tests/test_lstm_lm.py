@@ -45,6 +45,9 @@ def test_tokenize_and_vocabulary():
     assert vocab.itos == [UNK, EOS, "a", "c"]
     assert vocab.encode(["a", "b", "c"]).tolist() == [2, 0, 3]
     assert vocab.map_unknown(["a", "b"]) == ["a", UNK]
+    # a size cap keeps the most frequent words (ties alphabetical); <unk> and <eos> count
+    capped = Vocabulary.build(["c", "c", "c", "b", "b", "a", "a", "d"], min_count=1, max_size=4)
+    assert capped.itos == [UNK, EOS, "a", "c"]
 
 
 def test_batchify_makes_parallel_streams():

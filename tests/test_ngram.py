@@ -34,3 +34,23 @@ def test_perplexity_of_training_text_is_below_vocabulary_size():
     uniform = KneserNeyLM(1).fit(TOKENS)
     assert ppl < uniform.perplexity(TOKENS)
     assert math.isfinite(lm.perplexity(["never", "seen", *TOKENS[:3]]))
+
+
+def test_distribution_sums_to_one_in_sorted_order():
+    lm = KneserNeyLM(3).fit(TOKENS)
+    dist = lm.distribution(["on", "the"])
+    assert list(dist) == sorted(lm.vocab)
+    assert sum(dist.values()) == pytest.approx(1.0, abs=1e-12)
+    assert dist["mat"] == lm.prob("mat", ["on", "the"])
+
+
+def test_sampler_returns_vocabulary_words_and_is_seeded():
+    lm = KneserNeyLM(3).fit(TOKENS)
+    words = lm.sample(["the"], 30, seed=1)
+    assert len(words) == 30 and set(words) <= lm.vocab
+    assert words == lm.sample(["the"], 30, seed=1)
+    assert words != lm.sample(["the"], 30, seed=2)
+    # a near-zero temperature picks the most likely word: "sat on" is always followed by "the"
+    assert lm.sample(["sat", "on"], 1, temperature=0.01)[0] == "the"
+    with pytest.raises(ValueError, match="temperature"):
+        lm.sample(["the"], 3, temperature=0)

@@ -45,7 +45,7 @@ class LSTMLessonConfig:
     """Data, model and training sizes; the defaults are the full run (``quick()`` for CI)."""
 
     data: str = "python-docs"
-    max_chars: int | None = 4_000_000  # of the shuffled corpus, before the 90/5/5 split
+    max_chars: int | None = 2_000_000  # of the shuffled corpus, before the 90/5/5 split
     dim: int = 256
     layers: int = 2
     dropout: float = 0.3
@@ -54,7 +54,7 @@ class LSTMLessonConfig:
     ngram_order: int = 3
     train_tokens: int | None = None
     sample_words: int = 25
-    train: LMTrainConfig = field(default_factory=lambda: LMTrainConfig(epochs=6, batch_size=64))
+    train: LMTrainConfig = field(default_factory=lambda: LMTrainConfig(epochs=4, batch_size=64))
 
     def __post_init__(self) -> None:
         if self.data not in CORPORA:
