@@ -28,7 +28,9 @@ def llm_results() -> dict:
     stereo_rows = [{"category": "race/intra", "stereotype_wins": True, "meaningful_wins": True}]
     items = [
         BBQItem("c", "q", ("a", "unknown", "b"), 1, True, True, 1, 2),
-        BBQItem("c", "q", ("a", "unknown", "b"), 0, False, True, 1, 2),
+        BBQItem(
+            "c", "q", ("a", "unknown", "b"), 0, False, True, 1, 2, ("male", "unknown", "female")
+        ),
     ]
     return {
         "crows_pairs": stereotype_scores(rows),
@@ -54,6 +56,7 @@ def test_llm_report_contains_the_tables(tmp_path):
     assert "| gender | 3 | 66.7% [" in report
     assert "| before | ambiguous | 1 | 0.0% [" in report
     assert "| after | disambiguated | 1 | 100.0% [" in report
+    assert "| after | n/a (n=0) | 1.000 (n=1) | 0.000 [0.000, 0.000] |" in report
     assert "Blodgett et al. (2021)" in report
     assert "CC BY 4.0" in report
     assert "![bias_audit_toy_crows.png](bias_audit_toy_crows.png)" in report

@@ -52,8 +52,8 @@ def bbq_section(results: dict) -> str:
             )  # fmt: skip
     instruction = results["instruction_after"]
     gender_rows = [
-        [when, *(f"{by_gender['by_group'].get(g, float('nan')):.3f} "
-                 f"(n={by_gender['n_by_group'].get(g, 0)})" for g in ("female", "male")),
+        [when, *(f"{by_gender['by_group'][g]:.3f} (n={by_gender['n_by_group'][g]})"
+                 if g in by_gender["by_group"] else "n/a (n=0)" for g in ("female", "male")),
          f"{by_gender['difference']:.3f} [{by_gender['difference_interval']['low']:.3f}, "
          f"{by_gender['difference_interval']['high']:.3f}]"]
         for when in ("before", "after")
