@@ -238,8 +238,8 @@ def verdict(rows: list[dict[str, Any]], threads: int) -> str:
             for name in ("attention", "LSTM")}  # fmt: skip
     why = (
         "attention does O(T^2) work but computes all T positions at once as large matrix "
-        "products, while the LSTM does O(T) work in T steps that must run one after another "
-        "(small matrix products that extra cores barely speed up)"
+        "products, while the LSTM does O(T) work in T sequential steps, each waiting for the "
+        "previous one (small matrix products that extra cores barely speed up)"
     )
     where = f"On {threads} CPU thread(s), a training step (forward, loss, backward) of "
     crossover, longest = crossover_length(rows), rows[-1]["seq_len"]
