@@ -120,13 +120,17 @@ def fit_kneser_ney(stream: Sequence[int], vocab_size: int, order: int) -> Kneser
 
 
 @torch.no_grad()
-def hf_nats(model, tokenizer, docs: Sequence[str], window: int = 1024) -> float:
-    """Total nats a Hugging Face causal LM gives ``docs``, each predicted from its BOS token.
+def hf_nats(
+    model, tokenizer, docs: Sequence[str], window: int = 1024, start_token: str = "<|endoftext|>"
+) -> float:
+    """Total nats a Hugging Face causal LM gives ``docs``, each predicted from a start token.
 
-    The model's own tokenizer encodes each document (no special tokens); windows of
-    ``window`` tokens bound the memory of the ``(T, vocab)`` logits.
+    The start token is ``start_token`` (the document separator of GPT-2 and SmolLM2
+    pretraining) where the vocabulary has it, else BOS. The model's own tokenizer encodes
+    each document (no special tokens); windows of ``window`` tokens bound the memory of the
+    ``(T, vocab)`` logits.
     """
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    start = tokenizer.get_vocab().get(start_token, tokenizer.bos_token_id)
     total = 0.0
     for doc in docs:
         ids = torch.tensor([start, *tokenizer(doc, add_special_tokens=False)["input_ids"]])
