@@ -66,11 +66,13 @@ WEEKS: tuple[Week, ...] = (
             Deliverable(
                 "attention_demo",
                 f"{W2}/attention_demo.py",
-                "attention heatmaps; LSTM vs self-attention path length and wall time",
+                "attention heatmaps; LSTM vs self-attention path length and training-step time",
                 READY,
                 (
                     Metric("max_seq_len", (512, 8192)),
-                    Metric("attention_speedup_at_max_len", (0.01, 100.0)),
+                    Metric("attention_train_step_speedup_at_min_len", (1.0, 100.0)),
+                    Metric("attention_train_step_speedup_at_max_len", (0.05, 5.0)),
+                    Metric("train_threads"),
                     Metric("minilm_attention_max_abs_diff", (0.0, 1e-5)),
                 ),
                 hours=4,
