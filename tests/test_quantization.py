@@ -123,3 +123,21 @@ def test_length_order_sorts_by_tokens(tokenizer):
     lengths = [len(tokenizer(TEXTS[i])["input_ids"]) for i in order]
     assert lengths == sorted(lengths)
     assert sorted(order.tolist()) == list(range(len(TEXTS)))
+
+
+def test_per_channel_int8_beats_per_tensor_on_a_matrix_with_one_large_row():
+    weight = torch.randn(16, 32, generator=torch.Generator().manual_seed(0))
+    weight[5] *= 100.0
+    per_tensor = (q.int8_roundtrip(weight, per_channel=False) - weight).abs()
+    per_channel = (q.int8_roundtrip(weight, per_channel=True) - weight).abs()
+    others = [row for row in range(16) if row != 5]
+    assert per_channel[others].mean() < per_tensor[others].mean() / 20
+    assert torch.equal(per_channel[5], per_tensor[5])  # the large row sets both scales
+    assert per_channel.mean() <= per_tensor.mean()
+    assert (per_channel <= weight.abs().amax(1, keepdim=True) / 254 + 1e-6).all()  # half a step
+
+
+def test_torch_dynamic_int8_per_tensor_has_one_scale(classifier):
+    int8 = q.quantize_dynamic_torch(classifier, per_channel=False)
+    weight = int8.bert.encoder.layer[0].output.dense.weight()
+    assert weight.qscheme() == torch.per_tensor_affine
