@@ -66,7 +66,7 @@ WEEKS: tuple[Week, ...] = (
             Deliverable(
                 "attention_demo",
                 f"{W2}/attention_demo.py",
-                "attention heatmaps; LSTM vs self-attention path length and training-step time",
+                "attention heatmaps; LSTM vs self-attention path length and wall time",
                 READY,
                 (
                     Metric("max_seq_len", (512, 8192)),
