@@ -1,0 +1,101 @@
+"""Counterfactual logit pairing (CLP): fine-tuning that penalises counterfactual gaps.
+
+Garg et al. (2019, "Counterfactual Fairness in Text Classification via Robustness")
+add to the classification loss a penalty on how far the model's logit moves when only a
+protected attribute changes:
+
+    L = CE(f(x), y) + lambda * mean_{(x, x')} | g(x) - g(x') |
+
+where ``x'`` is ``x`` with the attribute swapped (:func:`~.counterfactual.swap_attribute`)
+and ``g`` is the classifier's margin ``logit_positive - logit_negative``. Unlike
+counterfactual data augmentation (:mod:`~.mitigation`), which only shows the model both
+versions with the same label, CLP asks for the *same score* on both, so it targets the
+score gap directly; ``lambda`` trades it against accuracy.
+
+State: the training loop and its test; not yet run inside the audit (it would be a
+fourth classifier beside deployed, control and CDA in :func:`~.mitigation.cda_experiment`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from dl2llm.classification import FineTuneConfig, adamw_with_decay_groups, warmup_linear_scheduler
+from dl2llm.data import LabelledTexts
+
+
+def margins(model, tokenizer, texts: list[str], max_length: int) -> torch.Tensor:
+    """``logit_positive - logit_negative`` of each text, shape ``(B,)`` (with gradients)."""
+    batch = tokenizer(
+        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+    )
+    logits = model(**batch).logits  # (B, 2)
+    return logits[:, 1] - logits[:, 0]
+
+
+def pairing_gap(model, tokenizer, originals: list[str], swapped: list[str], max_length: int):
+    """Mean ``|g(x) - g(x')|`` over the pairs: the penalty of CLP (a scalar tensor)."""
+    return (
+        (
+            margins(model, tokenizer, originals, max_length)
+            - margins(model, tokenizer, swapped, max_length)
+        )
+        .abs()
+        .mean()
+    )
+
+
+def clp_fine_tune(
+    model,
+    tokenizer,
+    train: LabelledTexts,
+    pairs: tuple[list[str], list[str]],
+    config: FineTuneConfig,
+    weight: float,
+    seed: int = 0,
+) -> list[dict[str, float]]:
+    """Fine-tune ``model`` in place with CE on ``train`` plus ``weight`` x the pairing gap.
+
+    ``pairs`` = (originals, swapped) counterfactual texts; each step takes the next
+    ``config.batch_size`` of them (cycling). Returns per-epoch mean CE and mean gap.
+    """
+    originals, swapped = pairs
+    steps_per_epoch = -(-len(train) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = adamw_with_decay_groups(model, config.learning_rate, config.weight_decay)
+    scheduler = warmup_linear_scheduler(
+        optimizer, int(config.warmup_fraction * total_steps), total_steps
+    )
+    generator = torch.Generator().manual_seed(seed)
+    labels = torch.tensor(train.labels)
+    model.train()
+    history, pair_start = [], 0
+    for _ in range(config.epochs):
+        order = torch.randperm(len(train), generator=generator).tolist()
+        sums = {"ce": 0.0, "gap": 0.0}
+        for start in range(0, len(order), config.batch_size):
+            rows = order[start : start + config.batch_size]
+            texts = [train.texts[i] for i in rows]
+            batch = tokenizer(
+                texts, padding=True, truncation=True, max_length=config.max_length,
+                return_tensors="pt",
+            )  # fmt: skip
+            ce = F.cross_entropy(model(**batch).logits, labels[rows])
+            chosen = [(pair_start + k) % len(originals) for k in range(config.batch_size)]
+            pair_start += config.batch_size
+            gap = pairing_gap(
+                model, tokenizer, [originals[k] for k in chosen], [swapped[k] for k in chosen],
+                config.max_length,
+            )  # fmt: skip
+            loss = ce + weight * gap
+            optimizer.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            sums["ce"] += ce.item() / steps_per_epoch
+            sums["gap"] += gap.item() / steps_per_epoch
+        history.append(sums)
+    model.eval()
+    return history
