@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         "--every-pair",
         action="store_true",
         help="score every CrowS-Pairs and StereoSet row with SmolLM2 too (full runs only; "
-        "about 45 minutes more than the default stratified 1,000 StereoSet items)",
+        "about 30 minutes more than the default stratified 1,000 StereoSet items)",
     )
     run = start_run(NAME, parser, argv)
     args = run.args

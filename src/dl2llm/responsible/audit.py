@@ -43,7 +43,7 @@ class AuditConfig:
     1,508) and 4,229 StereoSet rows. SmolLM2 scores one sentence at a time on the CPU
     (about 0.4 s a CrowS-Pairs pair and 0.6 s a StereoSet triple on one idle core), so it
     scores all of CrowS-Pairs and a stratified 1,000 StereoSet items by default
-    (``every_pair()``: all 4,229, about 45 minutes more); the project GPT-2 is small
+    (``every_pair()``: all 4,229, about 30 minutes more); the project GPT-2 is small
     enough to score every row of both.
     """
 
