@@ -214,11 +214,12 @@ def _uses(model: str, benchmark: str) -> bool:
     return model == "sentiment" and benchmark in ("counterfactual", "weat")
 
 
-def headline(model: str, results: dict) -> dict[str, float | None]:
+def headline(model: str, results: dict) -> dict[str, float | dict | None]:
     """The few numbers that summarise one model's audit (flat keys for the README).
 
     Keys start with the model's name; the base SmolLM2's BBQ keys have no prefix
     (``bbq_ambiguous_bias_before``), an adapted model's do (``smollm2_lora_bbq_...``).
+    Keys ending in ``_interval`` hold ``{"mean", "low", "high", "n"}`` (95%).
     """
     if model == "sentiment":
         return sentiment_headline(results)
@@ -279,7 +280,7 @@ def fairness_headline(fairness: dict, suffix: str, metrics: tuple[str, ...]) -> 
 SHORT = {"accuracy": "accuracy", "false_positive_rate": "fpr", "false_negative_rate": "fnr"}
 
 
-def sentiment_headline(results: dict) -> dict[str, float]:
+def sentiment_headline(results: dict) -> dict[str, float | dict]:
     """Templated-probe flip rate and abs score gap, and test accuracy, per classifier.
 
     ``before`` is the deployed week 3 classifier, ``control`` its copy fine-tuned further
