@@ -105,12 +105,17 @@ WEEKS: tuple[Week, ...] = (
             Deliverable(
                 "pretrain_gpt",
                 f"{W2}/pretrain_gpt.py",
-                "GPT-2 from scratch pretrained on bundled text: validation loss, tokens/s",
+                "GPT from scratch on the Python docs with its own 4k BPE: bits per byte vs "
+                "Kneser-Ney and SmolLM2, tokens/s, MFU, samples",
                 READY,
                 (
-                    Metric("val_loss", (3.0, 6.0)),
-                    Metric("unigram_val_loss", (5.5, 8.0)),
-                    Metric("tokens_per_s", (1e3, 1e7)),
+                    Metric("val_bpb", (1.0, 1.78)),
+                    Metric("kn_val_bpb", (1.75, 1.83)),
+                    Metric("bpb_gain_over_kn", (0.0, 1.0)),
+                    Metric("smollm2_slice_bpb", (0.6, 1.1)),
+                    Metric("tokens_per_s", (2.5e3, 3e4)),
+                    Metric("mfu", (0.1, 0.8)),
+                    Metric("train_minutes", (4.0, 15.0)),
                 ),
                 hours=4,
             ),
