@@ -20,13 +20,25 @@ from tqdm.auto import tqdm
 
 
 class MLP(nn.Module):
-    """``in_dim -> hidden... -> n_classes`` with ReLU and optional dropout."""
+    """``in_dim -> hidden... -> n_classes`` with (leaky) ReLU and optional dropout.
 
-    def __init__(self, in_dim: int, hidden: list[int], n_classes: int, dropout: float = 0.0):
+    ``negative_slope > 0`` gives a leaky ReLU, whose units cannot die (a ReLU unit
+    whose input is negative for every example gets no gradient and stays at 0).
+    """
+
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: list[int],
+        n_classes: int,
+        dropout: float = 0.0,
+        negative_slope: float = 0.0,
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         for width in hidden:
-            layers += [nn.Linear(in_dim, width), nn.ReLU()]
+            activation = nn.LeakyReLU(negative_slope) if negative_slope else nn.ReLU()
+            layers += [nn.Linear(in_dim, width), activation]
             if dropout:
                 layers.append(nn.Dropout(dropout))
             in_dim = width
@@ -75,9 +87,23 @@ def train_classifier(
     patience: int | None = None,
     seed: int = 0,
     desc: str = "train",
+    monitor: str = "val_acc",
+    train_eval_size: int | None = None,
 ) -> History:
-    """Mini-batch training; with ``patience`` it stops early and restores the best epoch."""
+    """Mini-batch training; with ``patience`` it stops early and restores the best epoch.
+
+    The best epoch is the one with the highest validation accuracy, or with
+    ``monitor="val_loss"`` the lowest validation loss. ``train_eval_size`` measures
+    the per-epoch train accuracy on a fixed subsample (cheaper than the whole set).
+    """
+    if monitor not in ("val_acc", "val_loss"):
+        raise ValueError(f"monitor must be 'val_acc' or 'val_loss', not {monitor!r}")
     x_train, y_train = train
+    train_eval = train
+    if train_eval_size is not None and train_eval_size < len(y_train):
+        subset = torch.randperm(len(y_train), generator=torch.Generator().manual_seed(seed))
+        subset = subset[:train_eval_size]
+        train_eval = (x_train[subset], y_train[subset])
     orders = epoch_orders(len(y_train), epochs, seed)
     history = History()
     best_state, best_val, waited = None, -np.inf, 0
@@ -90,12 +116,13 @@ def train_classifier(
             loss = nn.functional.cross_entropy(model(x_train[batch]), y_train[batch])
             loss.backward()
             optimizer.step()
-        for split, (x, y) in (("train", train), ("val", val)):
+        for split, (x, y) in (("train", train_eval), ("val", val)):
             loss_value, acc = evaluate(model, x, y)
             getattr(history, f"{split}_loss").append(loss_value)
             getattr(history, f"{split}_acc").append(acc)
-        if history.val_acc[-1] > best_val:
-            best_val, history.best_epoch, waited = history.val_acc[-1], epoch, 0
+        score = history.val_acc[-1] if monitor == "val_acc" else -history.val_loss[-1]
+        if score > best_val:
+            best_val, history.best_epoch, waited = score, epoch, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
             waited += 1
