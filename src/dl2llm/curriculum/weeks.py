@@ -42,8 +42,10 @@ WEEKS: tuple[Week, ...] = (
                 "LSTM LM perplexity vs a Kneser-Ney n-gram baseline, samples",
                 READY,
                 (
-                    Metric("test_perplexity", (30.0, 400.0)),
-                    Metric("kn_test_perplexity", (50.0, 600.0)),
+                    Metric("data"),
+                    Metric("test_perplexity", (38.0, 55.0)),
+                    Metric("kn_test_perplexity", (60.0, 70.0)),
+                    Metric("lstm_to_kn_perplexity_ratio", (0.55, 0.85)),
                 ),
                 hours=9,
             ),
