@@ -3,9 +3,9 @@
 Trains a word-level LSTM (tied embeddings, dropout, truncated BPTT, gradient
 clipping) and an interpolated Kneser-Ney trigram model on exactly the same
 tokens, with a Penn-Treebank-style vocabulary (10k words, the rest <unk>).
-`--data python-docs` (default): ~1M training tokens of the Python 3.11
-documentation, the scale of Penn Treebank, where the LSTM's advantage shows.
-`--data botchan`: the novel *Botchan*, ~56k tokens, where it barely does.
+`--data python-docs` (default): ~515k training tokens of the Python 3.11
+documentation (the capstone's corpus), half the size of Penn Treebank.
+`--data botchan`: the novel *Botchan*, ~56k training tokens.
 Reports validation and test perplexity for both and their ratio, prints samples
 from both models, and plots the training curves. Training checkpoints every
 epoch: `--resume` continues an interrupted run from `<out>/lstm_language_model.ckpt`.
