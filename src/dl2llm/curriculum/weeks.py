@@ -33,6 +33,8 @@ WEEKS: tuple[Week, ...] = (
                 (
                     Metric("test_accuracy", (0.72, 0.90)),
                     Metric("numpy_test_accuracy", (0.72, 0.90)),
+                    Metric("linear_test_accuracy", (0.74, 0.80)),
+                    Metric("mlp_gain_over_linear_pts", (0.0, 6.0)),
                 ),
                 hours=9,
             ),
