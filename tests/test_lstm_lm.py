@@ -87,6 +87,18 @@ def test_resumed_run_reaches_the_same_loss(tmp_path):
     assert resumed["best_val_loss"] == straight["best_val_loss"]
 
 
+def test_resuming_another_runs_checkpoint_is_a_clear_error(tmp_path):
+    from dl2llm.errors import UsageError
+
+    config = LMTrainConfig(epochs=2, batch_size=4, bptt=10, lr=1e-2)
+    vocab, ids, model = small_setup()
+    checkpoint = tmp_path / "lm.ckpt"
+    train_lm(model, ids, ids, config, checkpoint, stop_after=1)
+    other = LSTMLanguageModel(len(vocab) + 5, dim=16, layers=2, dropout=0.2)  # another vocabulary
+    with pytest.raises(UsageError, match="another vocabulary.*without --resume"):
+        train_lm(other, ids, ids, config, checkpoint)
+
+
 def test_generation_is_seeded_and_respects_top_k():
     vocab, ids, model = small_setup()
     train_lm(model, ids, ids, LMTrainConfig(epochs=2, batch_size=4, bptt=10, lr=1e-2))

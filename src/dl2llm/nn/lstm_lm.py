@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from dl2llm.errors import UsageError
 from dl2llm.io import atomic_save_torch
 
 UNK, EOS = "<unk>", "<eos>"
@@ -176,7 +177,13 @@ def train_lm(
     start_epoch = 0
     if checkpoint is not None and checkpoint.is_file():
         saved = torch.load(checkpoint, weights_only=False)
-        model.load_state_dict(saved["model"])
+        try:
+            model.load_state_dict(saved["model"])
+        except RuntimeError as err:  # another vocabulary or size: not this run's checkpoint
+            raise UsageError(
+                f"{checkpoint} belongs to a run with another vocabulary or model size "
+                "(another --data?); run without --resume to start afresh"
+            ) from err
         optimizer.load_state_dict(saved["optimizer"])
         history, best, start_epoch = saved["history"], saved["best"], saved["epoch"] + 1
         torch.set_rng_state(saved["rng_state"])
