@@ -40,8 +40,9 @@ class FeedforwardConfig:
     max_features: int = 5000
     train_limit: int | None = None
     hidden: int = 64
-    huge: tuple[int, ...] = (512, 512)
+    huge: tuple[int, ...] = (256, 256)
     epochs: int = 12
+    capacity_epochs: int = 8
     batch_size: int = 64
     lr: float = 1e-3
     seed: int = 0
@@ -56,7 +57,7 @@ class FeedforwardConfig:
     @classmethod
     def quick(cls, seed: int = 0) -> FeedforwardConfig:
         return cls(max_features=800, train_limit=3000, hidden=32, huge=(128, 128), epochs=4,
-                   seed=seed, linear_c_grid=(1.0, 4.0), tune_widths=(32,),
+                   capacity_epochs=4, seed=seed, linear_c_grid=(1.0, 4.0), tune_widths=(32,),
                    tune_dropouts=(0.5,), tune_weight_decays=(0.01,), tune_epochs=4,
                    n_seeds=2, train_eval_size=500)  # fmt: skip
 
@@ -213,8 +214,9 @@ def capacity_experiment(data: Features, config: FeedforwardConfig) -> dict[str, 
         optimizer = Adam(model.parameters(), lr=config.lr, weight_decay=run["l2"])
         history = train_classifier(
             model, optimizer, (data.x_train, data.y_train), (data.x_val, data.y_val),
-            epochs=config.epochs, batch_size=config.batch_size, patience=run["patience"],
-            seed=config.seed, desc=name, train_eval_size=config.train_eval_size,
+            epochs=config.capacity_epochs, batch_size=config.batch_size,
+            patience=run["patience"], seed=config.seed, desc=name,
+            train_eval_size=config.train_eval_size,
         )  # fmt: skip
         train_acc = evaluate(model, data.x_train, data.y_train)[1]
         _, test_acc = evaluate(model, data.x_test, data.y_test)
