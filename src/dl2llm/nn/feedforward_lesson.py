@@ -57,8 +57,8 @@ class FeedforwardConfig:
     @classmethod
     def quick(cls, seed: int = 0) -> FeedforwardConfig:
         return cls(max_features=800, train_limit=3000, hidden=32, huge=(128, 128), epochs=4,
-                   capacity_epochs=4, seed=seed, linear_c_grid=(1.0, 4.0), tune_widths=(32,),
-                   tune_dropouts=(0.5,), tune_weight_decays=(0.01,), tune_epochs=4,
+                   capacity_epochs=3, seed=seed, linear_c_grid=(1.0, 4.0), tune_widths=(32,),
+                   tune_dropouts=(0.5,), tune_weight_decays=(0.01,), tune_epochs=3,
                    n_seeds=2, train_eval_size=500)  # fmt: skip
 
 
