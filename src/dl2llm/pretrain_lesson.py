@@ -62,9 +62,11 @@ class PretrainLessonConfig:
     """Corpus, tokenizer, model and evaluation of one lesson run (defaults: the full run)."""
 
     pretrain: PretrainConfig = PretrainConfig(
-        model=GPTConfig(vocab_size=4096, context_length=256, n_layer=4, n_head=4, n_embd=192),
+        # 128 wide rather than 192: at this compute a smaller model seeing ~2x the tokens
+        # learns more (Hoffmann et al., 2022); 192 wide for 700 steps stopped at 1.90 bpb.
+        model=GPTConfig(vocab_size=4096, context_length=256, n_layer=4, n_head=4, n_embd=128),
         batch_size=16,
-        max_steps=700,
+        max_steps=1400,
         learning_rate=2e-3,
         min_learning_rate=2e-4,
         warmup_steps=40,

@@ -2,7 +2,7 @@
 
 A byte-level BPE of 4,096 tokens (the project's own trainer, `dl2llm.tokenizers.bpe`) is learned
 on the Python 3.11 documentation sources (12 MB, the capstone corpus) minus every 40th file,
-which is held out. A GPT of `dl2llm.gpt` (4 layers, 192 wide, 256-token context) trains on it
+which is held out. A GPT of `dl2llm.gpt` (4 layers, 128 wide, 256-token context) trains on it
 with AdamW, warmup and a cosine schedule, checkpointing as it goes (a killed run resumes where
 it stopped). It reports bits per byte on the held-out files next to a Kneser-Ney trigram on
 the same tokens, and on a 16 KB slice next to SmolLM2-135M-Instruct (pretrained at scale, its own
