@@ -246,7 +246,7 @@ WEEKS: tuple[Week, ...] = (
                     Metric("distillation_gain_pts", (0.0, 10.0)),  # target: beats the student
                     Metric("pruned_recovered_accuracy_at_50pct", (0.82, 0.89)),
                     Metric("structured_recovered_accuracy_at_50pct", (0.72, 0.88)),
-                    Metric("michel_vs_norm_head_pruning_pts", (-1.0, 30.0)),
+                    Metric("michel_vs_norm_head_pruning_pts", (-5.0, 30.0)),  # direction unmeasured
                     Metric("per_channel_int8_gain_pts", (0.0, 6.0)),
                     Metric("keep_fp32_static_int8_gain_pts", (0.0, 6.0)),
                     Metric("unlabelled_transfer_gain_pts", (0.0, 8.0)),
