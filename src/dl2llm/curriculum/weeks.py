@@ -28,7 +28,8 @@ WEEKS: tuple[Week, ...] = (
             Deliverable(
                 "feedforward_nn",
                 f"{W1}/feedforward_nn.py",
-                "NumPy backprop vs autograd, optimizers from scratch, under/overfitting curves",
+                "MLP vs logistic regression (3 seeds), NumPy backprop vs autograd, "
+                "optimizers from scratch, under/overfitting curves",
                 READY,
                 (
                     Metric("test_accuracy", (0.72, 0.90)),
@@ -41,7 +42,8 @@ WEEKS: tuple[Week, ...] = (
             Deliverable(
                 "lstm_language_model",
                 f"{W1}/lstm_language_model.py",
-                "LSTM LM perplexity vs a Kneser-Ney n-gram baseline, samples",
+                "LSTM LM perplexity vs a Kneser-Ney n-gram on the Python docs (or Botchan), "
+                "samples from both",
                 READY,
                 (
                     Metric("data"),
@@ -70,7 +72,8 @@ WEEKS: tuple[Week, ...] = (
             Deliverable(
                 "attention_demo",
                 f"{W2}/attention_demo.py",
-                "attention heatmaps; LSTM vs self-attention path length and wall time",
+                "attention heatmaps; LSTM vs self-attention path length and "
+                "training-step time on all cores",
                 READY,
                 (
                     Metric("max_seq_len", (512, 8192)),
