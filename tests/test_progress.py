@@ -145,3 +145,11 @@ def test_missing_results_folder_is_one_line_and_exit_2(tmp_path, capsys):
     assert main(["progress", "--results", str(tmp_path / "nope")]) == 2
     err = capsys.readouterr().err
     assert "results folder" in err and "does not exist" in err and err.count("\n") == 1
+
+
+def test_an_interval_is_judged_by_its_point_estimate():
+    from dl2llm.progress import IN_RANGE, OUT_OF_RANGE, _verdict
+
+    interval = {"mean": 0.55, "low": 0.52, "high": 0.58, "n": 1018}
+    assert _verdict(interval, (0.3, 0.7), "full") == IN_RANGE
+    assert _verdict(interval, (0.6, 0.7), "full") == OUT_OF_RANGE

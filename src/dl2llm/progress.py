@@ -59,6 +59,8 @@ class WeekStatus:
 def _verdict(value: Any, expected: tuple[float, float] | None, mode: str) -> str:
     if mode != "full":
         return QUICK_RUN
+    if isinstance(value, dict) and "mean" in value:
+        value = value["mean"]  # an interval is judged by its point estimate
     if expected is None or not isinstance(value, int | float) or isinstance(value, bool):
         return NO_RANGE
     low, high = expected
