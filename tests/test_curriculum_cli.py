@@ -136,6 +136,6 @@ def test_results_table_names_the_machine_and_the_deliverables_without_a_full_run
     lines = curriculum.results_table(tmp_path).splitlines()
     row = next(line for line in lines if "`feedforward_nn`" in line)
     assert "test_accuracy = 0.8" in row
-    assert "Test CPU, 2 cores (avx2); load 0.25 -> " in row
+    assert "2-core Test CPU (AVX2); load 0.25 -> " in row
     assert not any(line.startswith("| ") and "`pretrain_gpt`" in line for line in lines)
     assert "`pretrain_gpt`" in lines[-1] and "No full-mode record" in lines[-1]

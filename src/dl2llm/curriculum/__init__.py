@@ -141,39 +141,39 @@ def headline(deliverable: Deliverable, out: Path | None = None) -> dict[str, Any
     }
 
 
+def vector_units(features: list[str]) -> str:
+    """The CPU's vector units in a few words, from :func:`dl2llm.hardware.cpu_features` flags.
+
+    >>> vector_units(["avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16"])
+    'AVX-512 BF16, VNNI, AMX'
+    >>> vector_units(["avx2"])
+    'AVX2'
+    """
+    units = []
+    if "avx512f" in features:
+        units.append("AVX-512 BF16" if "avx512_bf16" in features else "AVX-512")
+    elif "avx2" in features:
+        units.append("AVX2")
+    if {"avx512_vnni", "avx_vnni"} & set(features):
+        units.append("VNNI")
+    if any(f.startswith("amx") for f in features):
+        units.append("AMX")
+    return ", ".join(units) or "no AVX2"
+
+
 def machine_cell(machine: dict[str, Any] | None) -> str:
     """A results-table cell: the CPU, its cores and the 1-minute load at start -> end.
 
     >>> machine_cell({"cpu": "Intel(R) Xeon(R) Processor", "cores": 2,
-    ...               "features": ["avx2", "avx512_bf16"], "load_1min": 0.4,
-    ...               "load_1min_end": 1.2})
-    'Intel(R) Xeon(R) Processor, 2 cores (avx2, avx512_bf16); load 0.4 -> 1.2'
+    ...               "features": ["avx2"], "load_1min": 0.4, "load_1min_end": 1.2})
+    '2-core Intel(R) Xeon(R) Processor (AVX2); load 0.4 -> 1.2'
     """
     if not machine:
         return "not recorded"
-    features = ", ".join(machine.get("features", [])) or "no AVX2"
     start, end = machine.get("load_1min"), machine.get("load_1min_end")
     load = f"; load {'?' if start is None else start} -> {'?' if end is None else end}"
-    return f"{machine['cpu']}, {machine['cores']} cores ({features}){load}"
-
-
-def readme_map() -> str:
-    """The README's week-by-week map, generated from :data:`WEEKS`."""
-    lines = []
-    for week in WEEKS:
-        lines.append(f"### {week.label}: {week.title}")
-        lines.append("")
-        lines.append("Topics: " + "; ".join(week.topics) + ".")
-        lines.append("")
-        lines.append("| Deliverable | Kind | Run it | What it shows | Status |")
-        lines.append("|---|---|---|---|---|")
-        for d in week.deliverables:
-            lines.append(
-                f"| [`{Path(d.path).name}`]({d.path}) | {d.kind} | `{d.command()}` "
-                f"| {d.measures} | {d.status} |"
-            )
-        lines.append("")
-    return "\n".join(lines).rstrip() + "\n"
+    units = vector_units(machine.get("features", []))
+    return f"{machine['cores']}-core {machine['cpu']} ({units}){load}"
 
 
 def results_table(out: Path | None = None) -> str:
