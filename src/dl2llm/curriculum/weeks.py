@@ -32,8 +32,8 @@ WEEKS: tuple[Week, ...] = (
                 "optimizers from scratch, under/overfitting curves",
                 READY,
                 (
-                    Metric("test_accuracy", (0.72, 0.90)),
-                    Metric("numpy_test_accuracy", (0.72, 0.90)),
+                    Metric("test_accuracy", (0.77, 0.82)),  # the tuned MLP, mean of 3 seeds
+                    Metric("numpy_test_accuracy", (0.73, 0.80)),
                     Metric("linear_test_accuracy", (0.74, 0.80)),
                     Metric("mlp_gain_over_linear_pts", (0.0, 6.0)),
                 ),
@@ -105,9 +105,9 @@ WEEKS: tuple[Week, ...] = (
                 "BPE, WordPiece and Unigram: bytes/token, fertility, speed",
                 READY,
                 (
-                    Metric("bpe_bytes_per_token", (2.5, 5.0)),
-                    Metric("wordpiece_bytes_per_token", (2.5, 5.0)),
-                    Metric("unigram_bytes_per_token", (2.5, 5.0)),
+                    Metric("bpe_bytes_per_token", (3.0, 4.2)),
+                    Metric("wordpiece_bytes_per_token", (3.0, 4.2)),
+                    Metric("unigram_bytes_per_token", (3.0, 4.2)),
                     Metric("unigram_token_ratio_spm", (0.9, 1.1)),
                 ),
                 hours=4,
@@ -175,9 +175,9 @@ WEEKS: tuple[Week, ...] = (
                 "MiniLM fine-tuned for sentiment vs TF-IDF and frozen-embedding baselines",
                 READY,
                 (
-                    Metric("test_accuracy", (0.82, 0.95)),
-                    Metric("tfidf_test_accuracy", (0.72, 0.85)),
-                    Metric("frozen_embedding_test_accuracy", (0.72, 0.85)),
+                    Metric("test_accuracy", (0.84, 0.90)),
+                    Metric("tfidf_test_accuracy", (0.76, 0.80)),
+                    Metric("frozen_embedding_test_accuracy", (0.76, 0.81)),
                 ),
                 hours=6,
             ),
@@ -187,8 +187,8 @@ WEEKS: tuple[Week, ...] = (
                 "k-shot prompting, templates, calibration with SmolLM2 (with intervals)",
                 READY,
                 (
-                    Metric("zero_shot_accuracy", (0.5, 0.95)),
-                    Metric("best_k_shot_accuracy", (0.5, 0.95)),
+                    Metric("zero_shot_accuracy", (0.53, 0.75)),  # above chance (0.5)
+                    Metric("best_k_shot_accuracy", (0.65, 0.90)),
                     Metric("n_test", (100, 2000)),
                 ),
                 hours=6,
