@@ -176,6 +176,25 @@ def machine_cell(machine: dict[str, Any] | None) -> str:
     return f"{machine['cores']}-core {machine['cpu']} ({units}){load}"
 
 
+def readme_map() -> str:
+    """The README's week-by-week map, generated from :data:`WEEKS`."""
+    lines = []
+    for week in WEEKS:
+        lines.append(f"### {week.label}: {week.title}")
+        lines.append("")
+        lines.append("Topics: " + "; ".join(week.topics) + ".")
+        lines.append("")
+        lines.append("| Deliverable | Kind | Run it | What it shows | Status |")
+        lines.append("|---|---|---|---|---|")
+        for d in week.deliverables:
+            lines.append(
+                f"| [`{Path(d.path).name}`]({d.path}) | {d.kind} | `{d.command()}` "
+                f"| {d.measures} | {d.status} |"
+            )
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def results_table(out: Path | None = None) -> str:
     """Markdown table of the latest full-mode headline results (for README and SUMMARY).
 
