@@ -34,4 +34,6 @@ def test_two_processes_match_one(tmp_path):
     two = load_file(tmp_path / "two" / "fine_tuning_pipeline_adapter.safetensors")
     assert one.keys() == two.keys() and len(one) == 28  # 7 projections x 2 layers, A and B
     for key in one:
-        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-6)
+        # all-reduce sums the two halves' gradients in another order than one batch does:
+        # fp32 rounding, a few 1e-6 after 4 Adam steps (a wrong average would be 2x off)
+        torch.testing.assert_close(two[key], one[key], rtol=1e-4, atol=1e-5)

@@ -90,7 +90,7 @@ class PretrainLessonConfig:
             max_files=40,
             val_every=10,
             history_val_tokens=2_000,
-            reference_bytes=0,
+            reference_bytes=1_000,
             sample_tokens=20,
             peak_seconds=0.1,
         )
@@ -201,6 +201,8 @@ def score_bits_per_byte(
             bpb.hf_nats(llm, llm_tokenizer, texts["slice"]), bpb.utf8_bytes(texts["slice"])
         )
         scores["slice_bytes"] = bpb.utf8_bytes(texts["slice"])
+    else:
+        scores["smollm2_slice_bpb"] = None  # reference_bytes=0: SmolLM2 is not loaded
     scores["val_bytes"] = bpb.utf8_bytes(splits["val"])
     scores["bpb_gain_over_kn"] = scores["kn_val_bpb"] - scores["val_bpb"]
     return scores

@@ -114,10 +114,7 @@ def start_run(name: str, parser: ArgumentParser, argv: list[str] | None) -> Run:
     ``<out>/quick/`` instead (:func:`~dl2llm.results.run_output_dir`), plots included.
     """
     args = parser.parse_args(argv)
-    out = run_output_dir(args.out, name, args.quick)
-    if out != args.out:
-        print(f"{args.out} holds a full-mode run of {name}: this quick run writes to {out}")
-        args.out = out
+    args.out = run_output_dir(args.out, name, args.quick)  # :meth:`Run.save` prints where
     started = time.perf_counter()
     set_seed(args.seed)
     if getattr(args, "threads", None):
