@@ -124,6 +124,18 @@ def adamw_with_decay_groups(
     return torch.optim.AdamW(groups, lr=learning_rate)
 
 
+def fine_tune_optimizer(
+    model: nn.Module, config: FineTuneConfig, n_train: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """The BERT recipe's AdamW (decay groups) and warmup-linear schedule for ``n_train`` texts."""
+    total_steps = -(-n_train // config.batch_size) * config.epochs
+    optimizer = adamw_with_decay_groups(model, config.learning_rate, config.weight_decay)
+    scheduler = warmup_linear_scheduler(
+        optimizer, int(config.warmup_fraction * total_steps), total_steps
+    )
+    return optimizer, scheduler
+
+
 def load_base_classifier(num_labels: int = len(LABELS)):
     """``(model, tokenizer)``: MiniLM with a fresh classification head on ``[CLS]``."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -241,12 +253,7 @@ def fine_tune(
     """
     device = torch.device(device)
     model.to(device)
-    steps_per_epoch = -(-len(train) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    optimizer = adamw_with_decay_groups(model, config.learning_rate, config.weight_decay)
-    scheduler = warmup_linear_scheduler(
-        optimizer, int(config.warmup_fraction * total_steps), total_steps
-    )
+    optimizer, scheduler = fine_tune_optimizer(model, config, len(train))
     generator = torch.Generator().manual_seed(seed)
     result = FineTuneResult(best_epoch=0, best_val_accuracy=-1.0)
     best_state = copy.deepcopy(model.state_dict())

@@ -21,16 +21,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dl2llm.classification import FineTuneConfig, adamw_with_decay_groups, warmup_linear_scheduler
+from dl2llm.classification import FineTuneConfig, encode, fine_tune_optimizer
 from dl2llm.data import LabelledTexts
 
 
 def margins(model, tokenizer, texts: list[str], max_length: int) -> torch.Tensor:
     """``logit_positive - logit_negative`` of each text, shape ``(B,)`` (with gradients)."""
-    batch = tokenizer(
-        texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-    )
-    logits = model(**batch).logits  # (B, 2)
+    logits = model(**encode(tokenizer, texts, max_length, model.device)).logits  # (B, 2)
     return logits[:, 1] - logits[:, 0]
 
 
@@ -62,11 +59,7 @@ def clp_fine_tune(
     """
     originals, swapped = pairs
     steps_per_epoch = -(-len(train) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    optimizer = adamw_with_decay_groups(model, config.learning_rate, config.weight_decay)
-    scheduler = warmup_linear_scheduler(
-        optimizer, int(config.warmup_fraction * total_steps), total_steps
-    )
+    optimizer, scheduler = fine_tune_optimizer(model, config, len(train))
     generator = torch.Generator().manual_seed(seed)
     labels = torch.tensor(train.labels)
     model.train()
@@ -77,10 +70,7 @@ def clp_fine_tune(
         for start in range(0, len(order), config.batch_size):
             rows = order[start : start + config.batch_size]
             texts = [train.texts[i] for i in rows]
-            batch = tokenizer(
-                texts, padding=True, truncation=True, max_length=config.max_length,
-                return_tensors="pt",
-            )  # fmt: skip
+            batch = encode(tokenizer, texts, config.max_length, model.device)
             ce = F.cross_entropy(model(**batch).logits, labels[rows])
             chosen = [(pair_start + k) % len(originals) for k in range(config.batch_size)]
             pair_start += config.batch_size
