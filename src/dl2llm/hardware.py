@@ -215,14 +215,18 @@ def probe(matmul_size: int = 0) -> HardwareProbe:
     )
 
 
+def current_load() -> float | None:
+    """The 1-minute load average, rounded (``None`` where the OS has none)."""
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def machine_facts() -> dict:
     """``{"cpu", "cores", "features", "load_1min"}``: recorded next to timings."""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {
         "cpu": cpu_model(),
         "cores": available_cores(),
         "features": list(cpu_features()),
-        "load_1min": None if load is None else round(load, 2),
+        "load_1min": current_load(),
     }
 
 

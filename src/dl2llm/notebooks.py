@@ -15,7 +15,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dl2llm.results import START_LOAD_ENV, current_load, run_output_dir
+from dl2llm.hardware import current_load
+from dl2llm.results import START_LOAD_ENV, run_output_dir
 from dl2llm.runtime import UsageError, deliverable_parser, run_main
 
 

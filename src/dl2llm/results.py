@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dl2llm import __version__
-from dl2llm.hardware import machine_facts
+from dl2llm.hardware import current_load, machine_facts
 from dl2llm.io import atomic_write_json
 
 TRACKED_PACKAGES = ("torch", "transformers", "numpy", "scikit-learn", "tensorflow")
@@ -51,11 +51,6 @@ QUICK_SUBDIR = "quick"
 
 
 START_LOAD_ENV = "DL2LLM_START_LOAD"
-
-
-def current_load() -> float | None:
-    """The 1-minute load average (``None`` where the OS has none)."""
-    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
 
 
 def start_machine_facts() -> dict[str, Any]:
