@@ -14,7 +14,7 @@ in the same run:
 - ``int8``: dynamic int8 quantization of every ``nn.Linear`` (``lm_head`` included; weights
   per output channel; :func:`dl2llm.efficiency.quantization.quantize_dynamic_torch`), one thread;
 - ``bf16``: the model in bfloat16, one thread, only where oneDNN has bf16 kernels for this
-  CPU (:func:`dl2llm.hardware.native_bf16`), otherwise skipped;
+  CPU (:func:`dl2llm.hardware.probe`), otherwise skipped;
 - ``compile``: ``torch.compile`` (dynamic shapes) of the fp32 model's forward, one thread;
   not in --quick (compiling takes minutes);
 - ``llamacpp`` and ``llamacpp_1_thread``: llama.cpp (llama-cpp-python) on the 4-bit GGUF the
@@ -39,7 +39,7 @@ The measuring code: src/dl2llm/efficiency/generation_bench.py and llamacpp.py.
 
 from dl2llm.efficiency.generation_bench import GenerationBenchConfig, compare_generation
 from dl2llm.efficiency.llamacpp import LLAMACPP_PACKAGE, LLAMACPP_VENV, build_llamacpp
-from dl2llm.hardware import describe, machine_facts, native_bf16
+from dl2llm.hardware import describe, machine_facts, probe
 from dl2llm.results import format_value
 from dl2llm.runtime import UsageError, deliverable_parser, resolve_device, run_main, start_run
 
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         "prompt_tokens": bench.prompt_tokens,
         "new_tokens": bench.new_tokens,
         "machine": facts,
-        "native_bf16": native_bf16(),
+        "hardware": probe().as_dict(),
         "llamacpp_package": LLAMACPP_PACKAGE,
         "llamacpp_system_info": bench.llamacpp_system_info,
     }

@@ -36,7 +36,7 @@ import torch
 from dl2llm.efficiency.latency import torch_threads
 from dl2llm.efficiency.llamacpp import run_llamacpp
 from dl2llm.efficiency.quantization import quantize_dynamic_torch
-from dl2llm.hardware import available_cores, cpu_features, native_bf16
+from dl2llm.hardware import available_cores, probe
 from dl2llm.models import load_llm
 from dl2llm.rag.generate import build_messages, use_one_thread
 from dl2llm.rag.retrieve import Hit
@@ -199,9 +199,10 @@ def compiled(model: torch.nn.Module) -> torch.nn.Module:
 
 def bf16_problem() -> str | None:
     """Why bf16 is skipped on this CPU, or None when oneDNN has bf16 kernels for it."""
-    if native_bf16():
+    hardware = probe()
+    if not hardware.emulated("bf16"):
         return None
-    features = ", ".join(cpu_features()) or "none of interest"
+    features = ", ".join(hardware.cpu_flags) or "none of interest"
     return f"skipped: oneDNN has no bf16 kernels for this CPU (CPU features: {features})"
 
 

@@ -21,7 +21,7 @@ with a scale measured on the fly, the product runs in integer arithmetic and is 
 float. It needs no calibration data and is lossy, so it is judged by agreement with the
 fp32 model (embedding cosine, next-token agreement), not only by speed. The speed-up depends
 on the CPU's int8 dot-product instructions (AVX-512 VNNI, AVX-VNNI, AMX): measure it, as
-:func:`compare_variants` does, next to :func:`dl2llm.hardware.cpu_features`.
+:func:`compare_variants` does, next to :func:`dl2llm.hardware.probe`'s ``int8_dot_product``.
 
 :func:`compare_variants` times PyTorch fp32 against the ONNX files on 1 and 2 threads at a
 small and a large batch; :func:`kv_cache_comparison` times :meth:`dl2llm.gpt.GPT.generate`

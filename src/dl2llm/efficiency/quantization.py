@@ -15,8 +15,8 @@ Matrix products then run on int8 and are rescaled to float.
   :class:`SentenceCalibrationReader`): no range computation at run time, at the price of
   error when a real input leaves the calibrated range.
 
-Without int8 dot-product instructions (VNNI, AMX; :func:`dl2llm.hardware.cpu_features`
-says which this CPU has) the int8 kernels gain less speed, so every variant is measured --
+Without int8 dot-product instructions (VNNI, AMX; ``dl2llm.hardware.probe().int8_dot_product``
+says whether this CPU has them) the int8 kernels gain less speed, so every variant is measured --
 size on disk, latency at batch 1 and 32 on one thread, accuracy -- never assumed
 (:func:`measure_variant`).
 """
