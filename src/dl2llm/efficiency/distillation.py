@@ -10,22 +10,21 @@ soft targets give the student a richer signal per example than a one-hot label. 
 The ``T^2`` keeps the soft term's gradients on the scale of the hard term's as ``T`` grows
 (the gradient of the softened KL shrinks as ``1 / T^2``). ``alpha = 0`` is plain training.
 
-Teacher: the week 3 fine-tuned MiniLM (6 layers, 384 wide, 22.7M parameters). Student: a
-4-layer, 128-wide BERT (``transformers.BertForSequenceClassification``) with the teacher's
-tokenizer and vocabulary -- at most a quarter of the teacher's parameters
-(:func:`make_student` counts and checks). The student's transformer layers start random;
-its word and position embeddings start from the teacher's, projected onto their top
-principal components (384 -> 128, :func:`pca_project`), so it does not have to learn word
-meanings from 8,000 sentences.
+Teacher: the week 3 fine-tuned MiniLM (6 layers, 384 wide, 22.7M parameters). Student: at
+most a quarter of its parameters, built from the teacher itself -- pruned vocabulary,
+factorised embedding, two of its layers -- and first trained to match the teacher's hidden
+states and attention maps on unlabelled text (:mod:`dl2llm.efficiency.distillation_student`).
+This module holds the second, prediction-layer stage (:func:`train_student`).
 
 Transfer set: the teacher was fine-tuned on the very sentences the student is trained on,
 so there its outputs add little to the labels. Soft targets pay on text the labels do not
 cover -- Hinton et al.'s transfer set. :func:`transfer_set` adds perturbed, unlabelled
 copies of the training sentences (Tang et al., 2019, :func:`augment`) and real unlabelled
 text of a nearby kind (other review snippets, editorials, tweets); label
-:data:`UNLABELLED` keeps them out of the cross-entropy. The undistilled baseline starts from
-the same weights and sees the same batches; only the loss differs, so for it the unlabelled
-copies carry no signal.
+:data:`UNLABELLED` keeps them out of the cross-entropy.
+
+Is the distilled student better than the same student trained on the labels alone? One run
+each cannot say: :func:`compare_seeds` sets the gain against the spread over seeds.
 """
 
 from __future__ import annotations
@@ -45,9 +44,7 @@ from dl2llm.assets import AssetError
 from dl2llm.batching import length_grouped_batches
 from dl2llm.data import LabelledTexts, sentiment_splits
 from dl2llm.efficiency.quantization import length_order
-from dl2llm.finetune import count_parameters
 
-MAX_STUDENT_SHARE = 0.25
 UNLABELLED = -100  # label of a transfer text: the teacher's logits are its only target
 
 
@@ -76,52 +73,6 @@ def distillation_loss(
         else student_logits.new_zeros(())
     )
     return alpha * temperature**2 * soft + (1 - alpha) * hard
-
-
-def pca_project(matrix: Tensor, width: int) -> Tensor:
-    """Rows of ``matrix`` ``(N, C)`` projected onto their top ``width`` principal axes.
-
-    Returns ``(N, width)``, rescaled so that the rows keep their average norm.
-    """
-    centred = matrix - matrix.mean(0)
-    _, _, v = torch.pca_lowrank(centred, q=width, center=False)  # v: (C, width)
-    projected = centred @ v  # (N, width)
-    return projected * (centred.norm(dim=1).mean() / projected.norm(dim=1).mean())
-
-
-def make_student(
-    teacher: nn.Module, hidden: int = 128, layers: int = 4, heads: int = 2, seed: int = 0
-) -> nn.Module:
-    """A small BERT classifier sharing the teacher's vocabulary, <= 1/4 of its parameters.
-
-    Transformer layers random; word and position embeddings from the teacher via PCA.
-    Raises ``ValueError`` if the student is larger than a quarter of the teacher.
-    """
-    from transformers import BertConfig, BertForSequenceClassification
-
-    source = teacher.config
-    config = BertConfig(
-        vocab_size=source.vocab_size,
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        intermediate_size=4 * hidden,
-        max_position_embeddings=source.max_position_embeddings,
-        num_labels=source.num_labels,
-        id2label=source.id2label,
-        label2id=source.label2id,
-    )
-    torch.manual_seed(seed)
-    student = BertForSequenceClassification(config)
-    share = count_parameters(student).total / count_parameters(teacher).total
-    if share > MAX_STUDENT_SHARE:
-        raise ValueError(f"student has {share:.1%} of the teacher's parameters (max 25%)")
-    source_embeddings = teacher.base_model.embeddings
-    with torch.no_grad():
-        for name in ("word_embeddings", "position_embeddings"):
-            weights = getattr(source_embeddings, name).weight
-            getattr(student.bert.embeddings, name).weight.copy_(pca_project(weights, hidden))
-    return student
 
 
 def load_teacher(quick: bool = False, seed: int = 0, log: Callable[[str], None] = print):
@@ -295,3 +246,32 @@ def train_student(
     student.load_state_dict(best_state)
     student.eval()
     return result
+
+
+def compare_seeds(
+    distilled: Sequence[float], undistilled: Sequence[float], resolution: float
+) -> dict:
+    """Mean gain of ``distilled`` over ``undistilled`` accuracies (one per seed), in points.
+
+    The runs are paired by seed (same batches). ``gain_interval_pts`` is the 95% Student-t
+    interval of the mean paired difference; ``seed_spread_pts`` the larger max-minus-min
+    of the two groups, at least ``resolution`` (one test example, as a fraction);
+    ``gain_over_seed_spread > 1`` means the gain exceeds that spread.
+    """
+    from scipy import stats
+
+    if len(distilled) != len(undistilled) or len(distilled) < 2:
+        raise ValueError("need the same number (>= 2) of distilled and undistilled seeds")
+    d, u = np.asarray(distilled), np.asarray(undistilled)
+    diff = 100 * (d - u)  # paired by seed
+    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+    spread = 100 * max(np.ptp(d), np.ptp(u), resolution)
+    return {
+        "gain_pts": round(float(diff.mean()), 2),
+        "gain_interval_pts": [
+            round(float(diff.mean() - half), 2),
+            round(float(diff.mean() + half), 2),
+        ],
+        "seed_spread_pts": round(float(spread), 2),
+        "gain_over_seed_spread": round(float(diff.mean() / spread), 3),
+    }
