@@ -250,6 +250,9 @@ WEEKS: tuple[Week, ...] = (
                     Metric("onnx_static_int8_drop_pts", (-1.5, 1.0)),
                     Metric("distilled_retention", (0.95, 1.02)),  # target: keeps >= 95%
                     Metric("distillation_gain_pts", (0.0, 10.0)),  # target: beats the student
+                    Metric("distillation_gain_over_seed_spread", (1.0, 100.0)),  # by > spread
+                    Metric("distillation_seeds", (3.0, 10.0)),
+                    Metric("student_param_ratio", (0.05, 0.25)),
                     Metric("pruned_recovered_accuracy_at_50pct", (0.82, 0.89)),
                     Metric("structured_recovered_accuracy_at_50pct", (0.72, 0.88)),
                     Metric("michel_vs_norm_head_pruning_pts", (-5.0, 30.0)),  # direction unmeasured

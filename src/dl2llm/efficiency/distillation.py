@@ -171,9 +171,9 @@ def transfer_set(
 class StudentConfig:
     """How a student is trained; ``alpha = 0`` means no distillation."""
 
-    epochs: int = 6
+    epochs: int = 1
     batch_size: int = 32
-    learning_rate: float = 5e-4
+    learning_rate: float = 1e-4
     weight_decay: float = 0.01
     warmup_fraction: float = 0.1
     temperature: float = 2.0
