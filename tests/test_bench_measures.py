@@ -108,3 +108,19 @@ def test_our_gpt_and_transformers_give_the_same_greedy_tokens():
     assert metrics["same_tokens"] and metrics["new_tokens"] == 4
     assert config["n_layer"] == quick.model.n_layer and config["repeats"] == 1
     assert np.isfinite(metrics["kv_cache_speedup"])
+
+
+def test_precision_bench_ratios_are_against_fp32_in_the_same_run(tmp_path):
+    from dl2llm.efficiency.precision_bench import PrecisionBenchConfig, compare_precisions
+
+    text = "def f(x):\n    return x + 1\n" * 40
+    metrics, runs = compare_precisions(PrecisionBenchConfig.quick(), text, torch.device("cpu"))
+    assert set(runs) == {"fp32", "bf16", "fp16"}
+    assert all(len(run.losses) == 6 for run in runs.values())
+    fp32, bf16 = runs["fp32"], runs["bf16"]
+    assert metrics["bf16_speedup"] == pytest.approx(fp32.median_step_s / bf16.median_step_s)
+    assert metrics["fp16_memory_ratio"] == pytest.approx(
+        runs["fp16"].peak_memory_mib / fp32.peak_memory_mib
+    )
+    assert metrics["fp32_seed_noise_median_abs_loss_diff"] > 0  # another seed, another curve
+    assert metrics["fp16_skipped_steps"] == runs["fp16"].skipped_steps

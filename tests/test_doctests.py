@@ -9,6 +9,7 @@ import pytest
 
 MODULES = (
     "dl2llm.hardware",
+    "dl2llm.efficiency.precision_bench",
     "dl2llm.rag.checks",
     "dl2llm.rag.choice",
     "dl2llm.rag.evidence",

@@ -1,7 +1,8 @@
 """Where things live: the repository, the results folder and the asset cache.
 
 ``DL2LLM_HOME`` (default ``~/.cache/dl2llm``) holds downloaded and converted
-models and data; ``results/`` (git-ignored) holds what the deliverables measure.
+models and data; ``results/`` holds what the deliverables measure (full-mode records are committed;
+quick runs and checkpoints are git-ignored).
 """
 
 from __future__ import annotations
