@@ -1,43 +1,51 @@
-"""RLHF demo: a reward model, PPO and DPO on the project's GPT-2, side by side.
+"""RLHF demo: PPO, DPO, best-of-N and trl's GRPO on SmolLM2-135M-Instruct, at matched KL.
 
-The project's GPT-2 continues the first tokens of movie-review snippets four
-times. A fixed labeler prefers the most positive continuation to the least
-positive one (10% label noise): the week 3 sentiment classifier in full mode, a
-positive/negative word-list rule in quick mode (it needs no trained model). From
-those pairs we fit a Bradley-Terry reward model on MiniLM embeddings, stopped
-early on validation pairs (held-out pairwise accuracy), then tune
-LoRA-wrapped copies of the GPT by PPO (against the reward model, with a KL
-penalty to the frozen reference) and by DPO (directly on the pairs). Measured:
-the labeler's score of sampled continuations and the KL to the reference over
-training (plot), and each tuned policy's win rate against the reference on
-held-out prompts as judged by the labeler, with a bootstrap 95% interval.
+SmolLM2 (with LoRA adapters; its reference is the same model with the adapter
+off) is asked for a positive or a negative one-sentence review of a topic. The
+true reward is the week 3 sentiment classifier's probability of the polarity the
+prompt asked for (quick mode: a word-list rule), so the prompt matters. A
+Bradley-Terry reward model reads (request, completion) pairs and learns from the
+reference's answers, ranked by the true reward with 10% label noise. PPO (sweep
+of kl_coef) and DPO (sweep of beta; pairs of reference answers ranked by the
+reward model) each sample the same number of answers scored by the reward
+model; best-of-N (KL = log N - (N-1)/N) and one trl GRPO run share the frontier.
+Measured on held-out topics, over seeds: true reward, reward-model score (their
+gap shows over-optimisation), KL to the reference, win rate against the
+reference, and each method's frontier read at a common (matched) KL.
 
-Outputs: results/rl_hf_demo.json, rl_hf_demo_training.png. The lesson's code:
-src/dl2llm/alignment/rlhf_lesson.py.
+Outputs: results/rl_hf_demo.json, rl_hf_demo_frontier.png (and a progress file
+that lets a killed run resume). The lesson's code: src/dl2llm/alignment/rlhf_lesson.py.
 """
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
-from dl2llm.alignment.rlhf import RLHFConfig
-from dl2llm.alignment.rlhf_lesson import NAME, apply_overrides, choose_labeler, run_lesson
-from dl2llm.runtime import check_positive, deliverable_parser, resolve_device, run_main, start_run
+from dl2llm.alignment.rlhf_lesson import NAME, LessonConfig, choose_labeler, run_lesson
+from dl2llm.runtime import UsageError, deliverable_parser, resolve_device, run_main, start_run
+
+
+def floats(text: str) -> tuple[float, ...]:
+    """``"0.1,0.5"`` -> ``(0.1, 0.5)``."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError as error:
+        raise UsageError(f"expected comma-separated numbers, got {text!r}") from error
 
 
 def print_table(metrics: dict) -> None:
-    """Reward model accuracy, then score, KL and win rate of the reference, PPO and DPO."""
-    clean = metrics["reward_model_noise_free_accuracy"]
-    print(
-        f"preference pairs: {metrics['preference_pairs']}; reward model held-out accuracy "
-        f"{metrics['reward_model_heldout_accuracy']:.3f} "
-        f"(noise-free pairs: {'none' if clean is None else f'{clean:.3f}'})"
-    )
-    print(f"{'method':6s} {'labeler score':>14s} {'KL':>8s} {'win rate [95% CI]':>24s}")
-    print(f"{'ref':6s} {metrics['reference_score']:14.3f} {0.0:8.3f}")
+    """Reward model accuracy, then each method at the matched KL."""
+    print(f"reward model held-out accuracy {metrics['reward_model_heldout_accuracy']:.3f}; "
+          f"reference true reward {metrics['reference_true_reward']:.3f}; "
+          f"{metrics['samples_per_run']} sampled answers per run")  # fmt: skip
+    print(f"at matched KL {metrics['matched_kl']:.2f} nats (mean [95% seed interval]):")
     for name in ("ppo", "dpo"):
-        win = f"{metrics[f'{name}_win_rate']:.3f} [{metrics[f'{name}_win_rate_low']:.3f}, "
-        win += f"{metrics[f'{name}_win_rate_high']:.3f}]"
-        score, kl = metrics[f"{name}_final_score"], metrics[f"{name}_final_kl"]
-        print(f"{name:6s} {score:14.3f} {kl:8.3f} {win:>24s}")
+        true = metrics[f"{name}_true_reward_at_matched_kl"]
+        low, high = (metrics[f"{name}_true_reward_at_matched_kl_{e}"] for e in ("low", "high"))
+        print(f"  {name}: true reward {true:.3f} [{low:.3f}, {high:.3f}], "
+              f"win rate {metrics[f'{name}_win_rate']:.3f}")  # fmt: skip
+    print(f"  best-of-N: true reward {metrics['best_of_n_true_reward_at_matched_kl']:.3f}")
+    if "trl_grpo_true_reward" in metrics:
+        print(f"trl GRPO: true reward {metrics['trl_grpo_true_reward']:.3f} "
+              f"at KL {metrics['trl_grpo_kl']:.2f}")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,27 +54,28 @@ def main(argv: list[str] | None = None) -> int:
         "--labeler",
         choices=("auto", "sentiment", "lexicon"),
         default="auto",
-        help="who labels the pairs (default: sentiment classifier; word list in quick mode)",
+        help="the true reward's classifier (default: sentiment classifier; word list in quick)",
     )
-    parser.add_argument("--ppo-iterations", type=check_positive, help="PPO rollouts")
-    parser.add_argument("--dpo-steps", type=check_positive, help="DPO optimizer steps")
-    parser.add_argument("--kl-coef", type=float, help="PPO's KL penalty coefficient")
-    parser.add_argument("--beta", type=float, help="DPO's beta")
+    parser.add_argument("--kl-coefs", type=floats, help="PPO's KL coefficients, e.g. 0.02,0.1,0.5")
+    parser.add_argument("--betas", type=floats, help="DPO's betas, e.g. 0.05,0.2,1")
+    parser.add_argument("--seeds", type=int, help="number of seeds (from --seed on)")
+    parser.add_argument("--no-trl", action="store_true", help="skip the trl GRPO reference run")
     run = start_run(NAME, parser, argv)
     args = run.args
     if resolve_device(args.device).type != "cpu":
-        print("note: this demo runs on the CPU (tiny models; sampling dominates)")
-    settings = apply_overrides(
-        RLHFConfig.quick() if args.quick else RLHFConfig(),
-        ppo_iterations=args.ppo_iterations,
-        kl_coef=args.kl_coef,
-        dpo_steps=args.dpo_steps,
-        beta=args.beta,
+        print("note: this demo runs on the CPU (small batches; sampling dominates)")
+    config = LessonConfig.quick(args.seed) if args.quick else LessonConfig()
+    config = replace(
+        config,
+        seeds=tuple(range(args.seed, args.seed + (args.seeds or len(config.seeds)))),
+        kl_coefs=args.kl_coefs or config.kl_coefs,
+        betas=args.betas or config.betas,
+        grpo_beta=None if args.no_trl else config.grpo_beta,
     )
     labeler = choose_labeler(args.labeler, args.quick)
-    metrics, artifacts = run_lesson(settings, labeler, args.quick, args.seed, args.out)
+    metrics, artifacts = run_lesson(config, labeler, args.quick, args.out, not args.quick)
     print_table(metrics)
-    run.save(metrics, config={"labeler": labeler, **asdict(settings)}, artifacts=artifacts)
+    run.save(metrics, config={"labeler": labeler, **asdict(config)}, artifacts=artifacts)
     return 0
 
 

@@ -14,22 +14,22 @@ where ``log pi(y)`` is the summed log-probability of the completion tokens.
 ``trl``'s ``DPOTrainer`` (its ``"sigmoid"`` loss) computes the same; the exercise
 ``dpo_loss`` checks the two against each other.
 
-:func:`train_dpo` tunes the project's GPT (LoRA-wrapped) on a preference dataset
-with this loss; :func:`completion_logps` does the scoring for Hugging Face models.
+:func:`train_dpo` tunes a LoRA-wrapped causal LM on preference pairs with this
+loss; the reference is the same model with its adapter off, and its log-probs
+are computed once before training. :func:`completion_logps` scores padded
+batches, as ``trl`` does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from dl2llm.alignment.ppo import completion_token_logps
+from dl2llm.alignment.policy import reference_of, token_logps
 from dl2llm.alignment.preferences import PreferencePairs
-from dl2llm.gpt import GPT
 
 
 def dpo_loss(
@@ -71,11 +71,11 @@ def completion_logps(
 
 @dataclass(frozen=True)
 class DPOConfig:
-    """Settings of :func:`train_dpo`."""
+    """Settings of :func:`train_dpo`: ``epochs`` passes over the pairs in minibatches."""
 
-    steps: int = 120
-    batch_size: int = 32
-    learning_rate: float = 1e-3
+    epochs: int = 2
+    batch_size: int = 8
+    learning_rate: float = 2e-3
     beta: float = 0.1
 
 
@@ -87,45 +87,46 @@ class DPOHistory:
     accuracies: list[float]
 
 
-def pair_logps(model: GPT, pairs: PreferencePairs) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_logps(model: torch.nn.Module, pairs: PreferencePairs) -> tuple[torch.Tensor, torch.Tensor]:
     """Summed completion log-probs ``(N,)`` of the chosen and the rejected completions."""
+    prompts = pairs.requests.ids
     sequences = torch.cat(
-        [torch.cat([pairs.prompts, pairs.chosen], 1), torch.cat([pairs.prompts, pairs.rejected], 1)]
+        [torch.cat([prompts, pairs.chosen], 1), torch.cat([prompts, pairs.rejected], 1)]
     )  # (2N, P + L): one forward pass for both halves
-    logps = completion_token_logps(model, sequences, pairs.prompts.size(1)).sum(1)  # (2N,)
-    return logps.chunk(2)
+    logps, _ = token_logps(model, sequences, prompts.size(1))
+    return logps.sum(1).chunk(2)
 
 
 def train_dpo(
-    policy: GPT,
-    reference: GPT,
+    policy: torch.nn.Module,
     pairs: PreferencePairs,
     config: DPOConfig,
     generator: torch.Generator,
-    on_step: Callable[[int], None] | None = None,
     progress: bool = True,
 ) -> DPOHistory:
-    """Tune ``policy``'s trainable parameters (its LoRA) on ``pairs`` with :func:`dpo_loss`.
-
-    ``reference`` is only read. ``on_step(i)`` runs after step ``i`` (1-based).
-    """
+    """Tune ``policy``'s trainable parameters (its LoRA) on ``pairs`` with :func:`dpo_loss`."""
     policy.eval()  # no dropout, as for the reference
+    with torch.no_grad(), reference_of(policy)():
+        ref = [pair_logps(policy, pairs.subset(torch.arange(i, min(i + 32, len(pairs)))))
+               for i in range(0, len(pairs), 32)]  # fmt: skip
+    ref_chosen = torch.cat([c for c, _ in ref])  # (N,)
+    ref_rejected = torch.cat([r for _, r in ref])
     trainable = [p for p in policy.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=config.learning_rate)
     history = DPOHistory([], [])
-    for step in tqdm(range(1, config.steps + 1), desc="DPO", disable=not progress):
-        batch = pairs.subset(torch.randint(len(pairs), (config.batch_size,), generator=generator))
-        with torch.no_grad():
-            ref_chosen, ref_rejected = pair_logps(reference, batch)
-        chosen, rejected = pair_logps(policy, batch)
+    steps = [
+        order[i : i + config.batch_size]
+        for order in (torch.randperm(len(pairs), generator=generator) for _ in range(config.epochs))
+        for i in range(0, len(pairs), config.batch_size)
+    ]
+    for idx in tqdm(steps, desc="DPO", disable=not progress):
+        chosen, rejected = pair_logps(policy, pairs.subset(idx))
         losses, chosen_rewards, rejected_rewards = dpo_loss(
-            chosen, rejected, ref_chosen, ref_rejected, config.beta
+            chosen, rejected, ref_chosen[idx], ref_rejected[idx], config.beta
         )
         optimizer.zero_grad()
         losses.mean().backward()
         optimizer.step()
         history.losses.append(losses.mean().item())
         history.accuracies.append((chosen_rewards > rejected_rewards).float().mean().item())
-        if on_step is not None:
-            on_step(step)
     return history

@@ -40,19 +40,22 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from dl2llm.gpt import GPT
+from dl2llm.alignment.policy import Reference, reference_of, sample, token_logps
+from dl2llm.alignment.preferences import Requests
+
+RewardFn = Callable[[Requests, Tensor], Tensor]
 
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """Settings of :func:`train_ppo`."""
+    """Settings of :func:`train_ppo`; ``iterations * batch_size`` completions are sampled."""
 
-    iterations: int = 40
-    batch_size: int = 32
-    completion_tokens: int = 12
-    epochs: int = 4
-    minibatch_size: int = 16
-    learning_rate: float = 1e-3
+    iterations: int = 8
+    batch_size: int = 16
+    completion_tokens: int = 16
+    epochs: int = 2
+    minibatch_size: int = 8
+    learning_rate: float = 2e-3
     kl_coef: float = 0.1
     gamma: float = 1.0
     lam: float = 0.95
@@ -60,6 +63,11 @@ class PPOConfig:
     value_clip_range: float = 0.2
     value_coef: float = 0.5
     max_grad_norm: float = 1.0
+
+    @property
+    def samples(self) -> int:
+        """Completions sampled (and reward-model queries) over the whole run."""
+        return self.iterations * self.batch_size
 
 
 class ValueHead(nn.Module):
@@ -72,27 +80,18 @@ class ValueHead(nn.Module):
         nn.init.zeros_(self.linear.bias)
 
     def forward(self, hidden: Tensor) -> Tensor:
-        return self.linear(hidden).squeeze(-1)
-
-
-def completion_token_logps(model: GPT, sequences: Tensor, prompt_length: int) -> Tensor:
-    """Log-probability of each completion token of ``sequences`` ``(B, T)``: ``(B, T - P)``."""
-    hidden = model.features(sequences)[:, prompt_length - 1 : -1]  # (B, L, C): t predicts t + 1
-    logits = model.lm_head(hidden)  # (B, L, V): no logits for the prompt's own tokens
-    return torch.gather(logits.log_softmax(-1), 2, sequences[:, prompt_length:, None]).squeeze(-1)
+        return self.linear(hidden.float()).squeeze(-1)
 
 
 def logps_and_values(
-    policy: GPT, value_head: ValueHead, sequences: Tensor, prompt_length: int
+    policy: nn.Module, value_head: ValueHead, sequences: Tensor, prompt_length: int
 ) -> tuple[Tensor, Tensor]:
     """Token log-probs ``(B, L)`` and values ``(B, L)`` of the completion, one forward pass.
 
     ``values[:, t]`` estimates the return from the state just before completion token ``t``.
     """
-    hidden = policy.features(sequences)[:, prompt_length - 1 : -1]  # (B, L, C)
-    logps = policy.lm_head(hidden).log_softmax(-1)  # (B, L, V)
-    token_logps = torch.gather(logps, 2, sequences[:, prompt_length:, None]).squeeze(-1)
-    return token_logps, value_head(hidden)
+    logps, hidden = token_logps(policy, sequences, prompt_length, with_hidden=True)
+    return logps, value_head(hidden)
 
 
 def kl_penalised_rewards(
@@ -156,20 +155,23 @@ class Rollout:
 
 @torch.no_grad()
 def collect_rollout(
-    policy: GPT,
+    policy: nn.Module,
     value_head: ValueHead,
-    reference: GPT,
-    prompts: Tensor,
-    reward_fn: Callable[[Tensor], Tensor],
+    reference: Reference,
+    requests: Requests,
+    reward_fn: RewardFn,
     config: PPOConfig,
     generator: torch.Generator,
+    banned: tuple[int, ...] = (),
 ) -> Rollout:
-    """Sample completions of ``prompts`` ``(B, P)``, score them and compute GAE."""
-    P = prompts.size(1)
-    sequences = policy.generate(prompts, config.completion_tokens, generator=generator)
+    """Sample completions of ``requests``, score them with ``reward_fn`` and compute GAE."""
+    P = requests.ids.size(1)
+    completions = sample(policy, requests.ids, config.completion_tokens, generator, banned)
+    sequences = torch.cat([requests.ids, completions], 1)  # (B, P + L)
     logps, values = logps_and_values(policy, value_head, sequences, P)  # (B, L) each
-    ref_logps = completion_token_logps(reference, sequences, P)  # (B, L)
-    scores = reward_fn(sequences[:, P:])  # (B,)
+    with reference():
+        ref_logps, _ = token_logps(policy, sequences, P)  # (B, L)
+    scores = reward_fn(requests, completions)  # (B,)
     rewards = kl_penalised_rewards(scores, logps, ref_logps, config.kl_coef)
     advantages, returns = generalized_advantages(rewards, values, config.gamma, config.lam)
     kl = (logps - ref_logps).sum(1)
@@ -177,7 +179,7 @@ def collect_rollout(
 
 
 def ppo_update(
-    policy: GPT,
+    policy: nn.Module,
     value_head: ValueHead,
     rollout: Rollout,
     optimizer: torch.optim.Optimizer,
@@ -218,45 +220,35 @@ class PPOHistory:
 
 
 def train_ppo(
-    policy: GPT,
+    policy: nn.Module,
     value_head: ValueHead,
-    reference: GPT,
-    prompts: Tensor,
-    reward_fn: Callable[[Tensor], Tensor],
+    requests: Requests,
+    reward_fn: RewardFn,
     config: PPOConfig,
     generator: torch.Generator,
-    on_iteration: Callable[[int], None] | None = None,
+    banned: tuple[int, ...] = (),
     progress: bool = True,
 ) -> PPOHistory:
     """Tune ``policy``'s trainable parameters (its LoRA) and ``value_head`` by PPO.
 
-    Each iteration draws ``config.batch_size`` prompts from ``prompts`` ``(N, P)``.
-    ``reward_fn`` maps completion tokens ``(B, L)`` to scores ``(B,)``.
-    ``reference`` is only read. ``on_iteration(i)`` runs after iteration ``i`` (1-based).
+    Each iteration draws ``config.batch_size`` requests from ``requests``;
+    ``reward_fn(requests, completions (B, L))`` gives scores ``(B,)``. The
+    reference is ``policy`` with its adapter off (:func:`reference_of`).
     """
     policy.eval()  # no dropout: the ratio must compare the same function
+    reference = reference_of(policy)
     trainable = [p for p in policy.parameters() if p.requires_grad] + list(value_head.parameters())
     optimizer = torch.optim.Adam(trainable, lr=config.learning_rate)
     history = PPOHistory([], [], [])
-    for iteration in tqdm(range(1, config.iterations + 1), desc="PPO", disable=not progress):
-        idx = torch.randint(len(prompts), (config.batch_size,), generator=generator)
+    P = requests.ids.size(1)
+    for _ in tqdm(range(config.iterations), desc="PPO", disable=not progress):
+        idx = torch.randint(len(requests), (config.batch_size,), generator=generator)
         rollout = collect_rollout(
-            policy, value_head, reference, prompts[idx], reward_fn, config, generator
-        )
-        loss = ppo_update(
-            policy, value_head, rollout, optimizer, config, prompts.size(1), generator
-        )
+            policy, value_head, reference, requests.subset(idx), reward_fn, config, generator,
+            banned,
+        )  # fmt: skip
+        loss = ppo_update(policy, value_head, rollout, optimizer, config, P, generator)
         history.scores.append(rollout.scores.mean().item())
         history.kl.append(rollout.kl.mean().item())
         history.losses.append(loss)
-        if on_iteration is not None:
-            on_iteration(iteration)
     return history
-
-
-def sequence_kl(policy: GPT, reference: GPT, sequences: Tensor, prompt_length: int) -> Tensor:
-    """Summed ``log pi - log pi_ref`` of each completion ``(B,)``: a sample estimate of the KL."""
-    with torch.no_grad():
-        logps = completion_token_logps(policy, sequences, prompt_length)
-        ref_logps = completion_token_logps(reference, sequences, prompt_length)
-    return (logps - ref_logps).sum(1)

@@ -1,23 +1,24 @@
-"""A preference dataset built by a fixed "labeler": what RLHF learns from.
+"""The RLHF task: review requests whose prompt matters, a true reward, and preference pairs.
 
 RLHF (Christiano et al., 2017; Stiennon et al., 2020; Ouyang et al., 2022) does
 not ask people for the right answer; it asks which of two answers is better.
-Here a fixed program plays the human: the policy continues the first tokens of a
-movie-review snippet ``K`` times, a *labeler* scores the continuations, and the
-best is "chosen", the worst "rejected" (with ``K = 4`` rather than 2 the pair
-has a real margin, as when InstructGPT's labelers ranked 4 to 9 outputs at
-once). Real labelers disagree with themselves, so each label is flipped with a
-small probability (label noise).
+Here a fixed program plays the human. The policy (SmolLM2-135M-Instruct) gets a
+chat request such as "Write a negative review of the hotel in one sentence."
+and writes a fixed number of tokens (as in Ziegler et al., 2019, whose
+sentiment task used fixed-length continuations). The *true reward* of a
+completion is the probability, under a sentiment classifier, of the polarity the
+request asked for: the same completion earns a high reward after "positive" and
+a low one after "negative", so reward and reward model must read the prompt.
 
-Two labelers say what "better" means, both "more positive":
+Two classifiers give the probability of "positive":
 
-* :class:`SentimentLabeler` -- the week 3 fine-tuned sentiment classifier's
-  probability of "positive";
-* :class:`LexiconLabeler` -- a rule: positive minus negative words from a short
-  list. It needs no trained model, so quick runs use it on a fresh machine.
+* :class:`SentimentLabeler` -- the week 3 fine-tuned MiniLM sentiment classifier;
+* :class:`LexiconLabeler` -- ``sigmoid(# positive words - # negative words)``, a
+  rule that needs no trained model (quick runs on a fresh machine).
 
-Prompts are cut to the same number of tokens and completions have a fixed
-length, so every batch is a plain ``(B, T)`` tensor with no padding.
+Preference pairs: two completions of the same request, the one with the higher
+true reward "chosen"; each label is flipped with a small probability (label
+noise: real labelers disagree with themselves).
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
-from dl2llm.data import sentiment_splits
-from dl2llm.gpt import GPT
 from dl2llm.runtime import UsageError
 
 POSITIVE_WORDS = frozenset(
@@ -42,25 +41,36 @@ NEGATIVE_WORDS = frozenset(
     "bad worst dull boring awful poor stupid mess ugly weak fail fails failed hate tired flat "
     "lame silly sad worse pointless tedious waste never nothing no not".split()
 )
+TRAIN_TOPICS = (
+    "film movie hotel restaurant book album show play game phone car camera concert museum "
+    "park cafe bakery novel series podcast laptop bike sandwich pizza"
+).split()
+EVAL_TOPICS = "burger garden beach zoo theatre song festival gym".split()
+POLARITIES = ("negative", "positive")  # index = the label asked for (1 = positive)
 
 
 class Labeler(Protocol):
-    """Scores texts; a higher score means a more preferred text."""
+    """Probability ``(N,)`` that each text is positive."""
 
     def __call__(self, texts: list[str]) -> Tensor: ...
 
 
 class LexiconLabeler:
-    """Rule-based labeler: (# positive words - # negative words) in each text."""
+    """Rule-based labeler: ``sigmoid(# positive words - # negative words)`` of each text."""
 
     def __call__(self, texts: list[str]) -> Tensor:
-        scores = []
-        for text in texts:
-            words = re.findall(r"[a-z']+", text.lower())
-            scores.append(
-                sum(w in POSITIVE_WORDS for w in words) - sum(w in NEGATIVE_WORDS for w in words)
-            )
-        return torch.tensor(scores, dtype=torch.float32)  # (N,)
+        return torch.sigmoid(lexicon_counts(texts))
+
+
+def lexicon_counts(texts: list[str]) -> Tensor:
+    """``# positive words - # negative words`` of each text, ``(N,)``."""
+    scores = []
+    for text in texts:
+        words = re.findall(r"[a-z']+", text.lower())
+        scores.append(
+            sum(w in POSITIVE_WORDS for w in words) - sum(w in NEGATIVE_WORDS for w in words)
+        )
+    return torch.tensor(scores, dtype=torch.float32)  # (N,)
 
 
 class SentimentLabeler:
@@ -79,95 +89,109 @@ class SentimentLabeler:
 
 
 @dataclass(frozen=True)
-class PreferencePairs:
-    """``N`` prompts, each with a chosen and a rejected completion (token ids)."""
+class Requests:
+    """``N`` chat requests: their texts, token ids ``(N, P)`` and the polarity asked ``(N,)``."""
 
-    prompts: Tensor  # (N, P)
-    chosen: Tensor  # (N, L)
-    rejected: Tensor  # (N, L)
-    noise_free: Tensor  # (N,) True where the label agrees with the labeler (not flipped, no tie)
+    texts: list[str]
+    ids: Tensor  # (N, P)
+    polarity: Tensor  # (N,) 1 = asked for a positive review, 0 = negative
 
     def __len__(self) -> int:
-        return len(self.prompts)
+        return len(self.texts)
+
+    def subset(self, index: Tensor) -> Requests:
+        """The requests at ``index`` ``(M,)``."""
+        return Requests(
+            [self.texts[i] for i in index.tolist()], self.ids[index], self.polarity[index]
+        )
+
+    def repeat(self, times: int) -> Requests:
+        """Each request ``times`` times in a row (``[a, a, b, b]`` for 2)."""
+        return self.subset(torch.arange(len(self)).repeat_interleave(times))
+
+
+def request_text(topic: str, polarity: str) -> str:
+    """The user's words, e.g. ``"Write a negative review of the hotel in one sentence."``."""
+    return f"Write a {polarity} review of the {topic} in one sentence."
+
+
+def chat_prompt(text: str) -> str:
+    """SmolLM2's chat format for one user turn, ending where the assistant starts."""
+    return f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def review_requests(topics: list[str] | tuple[str, ...], tokenizer) -> Requests:
+    """One negative and one positive request per topic, kept if all have the same length.
+
+    Equal lengths make every batch a plain ``(B, P)`` tensor with no padding;
+    topics whose prompt tokenizes longer than the most common length are dropped.
+    """
+    texts = [request_text(t, p) for t in topics for p in POLARITIES]
+    ids = [tokenizer(chat_prompt(text))["input_ids"] for text in texts]
+    lengths = [len(row) for row in ids]
+    common = max(set(lengths), key=lengths.count)
+    keep = [i for i, n in enumerate(lengths) if n == common]
+    if not keep:
+        raise UsageError("no review request could be tokenized")
+    return Requests(
+        [texts[i] for i in keep],
+        torch.tensor([ids[i] for i in keep]),
+        torch.tensor([i % 2 for i in keep]),
+    )
+
+
+@dataclass(frozen=True)
+class TrueReward:
+    """The reward we want: the labeler's probability of the polarity each request asked for."""
+
+    labeler: Labeler
+
+    def __call__(self, polarity: Tensor, completions: list[str]) -> Tensor:
+        """Rewards ``(N,)`` in ``[0, 1]`` of completion texts given the asked polarity ``(N,)``."""
+        positive = self.labeler(completions)  # (N,)
+        return torch.where(polarity.bool(), positive, 1.0 - positive)
+
+
+@dataclass(frozen=True)
+class PreferencePairs:
+    """``N`` requests, each with a chosen and a rejected completion (token ids)."""
+
+    requests: Requests
+    chosen: Tensor  # (N, L)
+    rejected: Tensor  # (N, L)
+    noise_free: Tensor  # (N,) True where the label agrees with the scorer (not flipped, no tie)
+
+    def __len__(self) -> int:
+        return len(self.requests)
 
     def subset(self, index: Tensor) -> PreferencePairs:
         """The pairs at ``index``."""
         return PreferencePairs(
-            self.prompts[index], self.chosen[index], self.rejected[index], self.noise_free[index]
-        )
+            self.requests.subset(index), self.chosen[index], self.rejected[index],
+            self.noise_free[index],
+        )  # fmt: skip
 
 
-def review_prompts(split: str, n: int, prompt_tokens: int, tokenizer) -> Tensor:
-    """The first ``prompt_tokens`` GPT-2 tokens of ``n`` review snippets, ``(n, prompt_tokens)``."""
-    texts = sentiment_splits()[split].texts
-    prompts = []
-    for text in texts:
-        ids = tokenizer.encode_ordinary(text)
-        if len(ids) >= prompt_tokens:
-            prompts.append(ids[:prompt_tokens])
-        if len(prompts) == n:
-            break
-    if len(prompts) < n:
-        raise UsageError(f"only {len(prompts)} '{split}' snippets have {prompt_tokens} tokens")
-    return torch.tensor(prompts)
-
-
-def sample_completions(
-    policy: GPT, prompts: Tensor, length: int, generator: torch.Generator, batch_size: int = 64
-) -> Tensor:
-    """One sampled continuation of ``length`` tokens per prompt, ``(N, length)``."""
-    policy.eval()
-    chunks = []
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]  # (B, P)
-        tokens = policy.generate(batch, length, temperature=1.0, generator=generator)
-        chunks.append(tokens[:, batch.size(1) :])  # (B, L)
-    return torch.cat(chunks)
-
-
-def decode(tokenizer, completions: Tensor) -> list[str]:
-    """Text of each row of token ids."""
-    return [tokenizer.decode(row.tolist()) for row in completions]
-
-
-def build_preference_pairs(
-    policy: GPT,
-    prompts: Tensor,
-    labeler: Labeler,
-    tokenizer,
-    completion_tokens: int,
+def rank_pairs(
+    requests: Requests,
+    first: Tensor,
+    second: Tensor,
+    first_scores: Tensor,
+    second_scores: Tensor,
     label_noise: float,
     generator: torch.Generator,
-    samples_per_prompt: int = 2,
 ) -> PreferencePairs:
-    """Sample ``samples_per_prompt`` completions per prompt; the labeler (plus noise) ranks them.
+    """Chosen = the completion ``(N, L)`` with the higher score ``(N,)``; flip ``label_noise``.
 
-    The best completion is "chosen" and the worst "rejected": with more than two
-    samples the pair has a wider margin under the labeler, so fewer labels are
-    coin flips between two near-equal texts. When every sample of a prompt ties,
-    a coin picks the order of the first two. Each label is then flipped with
-    probability ``label_noise``.
+    Ties are broken by a coin.
     """
     if not 0.0 <= label_noise < 0.5:
         raise UsageError(f"label noise must be in [0, 0.5), got {label_noise}")
-    if samples_per_prompt < 2:
-        raise UsageError(f"a pair needs at least 2 samples per prompt, got {samples_per_prompt}")
-    samples = torch.stack(
-        [
-            sample_completions(policy, prompts, completion_tokens, generator)
-            for _ in range(samples_per_prompt)
-        ],
-        dim=1,
-    )  # (N, K, L)
-    scores = labeler(decode(tokenizer, samples.flatten(0, 1))).view(len(prompts), -1)  # (N, K)
-    best, worst = scores.argmax(1), scores.argmin(1)  # (N,)
-    tied = scores.max(1).values == scores.min(1).values
-    coin = (torch.rand(len(prompts), generator=generator) < 0.5).long()
-    best = torch.where(tied, coin, best)
-    worst = torch.where(tied, 1 - coin, worst)
-    flipped = torch.rand(len(prompts), generator=generator) < label_noise
-    chosen_index = torch.where(flipped, worst, best)[:, None, None]  # (N, 1, 1)
-    rejected_index = torch.where(flipped, best, worst)[:, None, None]
-    chosen = samples.gather(1, chosen_index.expand(-1, 1, samples.size(2))).squeeze(1)  # (N, L)
-    rejected = samples.gather(1, rejected_index.expand(-1, 1, samples.size(2))).squeeze(1)
-    return PreferencePairs(prompts, chosen, rejected, ~flipped & ~tied)
+    tied = first_scores == second_scores
+    coin = torch.rand(len(requests), generator=generator) < 0.5
+    first_wins = torch.where(tied, coin, first_scores > second_scores)
+    flipped = torch.rand(len(requests), generator=generator) < label_noise
+    first_chosen = (first_wins ^ flipped)[:, None]  # (N, 1)
+    chosen = torch.where(first_chosen, first, second)
+    rejected = torch.where(first_chosen, second, first)
+    return PreferencePairs(requests, chosen, rejected, ~flipped & ~tied)

@@ -9,9 +9,12 @@ Ouyang et al., 2022) and that ``trl``'s ``RewardTrainer`` computes::
     loss = -log sigmoid(r(chosen) - r(rejected))
 
 Only differences of rewards are identified, so the scale and offset of ``r`` are
-arbitrary. Our reward model reads a completion with the frozen MiniLM sentence
-encoder (mean-pooled token states, Reimers & Gurevych, 2019) and trains a
-linear head on top: cheap enough to score every PPO rollout.
+arbitrary. A reward model must read the prompt as well as the completion (is
+"a dull film" good? Only if a negative review was asked for). Ours reads the
+request and the completion together as one input pair, ``[CLS] request [SEP]
+completion [SEP]``, with the frozen MiniLM sentence encoder (mean-pooled token
+states, Reimers & Gurevych, 2019), so attention mixes the two, and trains a
+small head on top: cheap enough to score every PPO rollout.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def pairwise_accuracy(chosen_rewards: Tensor, rejected_rewards: Tensor) -> float
 
 
 class TextEncoder:
-    """Frozen MiniLM: texts to mean-pooled sentence embeddings ``(N, 384)``."""
+    """Frozen MiniLM: texts (or text pairs) to mean-pooled embeddings ``(N, 384)``."""
 
     def __init__(self) -> None:
         self.model, self.tokenizer = load_encoder()
@@ -45,11 +48,15 @@ class TextEncoder:
             param.requires_grad_(False)
 
     @torch.no_grad()
-    def __call__(self, texts: list[str], batch_size: int = 128) -> Tensor:
+    def __call__(
+        self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 128
+    ) -> Tensor:
         chunks = []
         for start in range(0, len(texts), batch_size):
+            second = None if pairs is None else pairs[start : start + batch_size]
             enc = self.tokenizer(
                 texts[start : start + batch_size],
+                second,
                 padding=True,
                 truncation=True,
                 max_length=64,
@@ -62,22 +69,28 @@ class TextEncoder:
 
 
 class RewardHead(nn.Module):
-    """A linear map from an embedding ``(N, H)`` to a scalar reward ``(N,)``.
+    """An embedding ``(N, H)`` to a scalar reward ``(N,)``: linear, or one hidden layer.
 
-    Linear on purpose: a few hundred noisy pairs are too few for a bigger head
-    (an MLP fits the training pairs, label noise included, and generalises worse).
+    ``hidden=0`` is a linear map. Whether a review fits the request is an
+    interaction (positive words are good after "positive", bad after
+    "negative"), which a small hidden layer can represent more easily.
     """
 
-    def __init__(self, embedding_dim: int) -> None:
+    def __init__(self, embedding_dim: int, hidden: int = 0) -> None:
         super().__init__()
-        self.linear = nn.Linear(embedding_dim, 1)
+        if hidden:
+            self.net = nn.Sequential(
+                nn.Linear(embedding_dim, hidden), nn.GELU(), nn.Linear(hidden, 1)
+            )
+        else:
+            self.net = nn.Linear(embedding_dim, 1)
 
     def forward(self, embeddings: Tensor) -> Tensor:
-        return self.linear(embeddings).squeeze(-1)  # (N,)
+        return self.net(embeddings).squeeze(-1)  # (N,)
 
 
 class RewardModel:
-    """Scores completion texts: frozen encoder + trained :class:`RewardHead`, normalised.
+    """Scores (request, completion) texts: frozen encoder + trained head, normalised.
 
     The head's scores are shifted and scaled to ``(score - offset) / scale``; with
     the mean and standard deviation of the reference policy's completions, as
@@ -92,9 +105,10 @@ class RewardModel:
         self.offset, self.scale = offset, scale
 
     @torch.no_grad()
-    def __call__(self, texts: list[str]) -> Tensor:
+    def __call__(self, requests: list[str], completions: list[str]) -> Tensor:
         self.head.eval()
-        return (self.head(self.encoder(texts)) - self.offset) / self.scale  # (N,)
+        scores = self.head(self.encoder(requests, completions))  # (N,)
+        return (scores - self.offset) / self.scale
 
 
 @dataclass(frozen=True)

@@ -1,45 +1,60 @@
-"""RLHF end to end on the project's GPT-2: preferences, reward model, PPO and DPO side by side.
+"""RLHF end to end on SmolLM2: preferences, reward model, then PPO, DPO and best-of-N.
 
-The pipeline of Ouyang et al. (2022, "Training language models to follow
-instructions with human feedback"), shrunk to a laptop:
+The pipeline of Ouyang et al. (2022), shrunk to a laptop, on a task where the
+prompt matters (:mod:`dl2llm.alignment.preferences`): the policy is asked for a
+positive or a negative one-sentence review of a topic.
 
-1. The pretrained GPT-2 is the *reference* policy. It continues review openings
-   a few times; a fixed labeler prefers the most positive continuation to the
-   least positive one (with label noise): :mod:`dl2llm.alignment.preferences`.
-2. A Bradley-Terry *reward model* learns those preferences
-   (:mod:`dl2llm.alignment.reward`), stopping early on validation pairs; its
-   accuracy on held-out pairs says how well.
-3. *PPO* (:mod:`dl2llm.alignment.ppo`) tunes a LoRA-wrapped copy of the policy to
-   maximise the reward model's score with a KL penalty to the frozen reference.
-4. *DPO* (Rafailov et al., 2023; :mod:`dl2llm.alignment.dpo`) tunes another
-   LoRA copy directly on the preference pairs, with no reward model and no sampling.
+1. The reference policy (SmolLM2-135M-Instruct) answers training requests
+   twice; the true reward (a sentiment classifier's probability of the asked
+   polarity) prefers one answer, with label noise.
+2. A Bradley-Terry *reward model* (:mod:`dl2llm.alignment.reward`) learns those
+   preferences from (request, completion) pairs; stopped early on validation
+   pairs, measured on held-out pairs.
+3. Three ways to get more reward, each with the same budget of sampled
+   completions scored by the reward model (``samples``):
 
-Both tuned policies are then judged against the reference on held-out prompts
-by the labeler itself (the "true" preference the reward model only estimates):
-the win rate is the share of prompts where the tuned continuation scores higher
-than the reference's continuation (the same reference samples for both methods),
-ties counting half, with a bootstrap 95% interval. Over training we track the
-labeler's score of sampled continuations and the KL to the reference.
+   * *PPO* (:mod:`dl2llm.alignment.ppo`): ``samples`` on-policy rollouts, KL
+     penalty ``kl_coef`` to the reference;
+   * *DPO* (Rafailov et al., 2023; :mod:`dl2llm.alignment.dpo`): ``samples / 2``
+     requests answered twice by the reference, the reward model picks the
+     chosen one (the same reward signal as PPO), strength ``beta``;
+   * *best-of-N* (Nakano et al., 2021; Gao et al., 2023): sample ``N`` answers
+     from the reference, keep the one the reward model likes best. Its KL to
+     the reference is known in closed form, ``log N - (N - 1) / N``.
+
+Every tuned policy is LoRA on the same base model; its reference is the base
+with the adapter off (:mod:`dl2llm.alignment.policy`). Each is judged on
+held-out topics by the *true* reward and by the reward model (the gap shows
+over-optimisation), with its KL to the reference and its win rate against the
+reference's own answers.
 """
 
 from __future__ import annotations
 
-import copy
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from dl2llm.alignment.dpo import DPOConfig, train_dpo
-from dl2llm.alignment.ppo import PPOConfig, ValueHead, sequence_kl, train_ppo
+from dl2llm.alignment.policy import (
+    reference_of,
+    reset_adapters,
+    sample_batched,
+    sequence_kl,
+)
+from dl2llm.alignment.ppo import PPOConfig, ValueHead, train_ppo
 from dl2llm.alignment.preferences import (
-    Labeler,
+    EVAL_TOPICS,
+    TRAIN_TOPICS,
     PreferencePairs,
-    build_preference_pairs,
-    decode,
-    review_prompts,
-    sample_completions,
+    Requests,
+    TrueReward,
+    rank_pairs,
+    review_requests,
 )
 from dl2llm.alignment.reward import (
     RewardHead,
@@ -48,279 +63,259 @@ from dl2llm.alignment.reward import (
     TextEncoder,
     train_reward_head,
 )
-from dl2llm.finetune.lora import inject_lora
-from dl2llm.gpt import GPT
-
-LORA_TARGETS = ("qkv_proj", "out_proj", "up_proj", "down_proj")
 
 
 @dataclass(frozen=True)
 class RLHFConfig:
-    """Sizes of one run of :func:`run_rlhf` (``quick()`` shrinks them for CI)."""
+    """One seed's sizes (``quick()`` shrinks them for CI); the sweep lives in the lesson."""
 
-    prompt_tokens: int = 6
-    completion_tokens: int = 12
-    preference_prompts: int = 1200
-    samples_per_prompt: int = 4
+    completion_tokens: int = 16
+    lora_rank: int = 8
+    preference_draws: int = 320  # requests answered twice by the reference for the reward model
+    label_noise: float = 0.1
     heldout_fraction: float = 0.2
     validation_fraction: float = 0.15
-    label_noise: float = 0.1
-    eval_prompts: int = 500
-    probe_prompts: int = 128
-    probes: int = 4
-    lora_rank: int = 8
+    reward_hidden: int = 64
     reward_epochs: int = 300
+    eval_samples: int = 4  # answers per held-out request for each tuned policy
+    best_of: tuple[int, ...] = (1, 2, 4, 8, 16)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
+
+    def __post_init__(self) -> None:
+        biggest = max(self.best_of)
+        if any(biggest % n for n in self.best_of) or biggest < self.eval_samples:
+            raise ValueError("best_of sizes must divide the largest, which must be >= eval_samples")
+
+    @property
+    def samples(self) -> int:
+        """Completions scored by the reward model per PPO or DPO run (equal by design)."""
+        return self.ppo.samples
 
     @classmethod
     def quick(cls) -> RLHFConfig:
         return cls(
-            completion_tokens=8,
-            preference_prompts=48,
-            eval_prompts=32,
-            probe_prompts=16,
-            probes=2,
-            reward_epochs=50,
+            completion_tokens=6,
+            preference_draws=24,
+            reward_epochs=20,
+            eval_samples=2,
+            best_of=(1, 2, 4),
             ppo=PPOConfig(
-                iterations=3, batch_size=8, completion_tokens=8, epochs=2, minibatch_size=8
+                iterations=2, batch_size=4, completion_tokens=6, epochs=1, minibatch_size=4
             ),
-            dpo=DPOConfig(steps=4, batch_size=8),
+            dpo=DPOConfig(epochs=1, batch_size=2),
         )
 
 
-def frozen_copy(model: GPT) -> GPT:
-    """A copy of ``model`` that cannot train: no gradients, eval mode."""
-    frozen = copy.deepcopy(model).eval()
-    for param in frozen.parameters():
-        param.requires_grad_(False)
-    return frozen
+def best_of_n_kl(n: int) -> float:
+    """``KL(best-of-n || reference) = log n - (n - 1) / n`` nats (Stiennon et al., 2020, app.)."""
+    return math.log(n) - (n - 1) / n
 
 
-def lora_policy(base: GPT, rank: int) -> GPT:
-    """A copy of ``base`` whose attention and MLP matrices get trainable LoRA adapters."""
-    policy = copy.deepcopy(base)
-    inject_lora(policy, LORA_TARGETS, r=rank, alpha=2.0 * rank)
-    return policy.eval()
-
-
-@dataclass(frozen=True)
+@dataclass
 class Judge:
-    """What measures a policy: the labeler (true preference) and the learned reward model."""
+    """The true reward and the learned reward model, both of (request, completion)."""
 
-    labeler: Labeler
-    reward_model: RewardModel
-    tokenizer: object
+    true_reward: TrueReward
+    reward_model: RewardModel | None
+    decode: Callable[[Tensor], list[str]]
 
-    def gold(self, completions: Tensor) -> Tensor:
-        """The labeler's scores ``(N,)`` of completion tokens ``(N, L)``."""
-        return self.labeler(decode(self.tokenizer, completions))
+    def true(self, requests: Requests, completions: Tensor) -> Tensor:
+        """True rewards ``(N,)`` of completion tokens ``(N, L)``."""
+        return self.true_reward(requests.polarity, self.decode(completions))
 
-    def learned(self, completions: Tensor) -> Tensor:
-        """The reward model's scores ``(N,)``."""
-        return self.reward_model(decode(self.tokenizer, completions))
-
-
-def probe(
-    policy: GPT, reference: GPT, prompts: Tensor, judge: Judge, length: int, seed: int
-) -> dict[str, float]:
-    """Mean labeler score, reward-model score and KL to the reference of fresh samples."""
-    completions = sample_completions(policy, prompts, length, torch.Generator().manual_seed(seed))
-    sequences = torch.cat([prompts, completions], 1)  # (N, P + L)
-    return {
-        "gold": judge.gold(completions).mean().item(),
-        "reward_model": judge.learned(completions).mean().item(),
-        "kl": sequence_kl(policy, reference, sequences, prompts.size(1)).mean().item(),
-    }
-
-
-def win_rate(
-    tuned_scores: Tensor, reference_scores: Tensor, seed: int, resamples: int = 2000
-) -> dict[str, float]:
-    """Share of prompts where tuned beats reference (ties half) and a bootstrap 95% interval."""
-    wins = (tuned_scores > reference_scores).double() + 0.5 * (tuned_scores == reference_scores)
-    wins = wins.numpy()
-    rng = np.random.default_rng(seed)
-    means = wins[rng.integers(0, len(wins), (resamples, len(wins)))].mean(1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return {"win_rate": float(wins.mean()), "low": float(low), "high": float(high)}
+    def learned(self, requests: Requests, completions: Tensor) -> Tensor:
+        """Reward-model scores ``(N,)`` (0 = the reference's mean, unit = its spread)."""
+        return self.reward_model(requests.texts, self.decode(completions))
 
 
 @dataclass
-class MethodReport:
-    """One tuning method: probes over training and the final head-to-head."""
+class Setup:
+    """One seed's shared pieces: requests, reward model, the reference's held-out answers."""
 
-    fraction: list[float] = field(default_factory=list)  # share of training done at each probe
-    gold: list[float] = field(default_factory=list)
-    reward_model: list[float] = field(default_factory=list)
-    kl: list[float] = field(default_factory=list)
-    win: dict[str, float] = field(default_factory=dict)
-    win_by_reward_model: dict[str, float] = field(default_factory=dict)
-
-    def record(self, fraction: float, measured: dict[str, float]) -> None:
-        """Append one probe's numbers."""
-        self.fraction.append(fraction)
-        for key in ("gold", "reward_model", "kl"):
-            getattr(self, key).append(measured[key])
-
-
-@dataclass
-class RLHFReport:
-    """Everything :func:`run_rlhf` measured."""
-
-    pairs: PreferencePairs
+    train: Requests
+    eval: Requests
+    judge: Judge
     reward: RewardTrainingResult
-    reward_noise_free_accuracy: float | None
-    reference_gold: float
-    ppo: MethodReport
-    dpo: MethodReport
+    pairs: int
+    pool_true: Tensor  # (E, n_max): true rewards of the reference's answers to eval request e
+    pool_learned: Tensor  # (E, n_max): reward-model scores of the same answers
+    reference_true: float
 
 
-def split_pairs(
-    pairs: PreferencePairs, heldout_fraction: float, generator: torch.Generator
-) -> tuple[PreferencePairs, PreferencePairs]:
-    """A random (rest, held-out) split of the pairs."""
+def _draw(requests: Requests, n: int, generator: torch.Generator) -> Requests:
+    return requests.subset(torch.randint(len(requests), (n,), generator=generator))
+
+
+def split(pairs: PreferencePairs, fraction: float, generator: torch.Generator):
+    """A random (rest, ``fraction``) split of ``pairs``."""
     order = torch.randperm(len(pairs), generator=generator)
-    n_heldout = max(1, int(heldout_fraction * len(pairs)))
-    return pairs.subset(order[n_heldout:]), pairs.subset(order[:n_heldout])
+    n = max(1, int(fraction * len(pairs)))
+    return pairs.subset(order[n:]), pairs.subset(order[:n])
 
 
 def fit_reward_model(
-    train: PreferencePairs,
-    validation: PreferencePairs,
-    heldout: PreferencePairs,
-    tokenizer,
-    epochs: int,
-) -> tuple[RewardModel, RewardTrainingResult, float | None]:
-    """Train the Bradley-Terry head, stopping early on ``validation``; normalise its scores.
-
-    Also returns the held-out accuracy on noise-free pairs (``None`` if there are none).
-    """
+    pairs: PreferencePairs, judge: Judge, settings: RLHFConfig, generator: torch.Generator
+) -> tuple[RewardModel, RewardTrainingResult]:
+    """Train the Bradley-Terry head on (request, completion) pairs; normalise its scores."""
     encoder = TextEncoder()
+    rest, heldout = split(pairs, settings.heldout_fraction, generator)
+    fit, validation = split(rest, settings.validation_fraction, generator)
 
-    def embed(pairs: PreferencePairs) -> tuple[Tensor, Tensor]:
-        return encoder(decode(tokenizer, pairs.chosen)), encoder(decode(tokenizer, pairs.rejected))
+    def embed(part: PreferencePairs) -> tuple[Tensor, Tensor]:
+        texts = part.requests.texts
+        return encoder(texts, judge.decode(part.chosen)), encoder(
+            texts, judge.decode(part.rejected)
+        )
 
-    train_emb, validation_emb, heldout_emb = embed(train), embed(validation), embed(heldout)
-    head = RewardHead(train_emb[0].size(1))
-    result = train_reward_head(head, train_emb, heldout_emb, epochs, validation=validation_emb)
-    clean = heldout.noise_free
+    fit_emb, val_emb, held_emb = embed(fit), embed(validation), embed(heldout)
+    head = RewardHead(fit_emb[0].size(1), settings.reward_hidden)
+    result = train_reward_head(head, fit_emb, held_emb, settings.reward_epochs, validation=val_emb)
     with torch.no_grad():
-        correct = head(heldout_emb[0][clean]) > head(heldout_emb[1][clean])
-        reference_scores = head(torch.cat(train_emb))  # (2N,): completions of the reference
-    noise_free_accuracy = correct.float().mean().item() if clean.any() else None
+        reference_scores = head(torch.cat(fit_emb))  # (2N,): answers of the reference
     offset, scale = reference_scores.mean().item(), reference_scores.std().item() + 1e-8
-    return RewardModel(encoder, head, offset, scale), result, noise_free_accuracy
+    return RewardModel(encoder, head, offset, scale), result
 
 
-@dataclass
-class Prober:
-    """Called after each training step; at ``probes`` evenly spaced steps, records a probe."""
-
-    report: MethodReport
-    policy: GPT
-    reference: GPT
-    prompts: Tensor
-    judge: Judge
-    length: int
-    seed: int
-    total_steps: int
-    probes: int
-
-    def __call__(self, step: int) -> None:
-        due = {round(self.total_steps * k / self.probes) for k in range(1, self.probes + 1)}
-        if step in due:
-            measured = probe(
-                self.policy, self.reference, self.prompts, self.judge, self.length, self.seed
-            )
-            self.report.record(step / self.total_steps, measured)
-
-
-@dataclass(frozen=True)
-class Baseline:
-    """The reference's completions of the evaluation prompts and both judges' scores ``(N,)``."""
-
-    prompts: Tensor  # (N, P)
-    gold: Tensor
-    learned: Tensor
-
-
-def reference_baseline(
-    reference: GPT, prompts: Tensor, judge: Judge, length: int, seed: int
-) -> Baseline:
-    """Sample the reference once on the evaluation prompts; PPO and DPO both face these."""
-    base = sample_completions(reference, prompts, length, torch.Generator().manual_seed(seed + 2))
-    return Baseline(prompts, judge.gold(base), judge.learned(base))
-
-
-def _head_to_head(
-    report: MethodReport, policy: GPT, baseline: Baseline, judge: Judge, length: int, seed: int
-) -> None:
-    generator = torch.Generator().manual_seed(seed + 1)
-    tuned = sample_completions(policy, baseline.prompts, length, generator)
-    report.win = win_rate(judge.gold(tuned), baseline.gold, seed)
-    report.win_by_reward_model = win_rate(judge.learned(tuned), baseline.learned, seed)
-
-
-def run_rlhf(
-    base: GPT,
-    labeler: Labeler,
+def prepare(
+    policy: nn.Module,
     tokenizer,
+    true_reward: TrueReward,
     settings: RLHFConfig,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[RLHFReport, GPT]:
-    """Build preferences, fit the reward model, tune by PPO and by DPO, and judge both.
-
-    Returns the report and the frozen reference (for checking that it never changed).
-    """
+    seed: int,
+    banned: tuple[int, ...],
+) -> Setup:
+    """Preference pairs, the reward model, and the reference's pool of held-out answers."""
     generator = torch.Generator().manual_seed(seed)
-    reference = frozen_copy(base)
-    length = settings.completion_tokens
-    prompts = review_prompts(
-        "train", settings.preference_prompts, settings.prompt_tokens, tokenizer
-    )
-    probe_prompts = review_prompts("val", settings.probe_prompts, settings.prompt_tokens, tokenizer)
-    eval_prompts = review_prompts("test", settings.eval_prompts, settings.prompt_tokens, tokenizer)
-    pairs = build_preference_pairs(
-        reference, prompts, labeler, tokenizer, length, settings.label_noise, generator,
-        settings.samples_per_prompt,
-    )  # fmt: skip
-    train_pairs, heldout_pairs = split_pairs(pairs, settings.heldout_fraction, generator)
-    fit_pairs, validation_pairs = split_pairs(train_pairs, settings.validation_fraction, generator)
-    reward_model, reward, clean_accuracy = fit_reward_model(
-        fit_pairs, validation_pairs, heldout_pairs, tokenizer, settings.reward_epochs
-    )
-    judge = Judge(labeler, reward_model, tokenizer)
-    baseline = reference_baseline(reference, eval_prompts, judge, length, seed)
-    start = probe(reference, reference, probe_prompts, judge, length, seed)
-    reports = {"ppo": MethodReport(), "dpo": MethodReport()}
-    for report in reports.values():
-        report.record(0.0, start)
-
-    ppo_policy = lora_policy(base, settings.lora_rank)
-    train_ppo(
-        ppo_policy,
-        ValueHead(base.config.n_embd),
-        reference,
-        prompts,
-        judge.learned,
-        replace(settings.ppo, completion_tokens=length),
+    reset_adapters(policy, seed)  # the LoRA policy starts as the reference
+    L = settings.completion_tokens
+    judge = Judge(true_reward, None, lambda ids: tokenizer.batch_decode(ids))
+    train = review_requests(TRAIN_TOPICS, tokenizer)
+    evaluation = review_requests(EVAL_TOPICS, tokenizer)
+    drawn = _draw(train, settings.preference_draws, generator)
+    with reference_of(policy)():
+        first, second = (sample_batched(policy, drawn.ids, L, generator, banned) for _ in "ab")
+        n_max = max(settings.best_of)
+        pool = sample_batched(policy, evaluation.repeat(n_max).ids, L, generator, banned)
+    pairs = rank_pairs(
+        drawn,
+        first,
+        second,
+        judge.true(drawn, first),
+        judge.true(drawn, second),
+        settings.label_noise,
         generator,
-        Prober(reports["ppo"], ppo_policy, reference, probe_prompts, judge, length, seed,
-               settings.ppo.iterations, settings.probes),
-        progress,
-    )  # fmt: skip
-    _head_to_head(reports["ppo"], ppo_policy, baseline, judge, length, seed)
-
-    dpo_policy = lora_policy(base, settings.lora_rank)
-    dpo_prober = Prober(
-        reports["dpo"], dpo_policy, reference, probe_prompts, judge, length, seed,
-        settings.dpo.steps, settings.probes,
-    )  # fmt: skip
-    train_dpo(dpo_policy, reference, train_pairs, settings.dpo, generator, dpo_prober, progress)
-    _head_to_head(reports["dpo"], dpo_policy, baseline, judge, length, seed)
-    report = RLHFReport(
-        pairs, reward, clean_accuracy, start["gold"], reports["ppo"], reports["dpo"]
     )
-    return report, reference
+    judge.reward_model, reward = fit_reward_model(pairs, judge, settings, generator)
+    repeated = evaluation.repeat(n_max)
+    pool_true = judge.true(repeated, pool).view(len(evaluation), n_max)
+    pool_learned = judge.learned(repeated, pool).view(len(evaluation), n_max)
+    return Setup(
+        train,
+        evaluation,
+        judge,
+        reward,
+        len(pairs),
+        pool_true,
+        pool_learned,
+        pool_true.mean().item(),
+    )
+
+
+def best_of_n(setup: Setup, n: int) -> dict[str, float]:
+    """True reward and reward-model score of best-of-``n`` (by the reward model), and its KL."""
+    E, n_max = setup.pool_true.shape
+    learned = setup.pool_learned.view(E, n_max // n, n)  # disjoint groups of n answers
+    true = setup.pool_true.view(E, n_max // n, n)
+    best = learned.argmax(-1, keepdim=True)  # (E, G, 1)
+    return {
+        "true_reward": true.gather(-1, best).mean().item(),
+        "reward_model": learned.gather(-1, best).mean().item(),
+        "kl": best_of_n_kl(n),
+        "samples_per_prompt": n,
+    }
+
+
+def win_rate(tuned: Tensor, reference: Tensor) -> float:
+    """Share of paired answers where the tuned one has the higher true reward (ties half)."""
+    return ((tuned > reference).double() + 0.5 * (tuned == reference)).mean().item()
+
+
+def evaluate(
+    policy: nn.Module, setup: Setup, settings: RLHFConfig, seed: int, banned: tuple[int, ...]
+) -> dict[str, float]:
+    """True reward, reward-model score, KL and win rate of ``policy`` on held-out requests."""
+    generator = torch.Generator().manual_seed(seed + 7)
+    k = settings.eval_samples
+    requests = setup.eval.repeat(k)
+    completions = sample_batched(
+        policy, requests.ids, settings.completion_tokens, generator, banned
+    )
+    sequences = torch.cat([requests.ids, completions], 1)
+    true = setup.judge.true(requests, completions)
+    kl = sequence_kl(policy, reference_of(policy), sequences, requests.ids.size(1))
+    return {
+        "true_reward": true.mean().item(),
+        "reward_model": setup.judge.learned(requests, completions).mean().item(),
+        "kl": kl.mean().item(),
+        "win_rate": win_rate(true, setup.pool_true[:, :k].reshape(-1)),
+    }
+
+
+def run_method(
+    method: str,
+    coef: float,
+    policy: nn.Module,
+    setup: Setup,
+    settings: RLHFConfig,
+    seed: int,
+    banned: tuple[int, ...],
+    progress: bool = False,
+) -> dict[str, float]:
+    """Tune a fresh adapter by ``"ppo"`` (``kl_coef = coef``) or ``"dpo"`` (``beta = coef``).
+
+    Both sample ``settings.samples`` completions and query the reward model as
+    often; returns :func:`evaluate`'s numbers plus the budget and the seconds taken.
+    """
+    start = time.perf_counter()
+    reset_adapters(policy, seed)
+    generator = torch.Generator().manual_seed(seed + 1)
+    L = settings.completion_tokens
+    torch.manual_seed(seed)
+    if method == "ppo":
+        config = replace(settings.ppo, kl_coef=coef, completion_tokens=L)
+        value_head = ValueHead(policy.config.hidden_size)
+        train_ppo(
+            policy,
+            value_head,
+            setup.train,
+            setup.judge.learned,
+            config,
+            generator,
+            banned,
+            progress,
+        )
+    elif method == "dpo":
+        drawn = _draw(setup.train, settings.samples // 2, generator)
+        with reference_of(policy)():
+            first, second = (sample_batched(policy, drawn.ids, L, generator, banned) for _ in "ab")
+        pairs = rank_pairs(
+            drawn,
+            first,
+            second,
+            setup.judge.learned(drawn, first),
+            setup.judge.learned(drawn, second),
+            0.0,
+            generator,
+        )
+        train_dpo(policy, pairs, replace(settings.dpo, beta=coef), generator, progress)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    result = evaluate(policy, setup, settings, seed, banned)
+    seconds = time.perf_counter() - start
+    return {
+        **result,
+        "samples": settings.samples,
+        "reward_model_queries": settings.samples,
+        "seconds": seconds,
+    }
