@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 from scripts import load_script
@@ -17,6 +19,7 @@ from dl2llm.responsible.counterfactual import CounterfactualPair, pair_scores, t
 from dl2llm.responsible.fairness import gender_fairness
 from dl2llm.responsible.likelihood_bias import stereotype_scores
 from dl2llm.responsible.mitigation import compare, summary
+from dl2llm.responsible.pairing_experiment import PairingConfig, accuracy_change, gap_metrics
 from dl2llm.responsible.report import markdown_report, plot_audit
 from dl2llm.results import load_results
 from dl2llm.runtime import UsageError
@@ -93,6 +96,7 @@ def sentiment_results() -> dict:
                 for name, scores in real_scores.items()
             },
         },
+        "clp": clp_results(),
         "weat": {
             "word2vec": [{"test": "t", "n_targets": 8, "effect_size": 1.2, "p_value": 0.01}],
             "contextual_minilm": [
@@ -104,6 +108,20 @@ def sentiment_results() -> dict:
     }  # fmt: skip
 
 
+def clp_results() -> dict:
+    """One seed, two probe pairs: the baseline's gaps +0.2 and -0.1, CLP's +0.1 and 0."""
+    baseline = np.array([[[0.9, 0.7], [0.4, 0.5]]])  # (S, P, 2)
+    clp = np.array([[[0.9, 0.8], [0.5, 0.5]]])
+    gaps = gap_metrics(baseline, clp)
+    return {
+        "config": asdict(PairingConfig()),
+        "n_training_pairs": 300, "n_probe_pairs": 2, "probe_names": ["Harry", "Leroy"],
+        "deployed_abs_gap": 0.2, "deployed_accuracy": 0.75,
+        "gaps": gaps, "by_attribute": {"name": gaps},
+        "accuracy_change_pts": accuracy_change(np.array([[1, 1, 0, 1]]), np.array([[1, 1, 1, 0]])),
+    }  # fmt: skip
+
+
 def test_sentiment_report_has_before_after_tables(tmp_path):
     results = sentiment_results()
     report = markdown_report("sentiment", results, [], quick=False)
@@ -111,6 +129,8 @@ def test_sentiment_report_has_before_after_tables(tmp_path):
     assert "| template | name | 576 | 4.2% | 4.2% | 0.0% | 0.0250 | 0.0250 | 0.0000 |" in report
     assert "| word2vec | t | 8 | +1.20 | 0.0100 |" in report
     assert "Accuracy change, CDA - deployed: +25.0 [" in report
+    assert "| all | +0.0500 | +0.0500 | 0.1500 | 0.0500 | +0.1000 [+0.1000, +0.1000] |" in report
+    assert "CLP 75.0%, change +0.00 [-75.00, +75.00] points." in report
     assert "Group fairness by gender (2 labelled test sentences" in report
     assert "| deployed (week 3) | false negative rate | 1.000 | 0.000 | 1.000 | [" in report
     assert "| CDA | accuracy | 1.000 | 1.000 | 0.000 | [0.000, 0.000] |" in report
@@ -128,6 +148,10 @@ def test_sentiment_headline_compares_with_the_deployed_classifier():
     assert numbers["cda_abs_gap_change"] == pytest.approx(-0.012)  # 24 * 0.6 / 1200
     assert numbers["cda_abs_gap_change_high"] < 0
     assert numbers["weat_career_family_minilm_d"] == 0.5
+    assert numbers["clp_abs_gap_reduction"] == pytest.approx(0.1)
+    assert numbers["baseline_signed_gap"] == pytest.approx(0.05)
+    assert numbers["clp_signed_gap_after"] == pytest.approx(0.05)
+    assert numbers["clp_accuracy_change_pts"] == 0.0
     assert numbers["sentiment_gender_fnr_difference_before"] == 1.0
     assert numbers["sentiment_gender_fpr_difference_before"] == 1.0
     assert numbers["sentiment_gender_accuracy_difference_before"] == 0.0

@@ -18,6 +18,9 @@ MODULES = (
     "dl2llm.evaluation.questions",
     "dl2llm.evaluation.report_sections",
     "dl2llm.evaluation.systems",
+    "dl2llm.responsible.fairness",
+    "dl2llm.responsible.pairing_experiment",
+    "dl2llm.responsible.stats",
 )
 
 

@@ -4,8 +4,10 @@
 for the instruct model, BBQ before and after the prompt-level mitigation);
 ``audit_sentiment`` probes the week 3 sentiment classifier with counterfactual pairs,
 measures counterfactual data augmentation against a control fine-tuned the same way
-(:mod:`~dl2llm.responsible.mitigation`), and runs WEAT on word vectors and on MiniLM's
-contextual embeddings.
+(:mod:`~dl2llm.responsible.mitigation`) and counterfactual logit pairing against a baseline
+fine-tuned the same way without the pairing term, on held-out names and templates
+(:mod:`~dl2llm.responsible.pairing_experiment`), and runs WEAT on word vectors and on
+MiniLM's contextual embeddings.
 Every result carries its benchmark's licence and known limitations.
 """
 
@@ -28,6 +30,11 @@ from dl2llm.responsible.benchmarks import (
 )
 from dl2llm.responsible.counterfactual import real_pairs, templated_pairs
 from dl2llm.responsible.mitigation import CDAConfig, cda_experiment
+from dl2llm.responsible.pairing_experiment import (
+    PairingConfig,
+    pairing_experiment,
+    pairing_headline,
+)
 from dl2llm.responsible.stats import as_interval
 from dl2llm.responsible.weat import contextual_lookup, keyed_vectors_lookup, weat_suite
 
@@ -54,8 +61,9 @@ class AuditConfig:
     probe_templates: int = 24  # templates filled for the counterfactual probes
     test_size: int = 1008  # sentiment test sentences (all of them): accuracy, real probe pairs
     cda: CDAConfig = CDAConfig(
-        None, 500, 256, FineTuneConfig(epochs=1, batch_size=32, learning_rate=2e-5, max_length=64)
+        400, 200, 256, FineTuneConfig(epochs=1, batch_size=32, learning_rate=2e-5, max_length=64)
     )
+    pairing: PairingConfig = PairingConfig()
     word_corpus: str = "full"
     weat_permutations: int = 10_000
 
@@ -69,6 +77,7 @@ class AuditConfig:
             probe_templates=2,
             test_size=48,
             cda=CDAConfig(24, 8, 16, FineTuneConfig(epochs=1, batch_size=16, max_length=32)),
+            pairing=PairingConfig.quick(),
             word_corpus="small",
             weat_permutations=1000,
         )
@@ -160,7 +169,7 @@ def _contextual_weat(sizes: AuditConfig) -> list[dict]:
 
 
 def audit_sentiment(quick: bool, sizes: AuditConfig, seed: int = 0) -> dict:
-    """Counterfactual probes, CDA before/after, and WEAT on word and contextual vectors."""
+    """Counterfactual probes, CDA and CLP before/after, and WEAT on word and contextual vectors."""
     from dl2llm.efficiency.distillation import load_teacher
 
     splits = sentiment_splits(0)
@@ -170,6 +179,7 @@ def audit_sentiment(quick: bool, sizes: AuditConfig, seed: int = 0) -> dict:
     return {
         "n_probe_pairs": len(pairs),
         "cda": cda_experiment(deployed, data, pairs, sizes.cda, seed),
+        "clp": pairing_experiment(deployed, data, sizes.pairing),
         "weat": {
             "word2vec": _word_vector_weat(sizes, seed),
             "contextual_minilm": _contextual_weat(sizes),
@@ -306,5 +316,6 @@ def sentiment_headline(results: dict) -> dict[str, float | dict]:
     if fairness["deployed"]["n_pairs"]:
         numbers |= fairness_headline(fairness["deployed"], "_before", tuple(SHORT))
         numbers |= fairness_headline(fairness["cda"], "_after", ("accuracy",))
+    numbers |= pairing_headline(results["clp"])
     numbers["weat_career_family_minilm_d"] = results["weat"]["contextual_minilm"][0]["effect_size"]
     return numbers

@@ -19,6 +19,7 @@ that follows it, a crude stand-in for the part-of-speech tags Zmigrod et al. use
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -165,10 +166,17 @@ class CounterfactualPair:
 
 def templated_pairs(n_templates: int = len(TEMPLATES)) -> list[CounterfactualPair]:
     """The first ``n_templates`` templates filled with every filler, and the swapped twins."""
+    return fill_templates(TEMPLATES[:n_templates], TEMPLATE_FILLERS)
+
+
+def fill_templates(
+    templates: Sequence[str], fillers: dict[str, Sequence[str]]
+) -> list[CounterfactualPair]:
+    """Every template filled with every filler of each attribute, and the swapped twins."""
     pairs = []
-    for attribute, fillers in TEMPLATE_FILLERS.items():
-        for template in TEMPLATES[:n_templates]:
-            for filler in fillers:
+    for attribute, attribute_fillers in fillers.items():
+        for template in templates:
+            for filler in attribute_fillers:
                 text = template.format(filler)
                 text = text[0].upper() + text[1:]
                 pairs.append(

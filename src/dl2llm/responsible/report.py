@@ -146,6 +146,41 @@ def cda_section(cda: dict) -> str:
     return "\n\n".join(parts)
 
 
+def clp_section(clp: dict) -> str:
+    """Baseline vs counterfactual logit pairing on the held-out probe, overall and per attribute."""
+    config, gaps = clp["config"], clp["gaps"]
+    accuracy = clp["accuracy_change_pts"]
+    tuning = config["fine_tune"]
+    rows = [
+        [attribute, f"{g['baseline_signed_gap']:+.4f}", f"{g['clp_signed_gap']:+.4f}",
+         f"{g['baseline_abs_gap']:.4f}", f"{g['clp_abs_gap']:.4f}",
+         f"{_num(g['abs_gap_reduction']['mean'], 4)} [{_num(g['abs_gap_reduction']['low'], 4)}, "
+         f"{_num(g['abs_gap_reduction']['high'], 4)}]"]
+        for attribute, g in [("all", gaps), *clp["by_attribute"].items()]
+    ]  # fmt: skip
+    header = ["attribute", "signed gap baseline", "signed gap CLP", "abs gap baseline",
+              "abs gap CLP", "abs gap reduction (95% CI)"]  # fmt: skip
+    seeds = ", ".join(f"{r:+.4f}" for r in gaps["abs_gap_reduction_by_seed"])
+    return "\n\n".join([
+        "### Counterfactual logit pairing (Garg et al., 2019)",
+        f"Both arms start from the deployed weights and are fine-tuned on the same "
+        f"{config['n_train']} training sentences ({tuning['epochs']} epoch, batch "
+        f"{tuning['batch_size']}, learning rate {tuning['learning_rate']}) with the same "
+        f"{clp['n_training_pairs']} counterfactual pairs in the same order, seeds "
+        f"{', '.join(map(str, config['seeds']))}; the baseline with pairing weight 0, CLP with weight "
+        f"{config['weight']}. Probe: {clp['n_probe_pairs']} pairs from templates and names "
+        "that the pairing term never saw (probe names: "
+        f"{', '.join(clp['probe_names'])}). Deployed classifier on the probe: abs gap "
+        f"{clp['deployed_abs_gap']:.4f}, test accuracy {100 * clp['deployed_accuracy']:.1f}%. "
+        "Intervals: 95% bootstrap over seeds and probe pairs.",
+        table(header, rows),
+        f"Reduction per seed: {seeds}. Test accuracy: baseline "
+        f"{100 * accuracy['baseline_accuracy']:.1f}%, CLP {100 * accuracy['clp_accuracy']:.1f}%,"
+        f" change {_num(accuracy['mean'], 2)} [{_num(accuracy['low'], 2)}, "
+        f"{_num(accuracy['high'], 2)}] points.",
+    ])  # fmt: skip
+
+
 def fairness_section(fairness: dict) -> str:
     """Per-gender accuracy and error rates of each classifier, and the largest gaps."""
     rows = []
@@ -182,6 +217,7 @@ def sentiment_section(results: dict) -> str:
         "Score gap = p(positive | original) - p(positive | swapped); the original has the "
         "European-American name, the male word, the Western nationality, the Christian word.",
         cda_section(results["cda"]),
+        clp_section(results["clp"]),
         fairness_section(results["cda"]["group_fairness"]),
         "### WEAT (Caliskan et al., 2017)",
         table(["embeddings", "test", "n per target set", "effect size d", "p"], weat_rows),
