@@ -5,16 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 from peft import PrefixTuningConfig, TaskType, get_peft_model
-from scipy.stats import binomtest
-from tiny import tiny_gpt2, tiny_gpt2_classifier, tiny_llama
+from tiny import tiny_bert_classifier, tiny_gpt2, tiny_gpt2_classifier, tiny_llama
 
 from dl2llm.finetune import PrefixTuning, count_parameters, inject_adapters
 from dl2llm.finetune.adapters import LLAMA_ADAPTER_TARGETS
 from dl2llm.finetune.experiment import (
-    MethodResult,
+    Method,
     PeftFineTuneConfig,
-    accuracy_interval,
-    check_gpt2_folder,
+    RunResult,
+    fine_tune,
     load_progress,
     parse_method,
     prepare,
@@ -146,13 +145,15 @@ def test_bad_settings_raise_usage_error():
     ("method", "new_parameters"),
     [
         ("full", None),
-        ("lora_r2", 2 * 2 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32)) + (64 + 32)),
+        ("lora_r2", 2 * 2 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32))),
+        ("lora_r2_emb", 2 * 2 * ((32 + 96) + (32 + 32) + (32 + 128) + (128 + 32)) + 2 * (64 + 32)),
         ("adapters", 4 * (2 * 16 * 32 + 16 + 32) + 5 * 2 * 32),  # adapters + layer norms
         ("prefix", 10 * 2 * 2 * 32),
     ],
 )
 def test_each_method_trains_its_parameters_and_the_new_head(method, new_parameters):
-    model = prepare(tiny_gpt2_classifier(), method, PeftFineTuneConfig(prefix_length=10))
+    config = PeftFineTuneConfig(prefix_length=10, prefix_hidden=0)
+    model = prepare(tiny_gpt2_classifier(), method, config)
     trainable, total = count_parameters(model)
     head = 32 * 2  # score: 32 -> 2, no bias
     assert trainable == (total if new_parameters is None else new_parameters + head)
@@ -165,31 +166,98 @@ def test_each_method_trains_its_parameters_and_the_new_head(method, new_paramete
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
-def test_method_names_and_model_folders_are_checked(tmp_path):
-    assert parse_method("lora_r16") == ("lora", 16)
-    for bad in ("lora", "lora_r0", "lora_rx", "bitfit", "full_r2"):
+BERT_LORA_R2 = 2 * 2 * (4 * (32 + 32) + (32 + 64) + (64 + 32))  # layers x rank x (q,k,v,o, ff)
+
+
+@pytest.mark.parametrize(
+    ("method", "new_parameters"),
+    [
+        ("lora_r2", BERT_LORA_R2),
+        ("lora_r2_emb", BERT_LORA_R2 + 2 * (100 + 32)),  # + rank x (vocab + width), exactly
+        ("adapters", 4 * (2 * 16 * 32 + 16 + 32) + 5 * 2 * 32),  # 5 LayerNorms
+        ("prefix", 10 * 8 + (8 * 8 + 8) + (8 * 128 + 128)),  # embedding + MLP to 2 x 2 x 32
+    ],
+)
+def test_bert_methods_train_exactly_their_parameters(method, new_parameters):
+    """MiniLM's architecture: the pooler stays frozen, the new classifier trains."""
+    config = PeftFineTuneConfig(prefix_length=10, prefix_hidden=8)
+    model = prepare(tiny_bert_classifier(), method, config)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert {"classifier.weight", "classifier.bias"} <= {n.removeprefix("model.") for n in trainable}
+    assert not any("pooler" in n for n in trainable)
+    assert count_parameters(model).trainable == new_parameters + 32 * 2 + 2
+
+
+def test_reparameterised_prefix_folds_to_identical_outputs():
+    model = PrefixTuning(tiny_bert_classifier(), n_prefix=4, hidden=8)
+    train_steps_bert(model)
+    ids = torch.randint(1, 100, (2, 7))
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    with torch.no_grad():
+        before = model(ids, attention_mask=mask).logits
+        model.fold()
+        after = model(ids, attention_mask=mask).logits
+    assert model.mlp is None and count_parameters(model).trainable == 4 * 2 * 2 * 32
+    torch.testing.assert_close(after, before, atol=1e-6, rtol=0)
+
+
+def test_bert_prefix_is_attended_and_padding_is_not():
+    model = PrefixTuning(tiny_bert_classifier(), n_prefix=3)
+    ids = torch.randint(1, 100, (2, 7))
+    mask = torch.tensor([[1] * 7, [1] * 4 + [0] * 3])
+    other = ids.clone()
+    other[1, 4:] = 5  # different tokens under the padding
+    with torch.no_grad():
+        out = model(ids, attention_mask=mask).logits
+        torch.testing.assert_close(model(other, attention_mask=mask).logits, out, atol=1e-6, rtol=0)
+        alone = model(ids[1:, :4], attention_mask=mask[1:, :4]).logits
+        torch.testing.assert_close(alone, out[1:], atol=1e-6, rtol=0)
+        model.prefix.mul_(50)
+        assert (model(ids, attention_mask=mask).logits - out).abs().max() > 1e-4
+
+
+def train_steps_bert(model: torch.nn.Module, steps: int = 3) -> None:
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-2)
+    ids, labels = torch.randint(1, 100, (4, 10)), torch.tensor([0, 1, 0, 1])
+    model.train()
+    for _ in range(steps):
+        optimizer.zero_grad()
+        model(input_ids=ids, labels=labels).loss.backward()
+        optimizer.step()
+    model.eval()
+
+
+def test_fine_tune_scores_a_folded_prefix_item_by_item():
+    split = {
+        "input_ids": torch.randint(1, 100, (6, 5)),
+        "attention_mask": torch.ones(6, 5, dtype=torch.long),
+        "labels": torch.tensor([0, 1, 0, 1, 1, 0]),
+    }
+    splits = {"train": split, "val": split, "test": split}
+    config = PeftFineTuneConfig(batch_size=4, prefix_length=2, prefix_hidden=8)
+    model = prepare(tiny_bert_classifier(), "prefix", config)
+    result = fine_tune(model, "prefix", 1e-3, splits, config, torch.device("cpu"), progress=False)
+    assert len(result.test_correct) == 6 and set(result.test_correct) <= {0, 1}
+    assert len(result.losses) == 2  # 6 examples in batches of 4
+    assert result.stored == 2 * 2 * 2 * 32 + 32 * 2 + 2  # folded prefix + classifier
+    assert result.trainable == 2 * 8 + (8 * 8 + 8) + (8 * 128 + 128) + 32 * 2 + 2
+    assert result.key == "prefix@0.001#0"
+
+
+def test_method_names_are_checked():
+    assert parse_method("lora_r16") == Method("lora", 16, False)
+    assert parse_method("lora_r4_emb") == Method("lora", 4, True)
+    assert parse_method("prefix") == Method("prefix")
+    for bad in ("lora", "lora_r0", "lora_rx", "lora_r4_x", "bitfit", "full_r2", "prefix_emb"):
         with pytest.raises(UsageError, match="unknown method"):
             parse_method(bad)
-    with pytest.raises(UsageError, match="no config.json"):
-        check_gpt2_folder(tmp_path)
-    tiny_llama().config.save_pretrained(tmp_path)
-    with pytest.raises(UsageError, match="holds a 'llama' model, not GPT-2"):
-        check_gpt2_folder(tmp_path)
 
 
 def test_progress_is_saved_and_resumed_only_for_the_same_settings(tmp_path):
     path = tmp_path / "progress.json"
-    result = MethodResult("lora_r4", 10, 1000, 0.7, 0.75, 1.5, 12.0, [0.7, 0.6])
-    save_progress(path, {"epochs": 1}, {"lora_r4": result})
-    assert load_progress(path, {"epochs": 1}) == {"lora_r4": result}
+    result = RunResult("lora_r4", 1e-3, 1, 10, 1000, 0.7, [1, 0, 1], 1.5, 12.0, [0.7, 0.6], 10)
+    save_progress(path, {"epochs": 1}, {result.key: result})
+    assert load_progress(path, {"epochs": 1}) == {"lora_r4@0.001#1": result}
     assert load_progress(path, {"epochs": 2}) == {}
     assert load_progress(tmp_path / "missing.json", {"epochs": 1}) == {}
-
-
-def test_accuracy_interval_matches_scipys_wilson_interval():
-    for correct, n in [(600, 1000), (45, 50), (3, 400)]:
-        reference = binomtest(correct, n).proportion_ci(method="wilson")
-        low, high = accuracy_interval(correct / n, n)
-        assert (low, high) == pytest.approx((reference.low, reference.high), abs=1e-5)
-    assert accuracy_interval(1.0, 50)[1] == pytest.approx(1.0)
-    assert accuracy_interval(0.0, 50)[0] == pytest.approx(0.0)

@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 from peft import LoraConfig, get_peft_model
-from tiny import tiny_gpt2, tiny_gpt2_untied, tiny_llama
+from tiny import tiny_bert_classifier, tiny_gpt2, tiny_gpt2_untied, tiny_llama
 from torch import nn
 from transformers.pytorch_utils import Conv1D
 
@@ -23,6 +23,7 @@ from dl2llm.finetune import (
     unload_lora,
     unmerge_lora,
 )
+from dl2llm.finetune.experiment import ARCHITECTURES
 from dl2llm.runtime import UsageError
 
 TOL = 1e-6  # outputs and gradients, ours vs peft (fp32)
@@ -109,6 +110,39 @@ def test_whole_model_matches_peft(family):
                 f"base_model.model.{module.removesuffix('.base')}.{kind}.default.weight"
             ]
             torch.testing.assert_close(param.grad, ref.grad, atol=TOL, rtol=0)
+
+
+def test_bert_attention_and_feed_forward_match_peft():
+    """BERT: separate query/key/value Linears, two ``output.dense`` (attention, feed-forward)."""
+
+    def build() -> nn.Module:
+        return tiny_bert_classifier(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+
+    ours, reference = build(), build()
+    wrapped = inject_lora(ours, ARCHITECTURES["bert"].lora, r=4, alpha=8)
+    assert len(wrapped) == 2 * 6  # per layer: query, key, value, attention out, intermediate, out
+    assert not any("pooler" in name for name in wrapped)
+    randomize_b(ours)
+    reference = get_peft_model(reference, LoraConfig(r=4, lora_alpha=8, target_modules=wrapped))
+    assert copy_into_peft(ours, reference) == 2 * 12
+    ids = torch.randint(1, 100, (3, 9))
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, 6:] = 0
+    labels = torch.tensor([0, 1, 1])
+    out_ours = ours(input_ids=ids, attention_mask=mask, labels=labels)
+    out_ref = reference(input_ids=ids, attention_mask=mask, labels=labels)
+    torch.testing.assert_close(out_ours.logits, out_ref.logits, atol=1e-5, rtol=0)
+    assert (out_ours.logits - build()(input_ids=ids, attention_mask=mask).logits).abs().max() > 1e-3
+    out_ours.loss.backward()
+    out_ref.loss.backward()
+    ref_params = dict(reference.named_parameters())
+    for name, param in ours.named_parameters():
+        if param.requires_grad:
+            module, kind = name.rsplit(".", 1)
+            ref = ref_params[
+                f"base_model.model.{module.removesuffix('.base')}.{kind}.default.weight"
+            ]
+            torch.testing.assert_close(param.grad, ref.grad, atol=1e-5, rtol=0)
 
 
 def test_conv1d_is_wrapped_with_transposed_layout():

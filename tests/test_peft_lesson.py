@@ -1,69 +1,102 @@
-"""The week 4 PEFT comparison's bookkeeping: flags, resume, metrics against full fine-tuning."""
+"""The week 4 PEFT comparison's bookkeeping: flags, tuning, resume, paired metrics."""
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 
-from dl2llm.finetune.experiment import MethodResult, PeftFineTuneConfig, save_progress
+from dl2llm.finetune.experiment import PeftFineTuneConfig, RunResult, save_progress
 from dl2llm.finetune.peft_lesson import (
+    LEARNING_RATE_GRID,
     PeftConfig,
+    Runner,
     Task,
-    compare_methods,
-    comparison_table,
-    method_metrics,
+    chosen_rates,
     parse_learning_rates,
     parse_methods,
+    run_all,
+    tune_learning_rates,
 )
+from dl2llm.finetune.peft_stats import comparison_table, method_metrics
+from dl2llm.prompting import paired_difference_interval
 from dl2llm.runtime import UsageError
 
 
-def result(method: str, trainable: int, val: float, test: float) -> MethodResult:
-    return MethodResult(method, trainable, 1000, val, test, 1.0, 10.0, [0.7, 0.6])
+def result(method: str, seed: int, val: float, correct: list[int], trainable: int = 10,
+           lr: float = 1e-3) -> RunResult:  # fmt: skip
+    return RunResult(method, lr, seed, trainable, 1000, val, correct, 1.0, 10.0, [0.7, 0.6], 10)
 
 
 def test_flags_are_parsed_and_checked():
     assert parse_learning_rates("full=1e-3, lora=2e-3") == {"full": 1e-3, "lora": 2e-3}
     for bad in ("bogus=1e-3", "full=fast", "full=0"):
-        with pytest.raises(argparse.ArgumentTypeError):
+        with pytest.raises(UsageError):
             parse_learning_rates(bad)
-    assert parse_methods(" full, lora_r4 ,") == ["full", "lora_r4"]
+    assert parse_methods(" full, lora_r4_emb ,") == ["full", "lora_r4_emb"]
     for bad in (" , ", "full,lora"):
         with pytest.raises(UsageError):
             parse_methods(bad)
 
 
-def test_quick_config_keeps_the_quick_sizes_and_prefix_room():
+def test_quick_config_and_fixed_rates():
     quick = PeftConfig.quick(seed=3)
-    assert (quick.train_size, quick.eval_size, quick.epochs) == (64, 64, 1)
-    assert (quick.smollm2_steps, quick.smollm2_block, quick.seed) == (2, 32, 3)
-    tune = PeftConfig(learning_rates={"lora": 1e-4}).tune_config(n_positions=40)
-    assert tune.max_length == 40 - tune.prefix_length
-    assert tune.learning_rates == {**PeftFineTuneConfig().learning_rates, "lora": 1e-4}
+    assert (quick.seeds, quick.train_size, quick.val_size, quick.test_size) == (2, 16, 16, 16)
+    assert all(len(rates) == 1 for rates in quick.grid.values())
+    full = PeftConfig()
+    assert {len(rates) for rates in full.grid.values()} == {3}  # same budget per family
+    full.fix_learning_rates({"lora": 1e-4})
+    assert full.grid["lora"] == (1e-4,) and full.grid["full"] == LEARNING_RATE_GRID["full"]
 
 
-def test_finished_methods_are_resumed_without_training(tmp_path, capsys):
+def filled_runner(tmp_path, runs: list[RunResult]) -> Runner:
+    """A runner whose every run is already in its progress file (nothing trains)."""
     progress = tmp_path / "progress.json"
-    done = result("full", 1000, 0.8, 0.8)
-    save_progress(progress, {"epochs": 1}, {"full": done})
-    task = Task(pretrained=None, tune=PeftFineTuneConfig(), splits={}, train_size=4, eval_size=4)
-    assert compare_methods(task, ["full"], "cpu", 0, progress, {"epochs": 1}) == [done]
-    assert "full: resumed from" in capsys.readouterr().out
+    save_progress(progress, {"epochs": 1}, {r.key: r for r in runs})
+    task = Task(pretrained=None, tune=PeftFineTuneConfig(), splits={})
+    return Runner(task, "cpu", progress, {"epochs": 1})
 
 
-def test_lora_target_is_judged_on_validation_against_full():
-    results = [
-        result("full", 1000, 0.80, 0.80),
-        result("lora_r1", 10, 0.70, 0.79),  # better on test, worse on validation
-        result("lora_r4", 15, 0.75, 0.70),
-        result("lora_r16", 50, 0.90, 0.90),  # 5% trainable: over the target's share
+def test_rates_are_chosen_on_validation_and_tuning_runs_are_reused(tmp_path, capsys):
+    runs = [
+        result("full", 0, 0.70, [1, 1], lr=1e-5),
+        result("full", 0, 0.80, [0, 0], lr=1e-4),  # best on validation, worst on test
+        result("lora_r4", 0, 0.75, [1, 0], lr=1e-3),
+        result("lora_r4", 0, 0.75, [1, 1], lr=2e-3),  # a tie: the smaller rate wins
+        result("lora_r1", 0, 0.60, [1, 0], lr=1e-3),
     ]
-    metrics = method_metrics(results, PeftFineTuneConfig(), n_test=100)
+    runner = filled_runner(tmp_path, runs)
+    assert "resuming 5 finished runs" in capsys.readouterr().out
+    grid = {"full": (1e-5, 1e-4), "lora": (1e-3, 2e-3)}
+    search = tune_learning_rates(runner, ["full", "lora"], grid, seed=0)
+    assert search == {"full": {1e-5: 0.70, 1e-4: 0.80}, "lora": {1e-3: 0.75, 2e-3: 0.75}}
+    rates = chosen_rates(search)
+    assert rates == {"full": 1e-4, "lora": 1e-3}
+    chosen = run_all(runner, ["full", "lora_r1", "lora_r4"], rates, seeds=[0])
+    assert chosen == {"full": [runs[1]], "lora_r1": [runs[4]], "lora_r4": [runs[2]]}
+
+
+def test_paired_differences_and_the_lora_target():
+    correct = {  # method -> (per-item correctness at seed 0, at seed 1), trainable
+        "full": ([1, 1, 1, 0], [1, 1, 0, 0], 1000),
+        "lora_r4": ([1, 0, 1, 0], [1, 1, 0, 0], 15),
+        "lora_r16": ([1, 1, 1, 1], [1, 1, 1, 1], 50),
+    }
+    val = {"full": 0.8, "lora_r4": 0.75, "lora_r16": 0.9}
+    runs = {
+        m: [result(m, 0, val[m], first, n), result(m, 1, val[m], second, n)]
+        for m, (first, second, n) in correct.items()
+    }
+    metrics = method_metrics(runs)
+    assert metrics["full_accuracy"] == 0.625 and metrics["lora_r4_accuracy"] == 0.5
+    assert metrics["lora_r4_accuracy_seeds"] == [0.5, 0.5]
+    assert metrics["lora_r4_minus_full_pts"] == -12.5
+    assert metrics["lora_r4_minus_full_pts_seeds"] == [-25.0, 0.0]
+    _, low, high = paired_difference_interval([1, 0, 1, 0, 1, 1, 0, 0], [1, 1, 1, 0, 1, 1, 0, 0])
+    assert metrics["lora_r4_minus_full_pts_interval"] == [round(100 * low, 2), round(100 * high, 2)]
+    assert metrics["lora_r4_relative_score"] == 0.8 and metrics["lora_r4_trainable_pct"] == 1.5
+    assert "full_minus_full_pts" not in metrics
+    # lora_r16 is better on validation but trains 5%: over the target's share
     assert metrics["best_lora"] == "lora_r4" and metrics["lora_target_met"] is False
-    assert metrics["lora_r4_relative_score"] == pytest.approx(0.875)
-    assert metrics["lora_r4_trainable_pct"] == 1.5
-    table = comparison_table(results, PeftFineTuneConfig(), n_test=100)
-    assert "-> lora_r4 (best on validation): 0.875 of full (missed)" in table
-    without_full = method_metrics(results[1:], PeftFineTuneConfig(), n_test=100)
+    table = comparison_table(runs)
+    assert "-> lora_r4 (best on validation): 0.800 of full (missed); 2 seeds x 4 test" in table
+    without_full = method_metrics({"lora_r4": runs["lora_r4"]})
     assert "best_lora" not in without_full and "lora_r4_relative_score" not in without_full

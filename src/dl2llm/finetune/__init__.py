@@ -8,8 +8,8 @@ parameters (see :func:`trainable_share`):
 - :mod:`dl2llm.finetune.prefix` -- learned key/value prefixes in every layer (Li & Liang, 2021).
 
 The experiments that use them: :mod:`dl2llm.finetune.experiment` (week 4's comparison on
-the project's GPT-2) and :mod:`dl2llm.finetune.grounded_qa` (the capstone's LoRA on SmolLM2,
-one process or DDP).
+MiniLM, a pretrained BERT) and :mod:`dl2llm.finetune.grounded_qa` (the capstone's LoRA on
+SmolLM2, one process or DDP).
 """
 
 from __future__ import annotations

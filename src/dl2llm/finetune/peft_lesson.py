@@ -1,25 +1,28 @@
 """What ``weeks/week4_optimization/parameter_efficient_tuning.py`` runs: PEFT against full tuning.
 
-The project's GPT-2 (or any local GPT-2 folder) is fine-tuned for sentiment once per
-method of :mod:`dl2llm.finetune.experiment` (full, ``lora_r{r}``, adapters, prefix),
-each from the same pretrained weights and the same seed. :func:`run_lesson`
+A pretrained encoder (offline: all-MiniLM-L6-v2) is fine-tuned for sentiment with
+each method of :mod:`dl2llm.finetune.experiment` (full, ``lora_r{r}``,
+``lora_r{r}_emb``, adapters, prefix), each from the same pretrained weights.
+:func:`run_lesson`
 
 1. encodes the train/validation/test snippets (:func:`load_task`);
-2. trains every method, recording each finished one in a progress file so that a
-   killed run resumes after the last finished method (:func:`compare_methods`);
-3. measures each method against full fine-tuning (:func:`method_metrics`) and checks
-   the target: LoRA reaches >= 98% of full fine-tuning's test accuracy with < 2% of
+2. chooses each method family's learning rate on the validation split: every
+   family gets the same grid size, run at the first seed (:func:`tune_learning_rates`);
+3. trains every method at its family's rate with several seeds, recording each
+   finished run in a progress file so that a killed run resumes (:func:`run_all`);
+4. reports each method's mean test accuracy over seeds and its paired difference
+   from full fine-tuning, seed by seed and item by item (:mod:`dl2llm.finetune.peft_stats`),
+   and checks the target: LoRA reaches >= 98% of full fine-tuning's accuracy with < 2% of
    the parameters trainable;
-4. plots score against trainable share and the loss curves (:func:`plot_comparison`);
-5. runs our LoRA on SmolLM2 as causal-LM fine-tuning and saves the adapter alone
-   (:func:`smollm2_lora`).
+5. runs our LoRA on SmolLM2 as causal-LM fine-tuning, held-out loss before and after,
+   and saves the adapter alone (:func:`smollm2_lora`).
 
-:class:`PeftLesson` holds what came out; its :meth:`~PeftLesson.report` is the printed table.
+Tuning on the first seed and reusing that run as the first seed's result is the usual
+protocol; the test split is read once per run and never used to choose anything.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,9 +35,8 @@ from dl2llm.data import lm_splits, sentiment_splits
 from dl2llm.finetune import save_lora
 from dl2llm.finetune.experiment import (
     LanguageModelResult,
-    MethodResult,
     PeftFineTuneConfig,
-    accuracy_interval,
+    RunResult,
     encode,
     fine_tune,
     lm_windows,
@@ -44,15 +46,22 @@ from dl2llm.finetune.experiment import (
     lora_language_model,
     parse_method,
     prepare,
+    run_key,
     save_progress,
 )
+from dl2llm.finetune.peft_stats import comparison_table, method_metrics, plot_comparison
 from dl2llm.models import load_llm
-from dl2llm.plots import plt, save_figure
 from dl2llm.runtime import UsageError, set_seed
 
 NAME = "parameter_efficient_tuning"
-METHODS = "full,lora_r1,lora_r4,lora_r16,adapters,prefix"
-TARGET_RELATIVE_SCORE, TARGET_TRAINABLE_PCT = 0.98, 2.0
+METHODS = "full,lora_r1,lora_r4,lora_r16,lora_r4_emb,adapters,prefix"
+TUNED_ON = {"lora": "lora_r4"}  # the family member whose runs choose the family's rate
+LEARNING_RATE_GRID = {
+    "full": (5e-5, 1e-4, 2e-4),
+    "lora": (5e-4, 1e-3, 2e-3),
+    "adapters": (5e-4, 1e-3, 2e-3),
+    "prefix": (1e-3, 3e-3, 1e-2),
+}
 
 
 @dataclass
@@ -60,47 +69,41 @@ class PeftConfig:
     """Sizes of the week 4 comparison (``quick()`` shrinks them for CI)."""
 
     methods: list[str] = field(default_factory=lambda: METHODS.split(","))
-    train_size: int | None = None  # training snippets (None: the whole split)
-    eval_size: int | None = None  # validation and test snippets each (None: the test split's)
-    epochs: int = 2
-    learning_rates: dict[str, float] = field(default_factory=dict)  # overrides by family
-    lora_embedding_rank: int = PeftFineTuneConfig.lora_embedding_rank
+    seeds: int = 3  # runs per method, seeds seed, seed + 1, ...
+    train_size: int | None = 1200  # training snippets (None: the whole split)
+    val_size: int | None = 500  # validation snippets (None: the whole split)
+    test_size: int | None = None  # test snippets (None: the whole split)
+    epochs: int = 1
+    grid: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(LEARNING_RATE_GRID))
     smollm2_steps: int = 24  # SmolLM2 LoRA steps of 2 windows each (0: skip SmolLM2)
     smollm2_block: int = 128  # tokens per SmolLM2 window
+    model: str | None = None  # encoder folder or hub name (None: the offline MiniLM)
     seed: int = 0
 
     @classmethod
     def quick(cls, seed: int = 0) -> PeftConfig:
-        return cls(train_size=64, eval_size=64, epochs=1, smollm2_steps=2, smollm2_block=32,
-                   seed=seed)  # fmt: skip
+        grid = {family: rates[1:2] for family, rates in LEARNING_RATE_GRID.items()}
+        return cls(seeds=2, train_size=16, val_size=16, test_size=16, grid=grid,
+                   smollm2_steps=2, smollm2_block=32, seed=seed)  # fmt: skip
 
-    def tune_config(self, n_positions: int) -> PeftFineTuneConfig:
-        """The training settings; sequences leave room for prefix-tuning's prefix."""
-        defaults = PeftFineTuneConfig()
-        # every method reads the same tokens; prefix-tuning's prefix takes positions too
-        max_length = min(defaults.max_length, n_positions - defaults.prefix_length)
-        return PeftFineTuneConfig(
-            epochs=self.epochs,
-            max_length=max_length,
-            lora_embedding_rank=self.lora_embedding_rank,
-            learning_rates={**defaults.learning_rates, **self.learning_rates},
-        )
+    def fix_learning_rates(self, rates: dict[str, float]) -> None:
+        """Use ``rates`` (family -> rate) instead of a grid search for those families."""
+        self.grid.update({family: (rate,) for family, rate in rates.items()})
 
 
 def parse_learning_rates(text: str) -> dict[str, float]:
-    """``"full=1e-3,lora=2e-3"`` -> ``{"full": 0.001, "lora": 0.002}`` (argparse type)."""
-    families = PeftFineTuneConfig().learning_rates
+    """``"full=1e-3,lora=2e-3"`` -> ``{"full": 0.001, "lora": 0.002}``, or ``UsageError``."""
     rates = {}
     for item in filter(None, text.split(",")):
         family, _, value = item.partition("=")
-        if family.strip() not in families:
-            raise argparse.ArgumentTypeError(f"'{family}' is not one of {', '.join(families)}")
+        if family.strip() not in LEARNING_RATE_GRID:
+            raise UsageError(f"--lr: '{family}' is not one of {', '.join(LEARNING_RATE_GRID)}")
         try:
             rate = float(value)
         except ValueError as error:
-            raise argparse.ArgumentTypeError(f"'{item}': need family=rate") from error
+            raise UsageError(f"--lr: '{item}': need family=rate") from error
         if not rate > 0:
-            raise argparse.ArgumentTypeError(f"'{item}': the rate must be positive")
+            raise UsageError(f"--lr: '{item}': the rate must be positive")
         rates[family.strip()] = rate
     return rates
 
@@ -122,146 +125,79 @@ class Task:
     pretrained: torch.nn.Module
     tune: PeftFineTuneConfig
     splits: dict[str, dict[str, torch.Tensor]]  # split -> input_ids/attention_mask (N, T), labels
-    train_size: int
-    eval_size: int
 
 
-def load_task(model_dir: Path, config: PeftConfig) -> Task:
-    """Load the GPT-2 classifier (new random head) and encode the sentiment splits."""
-    pretrained = load_classifier(model_dir)
-    tune = config.tune_config(pretrained.config.n_positions)
-    tokenizer = load_tokenizer(model_dir)
-    pretrained.config.pad_token_id = tokenizer.pad_token_id
+def load_task(config: PeftConfig, tune: PeftFineTuneConfig) -> Task:
+    """Load the encoder with a new head and encode the sentiment splits."""
+    pretrained = load_classifier(config.model)
+    tokenizer = load_tokenizer(config.model)
     data = sentiment_splits()
-    train_size = config.train_size or len(data["train"])
-    eval_size = config.eval_size or len(data["test"])
+    sizes = {"train": config.train_size, "val": config.val_size, "test": config.test_size}
     splits = {
-        "train": encode(tokenizer, data["train"].head(train_size), tune.max_length),
-        "val": encode(tokenizer, data["val"].head(eval_size), tune.max_length),
-        "test": encode(tokenizer, data["test"].head(eval_size), tune.max_length),
+        name: encode(tokenizer, data[name].head(size or len(data[name])), tune.max_length)
+        for name, size in sizes.items()
     }
-    return Task(pretrained, tune, splits, train_size, eval_size)
+    return Task(pretrained, tune, splits)
 
 
-def compare_methods(
-    task: Task,
-    methods: list[str],
-    device: torch.device,
-    seed: int,
-    progress_file: Path,
-    run_config: dict[str, Any],
-) -> list[MethodResult]:
-    """Fine-tune a copy of the pretrained model per method, resuming finished ones.
-
-    Each finished method is saved to ``progress_file`` with ``run_config``; a later run
-    with the same ``run_config`` skips it. Every method starts from the same seed.
-    """
-    done = load_progress(progress_file, run_config)
-    for method in methods:
-        if method in done:
-            print(f"{method}: resumed from {progress_file}")
-            continue
-        set_seed(seed)
-        model = prepare(copy.deepcopy(task.pretrained), method, task.tune)
-        done[method] = fine_tune(model, method, task.splits, task.tune, device, seed)
-        save_progress(progress_file, run_config, done)
-        del model
-    return [done[method] for method in methods]
+def tuning_method(family: str) -> str:
+    """The method whose validation accuracy chooses ``family``'s learning rate."""
+    return TUNED_ON.get(family, family)
 
 
-def best_lora(results: list[MethodResult]) -> MethodResult | None:
-    """The LoRA run under the trainable-share target that did best on validation (not test)."""
-    lora = [
-        r for r in results if r.method.startswith("lora") and r.trainable_pct < TARGET_TRAINABLE_PCT
-    ]
-    return max(lora, key=lambda r: r.val_accuracy) if lora else None
+class Runner:
+    """Runs (method, learning rate, seed) once each, resuming finished runs from a file."""
 
+    def __init__(self, task: Task, device: torch.device, progress_file: Path, run_config: dict):
+        self.task, self.device = task, device
+        self.progress_file, self.run_config = progress_file, run_config
+        self.done = load_progress(progress_file, run_config)
+        if self.done:
+            print(f"resuming {len(self.done)} finished runs from {progress_file}")
 
-def method_metrics(
-    results: list[MethodResult], tune: PeftFineTuneConfig, n_test: int
-) -> dict[str, Any]:
-    """Each method's numbers, relative to full fine-tuning, and whether LoRA met the target."""
-    metrics: dict[str, Any] = {}
-    full = next((r for r in results if r.method == "full"), None)
-    for result in results:
-        low, high = accuracy_interval(result.test_accuracy, n_test)
-        metrics.update(
-            {
-                f"{result.method}_accuracy": result.test_accuracy,
-                f"{result.method}_accuracy_ci95": [round(low, 4), round(high, 4)],
-                f"{result.method}_val_accuracy": result.val_accuracy,
-                f"{result.method}_val_accuracies": [round(a, 4) for a in result.val_accuracies],
-                f"{result.method}_learning_rate": tune.learning_rate(result.method),
-                f"{result.method}_trainable_pct": round(result.trainable_pct, 4),
-                f"{result.method}_trainable": result.trainable,
-                f"{result.method}_train_time_s": round(result.train_time_s, 2),
-                f"{result.method}_peak_mib": round(result.peak_memory_mib, 1),
-            }
-        )
-        if full:
-            metrics[f"{result.method}_relative_score"] = round(
-                result.test_accuracy / full.test_accuracy, 4
+    def run(self, method: str, learning_rate: float, seed: int) -> RunResult:
+        key = run_key(method, learning_rate, seed)
+        if key not in self.done:
+            set_seed(seed)
+            model = prepare(copy.deepcopy(self.task.pretrained), method, self.task.tune)
+            result = fine_tune(
+                model, method, learning_rate, self.task.splits, self.task.tune, self.device, seed
             )
-    best = best_lora(results)
-    if full and best:
-        met = best.test_accuracy >= TARGET_RELATIVE_SCORE * full.test_accuracy
-        metrics.update(best_lora=best.method, lora_target_met=met)
-    return metrics
+            print(f"{key}: val {result.val_accuracy:.4f} ({result.train_time_s:.0f} s)")
+            self.done[key] = result
+            save_progress(self.progress_file, self.run_config, self.done)
+        return self.done[key]
 
 
-def comparison_table(results: list[MethodResult], tune: PeftFineTuneConfig, n_test: int) -> str:
-    """One row per method, then the target verdict when full fine-tuning and LoRA both ran."""
-    full = next((r for r in results if r.method == "full"), None)
-    lines = [f"\n{'method':<10} {'lr':>7} {'trainable':>10} {'share %':>8} {'val acc':>8} "
-             f"{'test acc':>9} {'95% interval':>14} {'rel. full':>9} {'time s':>7} "
-             f"{'peak MiB':>9}"]  # fmt: skip
-    for result in results:
-        low, high = accuracy_interval(result.test_accuracy, n_test)
-        shown = "-" if full is None else f"{result.test_accuracy / full.test_accuracy:.3f}"
-        lines.append(
-            f"{result.method:<10} {tune.learning_rate(result.method):>7.0e} "
-            f"{result.trainable:>10,} {result.trainable_pct:>8.3f} {result.val_accuracy:>8.4f} "
-            f"{result.test_accuracy:>9.4f} {f'{low:.3f}-{high:.3f}':>14} {shown:>9} "
-            f"{result.train_time_s:>7.1f} {result.peak_memory_mib:>9.1f}"
-        )
-    best = best_lora(results)
-    if full and best:
-        met = best.test_accuracy >= TARGET_RELATIVE_SCORE * full.test_accuracy
-        # the sampling error shown is the last row's interval (all rows share n_test)
-        low, high = accuracy_interval(results[-1].test_accuracy, n_test)
-        lines.append(
-            f"\ntarget: LoRA >= {TARGET_RELATIVE_SCORE:.0%} of full fine-tuning with "
-            f"< {TARGET_TRAINABLE_PCT}% trainable -> {best.method} (best on validation): "
-            f"{best.test_accuracy / full.test_accuracy:.3f} of full "
-            f"({'met' if met else 'missed'}); "
-            f"test accuracies carry +-{100 * (high - low) / 2:.1f} points of sampling error "
-            f"({n_test} examples)"
-        )
-    return "\n".join(lines)
+def tune_learning_rates(
+    runner: Runner, families: list[str], grid: dict[str, tuple[float, ...]], seed: int
+) -> dict[str, dict[float, float]]:
+    """``{family: {rate: validation accuracy}}`` of each family's grid at ``seed``."""
+    return {
+        family: {
+            rate: runner.run(tuning_method(family), rate, seed).val_accuracy
+            for rate in grid[family]
+        }
+        for family in families
+    }
 
 
-def plot_comparison(results: list[MethodResult], path: Path) -> Path:
-    """Test accuracy against trainable share (log scale), and smoothed training losses."""
-    fig, (score, curves) = plt.subplots(1, 2, figsize=(13, 4.5))
-    for result in results:
-        score.scatter(result.trainable_pct, 100 * result.test_accuracy, s=60)
-        score.annotate(result.method, (result.trainable_pct, 100 * result.test_accuracy))
-        window = max(1, len(result.losses) // 20)
-        smooth = [
-            sum(result.losses[i : i + window]) / window
-            for i in range(0, len(result.losses) - window + 1, window)
-        ]
-        curves.plot([i * window for i in range(len(smooth))], smooth, label=result.method)
-    score.set(
-        xscale="log",
-        xlabel="trainable parameters (% of model, log scale)",
-        ylabel="test accuracy (%)",
-        title="score vs trainable parameters",
-    )
-    curves.set(xlabel="step", ylabel="training loss (smoothed)", title="training loss")
-    curves.legend()
-    fig.tight_layout()
-    return save_figure(fig, path, dpi=110, bbox_inches=None)
+def chosen_rates(search: dict[str, dict[float, float]]) -> dict[str, float]:
+    """Each family's rate with the best validation accuracy (ties: the smaller rate)."""
+    return {
+        family: max(sorted(scores), key=lambda rate: scores[rate])
+        for family, scores in search.items()
+    }
+
+
+def run_all(
+    runner: Runner, methods: list[str], rates: dict[str, float], seeds: list[int]
+) -> dict[str, list[RunResult]]:
+    """Every method at its family's rate, once per seed (a tuning run is reused, not re-run)."""
+    return {
+        method: [runner.run(method, rates[parse_method(method).family], s) for s in seeds]
+        for method in methods
+    }
 
 
 def smollm2_lora(
@@ -282,8 +218,10 @@ def smollm2_lora(
 
 
 def smollm2_metrics(lm: LanguageModelResult) -> dict[str, Any]:
-    """Held-out perplexity before and after, trainable share, time and memory."""
+    """Held-out loss and perplexity before and after, trainable share, time and memory."""
     return {
+        "smollm2_lora_val_loss_before": round(lm.val_loss_before, 4),
+        "smollm2_lora_val_loss_after": round(lm.val_loss_after, 4),
         "smollm2_perplexity_before": round(lm.perplexity_before, 3),
         "smollm2_perplexity_after": round(lm.perplexity_after, 3),
         "smollm2_trainable_pct": round(100 * lm.trainable / lm.total, 4),
@@ -299,53 +237,70 @@ class PeftLesson:
     metrics: dict[str, Any]
     config: dict[str, Any]  # as the results JSON records it
     artifacts: list[str]  # file names in the output folder
-    results: list[MethodResult]
-    tune: PeftFineTuneConfig
-    n_test: int
+    runs: dict[str, list[RunResult]]  # method -> one run per seed
+    search: dict[str, dict[float, float]]  # family -> rate -> validation accuracy
     smollm2: LanguageModelResult | None = None
 
     def report(self) -> str:
-        """The comparison table, the target verdict and the SmolLM2 line."""
-        text = comparison_table(self.results, self.tune, self.n_test)
+        """The learning-rate search, the comparison table, the target and the SmolLM2 line."""
+        lines = ["learning rate (validation accuracy at the first seed; * = chosen):"]
+        for family, scores in self.search.items():
+            best = chosen_rates({family: scores})[family]
+            shown = ", ".join(
+                f"{rate:g}{'*' if rate == best else ''} {acc:.3f}" for rate, acc in scores.items()
+            )
+            lines.append(f"  {family:<9} {shown}")
+        text = "\n".join(lines) + comparison_table(self.runs)
         if self.smollm2:
             lm = self.smollm2
             text += (
                 f"\n\nSmolLM2 + our LoRA (q_proj, v_proj, r=8): {lm.trainable:,} trainable "
-                f"({100 * lm.trainable / lm.total:.3f}%), held-out perplexity "
-                f"{lm.perplexity_before:.2f} -> {lm.perplexity_after:.2f} in "
+                f"({100 * lm.trainable / lm.total:.3f}%), held-out loss "
+                f"{lm.val_loss_before:.3f} -> {lm.val_loss_after:.3f} (perplexity "
+                f"{lm.perplexity_before:.2f} -> {lm.perplexity_after:.2f}) in "
                 f"{lm.train_time_s:.1f} s; adapter: {self.artifacts[-1]}"
             )
         return text
 
 
-def run_lesson(config: PeftConfig, model_dir: Path, device: torch.device, out: Path) -> PeftLesson:
-    """Compare the methods on ``model_dir``'s GPT-2, plot them, run SmolLM2 LoRA (see above).
+def run_lesson(config: PeftConfig, device: torch.device, out: Path) -> PeftLesson:
+    """Tune, compare and plot the methods on the encoder, run SmolLM2 LoRA (see above).
 
     Writes the plot and the SmolLM2 adapter to ``out``; the progress file there is
     removed once every step has finished.
     """
+    families = list(dict.fromkeys(parse_method(m).family for m in config.methods))
+    missing = [family for family in families if not config.grid.get(family)]
+    if missing:
+        raise UsageError(f"no learning rates to try for {', '.join(missing)}")
     hf_logging.set_verbosity_error()  # the new head's "missing weights" report is expected
-    task = load_task(model_dir, config)
-    print(
-        f"model: {model_dir}; {task.train_size} training snippets; "
-        f"methods: {', '.join(config.methods)}"
-    )
+    tune = PeftFineTuneConfig(epochs=config.epochs)
+    task = load_task(config, tune)
+    sizes = {name: len(split["labels"]) for name, split in task.splits.items()}
+    print(f"model: {task.pretrained.config.name_or_path}; sizes {sizes}; "
+          f"methods: {', '.join(config.methods)}; {config.seeds} seeds")  # fmt: skip
     run_config = {
-        **asdict(task.tune),
-        "model": str(model_dir),
-        "train_size": task.train_size,
-        "eval_size": task.eval_size,
-        "seed": config.seed,
+        **asdict(tune),
+        "model": task.pretrained.config.name_or_path,
+        "sizes": sizes,
         "device": str(device),
     }
-    progress_file = out / f".{NAME}.progress.json"
-    results = compare_methods(task, config.methods, device, config.seed, progress_file, run_config)
-
-    metrics: dict[str, Any] = {"model": str(model_dir), "train_size": task.train_size}
-    metrics.update(method_metrics(results, task.tune, task.eval_size))
-    artifacts = [f"{NAME}_comparison.png"]
     out.mkdir(parents=True, exist_ok=True)
-    plot_comparison(results, out / artifacts[0])
+    progress_file = out / f".{NAME}.progress.json"
+    runner = Runner(task, device, progress_file, run_config)
+    search = tune_learning_rates(runner, families, config.grid, config.seed)
+    seeds = [config.seed + i for i in range(config.seeds)]
+    runs = run_all(runner, config.methods, chosen_rates(search), seeds)
+
+    metrics: dict[str, Any] = {"model": run_config["model"]}
+    metrics.update({f"{split}_size": n for split, n in sizes.items()})
+    metrics["learning_rate_search"] = {
+        family: {f"{rate:g}": acc for rate, acc in scores.items()}
+        for family, scores in search.items()
+    }
+    metrics.update(method_metrics(runs))
+    artifacts = [f"{NAME}_comparison.png"]
+    plot_comparison(runs, out / artifacts[0])
     smollm2 = None
     if config.smollm2_steps > 0:
         artifacts.append(f"{NAME}_smollm2_lora.safetensors")
@@ -353,7 +308,8 @@ def run_lesson(config: PeftConfig, model_dir: Path, device: torch.device, out: P
             config.smollm2_steps, config.smollm2_block, device, out / artifacts[-1]
         )
         metrics.update(smollm2_metrics(smollm2))
-    metrics["loss_curves"] = {r.method: r.losses for r in results}
+    metrics["loss_curves"] = {method: results[0].losses for method, results in runs.items()}
     progress_file.unlink(missing_ok=True)
-    saved_config = {**run_config, "methods": config.methods, "smollm2_steps": config.smollm2_steps}
-    return PeftLesson(metrics, saved_config, artifacts, results, task.tune, task.eval_size, smollm2)
+    saved_config = {**run_config, "methods": config.methods, "seeds": seeds,
+                    "grid": config.grid, "smollm2_steps": config.smollm2_steps}  # fmt: skip
+    return PeftLesson(metrics, saved_config, artifacts, runs, search, smollm2)

@@ -10,15 +10,21 @@ attention in layer ``l`` becomes
 
 so a prefix steers every layer's computation, not only the input embeddings.
 Trainable parameters: ``P * n_layers * 2 * d_kv``. The paper found direct
-optimisation of the prefix unstable and trains it through a small MLP
-(``prefix = MLP(E)``, thrown away after training); ``hidden`` selects that.
+optimisation of the prefix unstable and *reparameterises* it during training:
+a smaller embedding ``E`` (``P x hidden``) goes through an MLP,
+``prefix = MLP(E)`` (``hidden`` selects that). After training only the MLP's
+output is needed, so :meth:`PrefixTuning.fold` computes it once, stores it as
+the plain prefix and drops ``E`` and the MLP: the folded model computes the
+same outputs with ``P * n_layers * 2 * d_kv`` stored numbers.
 
 Hugging Face models accept precomputed keys/values as a cache, so the prefix
 goes in exactly where a generation cache would: the real tokens then sit at
 positions ``P, P+1, ...``. That gives the guarantee the tests check: a prefix
 initialised from the activations of real tokens (the paper's "initialise with
-real words") makes the model compute exactly what the frozen model computes
-on those tokens followed by the input.
+real words") makes a decoder compute exactly what the frozen model computes
+on those tokens followed by the input. Encoders (BERT) take the same cache: the
+prefix is attended to in both directions, and position ids start after it, as
+they do in ``peft``.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from dl2llm.runtime import UsageError
 
 
 class PrefixTuning(nn.Module):
-    """A frozen Hugging Face decoder (any head) with a trainable per-layer key/value prefix."""
+    """A frozen Hugging Face model (any head) with a trainable per-layer key/value prefix."""
 
     def __init__(self, model: nn.Module, n_prefix: int = 10, hidden: int | None = None) -> None:
         super().__init__()
@@ -82,6 +88,14 @@ class PrefixTuning(nn.Module):
             cache=self.prefix_cache(batch),
             **kwargs,
         )
+
+    @torch.no_grad()
+    def fold(self) -> None:
+        """Replace the reparameterisation by its output: a plain prefix, same outputs."""
+        if self.mlp is not None:
+            flat = self.mlp(self.prefix)  # (P, L*2*H*D)
+            self.prefix = nn.Parameter(flat.detach().clone())
+            self.mlp = None
 
     @torch.no_grad()
     def init_from_tokens(self, token_ids: torch.Tensor) -> None:
