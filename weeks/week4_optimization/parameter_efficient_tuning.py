@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--smollm2-steps",
         type=int,
-        help="SmolLM2 LoRA steps of 2 windows each (0 skips SmolLM2; default: 2 quick, 24 full)",
+        help="SmolLM2 LoRA steps of 2 windows each (0 skips SmolLM2; default: 2 quick, 16 full)",
     )
     run = start_run(NAME, parser, argv)
     args = run.args

@@ -169,12 +169,14 @@ def minibatches(split: dict[str, torch.Tensor], batch_size: int, order: torch.Te
 def correct(model: nn.Module, split: dict[str, torch.Tensor], device: torch.device) -> list[int]:
     """1 for each correctly classified example of ``split``, else 0 (in the split's order)."""
     model.eval()
-    right = []
-    for batch in minibatches(split, 128, torch.arange(len(split["labels"]))):
+    order = torch.argsort(split["attention_mask"].sum(dim=1))  # similar lengths: little padding
+    right = torch.zeros(len(order), dtype=torch.int)
+    starts = range(0, len(order), 128)
+    for start, batch in zip(starts, minibatches(split, 128, order), strict=True):
         batch = {k: v.to(device) for k, v in batch.items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        right += (logits.argmax(dim=-1) == batch["labels"]).int().tolist()  # (B,)
-    return right
+        right[order[start : start + 128]] = (logits.argmax(dim=-1) == batch["labels"]).int().cpu()
+    return right.tolist()
 
 
 @dataclass

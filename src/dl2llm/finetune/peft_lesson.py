@@ -56,11 +56,11 @@ from dl2llm.runtime import UsageError, set_seed
 NAME = "parameter_efficient_tuning"
 METHODS = "full,lora_r1,lora_r4,lora_r16,lora_r4_emb,adapters,prefix"
 TUNED_ON = {"lora": "lora_r4"}  # the family member whose runs choose the family's rate
-LEARNING_RATE_GRID = {
-    "full": (5e-5, 1e-4, 2e-4),
-    "lora": (5e-4, 1e-3, 2e-3),
-    "adapters": (5e-4, 1e-3, 2e-3),
-    "prefix": (1e-3, 3e-3, 1e-2),
+LEARNING_RATE_GRID = {  # three rates per family, a factor of about 3 apart
+    "full": (3e-5, 1e-4, 3e-4),
+    "lora": (1e-3, 3e-3, 1e-2),
+    "adapters": (1e-3, 3e-3, 1e-2),
+    "prefix": (3e-3, 1e-2, 3e-2),
 }
 
 
@@ -70,12 +70,12 @@ class PeftConfig:
 
     methods: list[str] = field(default_factory=lambda: METHODS.split(","))
     seeds: int = 3  # runs per method, seeds seed, seed + 1, ...
-    train_size: int | None = 1200  # training snippets (None: the whole split)
-    val_size: int | None = 500  # validation snippets (None: the whole split)
+    train_size: int | None = 800  # training snippets (None: the whole split)
+    val_size: int | None = 300  # validation snippets (None: the whole split)
     test_size: int | None = None  # test snippets (None: the whole split)
     epochs: int = 1
     grid: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(LEARNING_RATE_GRID))
-    smollm2_steps: int = 24  # SmolLM2 LoRA steps of 2 windows each (0: skip SmolLM2)
+    smollm2_steps: int = 16  # SmolLM2 LoRA steps of 2 windows each (0: skip SmolLM2)
     smollm2_block: int = 128  # tokens per SmolLM2 window
     model: str | None = None  # encoder folder or hub name (None: the offline MiniLM)
     seed: int = 0
