@@ -100,7 +100,7 @@ def tiny_experiment(tokenizer, weight: float) -> dict:
 def test_arms_differ_only_in_the_pairing_weight(tokenizer):
     """Weight 0 in the CLP arm reproduces the baseline exactly: same data order, same dropout."""
     same = tiny_experiment(tokenizer, weight=0.0)
-    assert same["n_probe_pairs"] == 25
+    assert same["n_probe_pairs"] == 25 and same["n_training_pairs"] == 12 * 25 + 6
     assert same["gaps"]["abs_gap_reduction"]["mean"] == 0.0
     assert same["gaps"]["abs_gap_reduction"]["low"] == same["gaps"]["abs_gap_reduction"]["high"]
     assert same["histories"]["baseline"] == same["histories"]["clp"]

@@ -178,8 +178,8 @@ def audit_sentiment(quick: bool, sizes: AuditConfig, seed: int = 0) -> dict:
     deployed = load_teacher(quick, seed)  # the week 3 classifier
     return {
         "n_probe_pairs": len(pairs),
-        "cda": cda_experiment(deployed, data, pairs, sizes.cda, seed),
         "clp": pairing_experiment(deployed, data, sizes.pairing),
+        "cda": cda_experiment(deployed, data, pairs, sizes.cda, seed),
         "weat": {
             "word2vec": _word_vector_weat(sizes, seed),
             "contextual_minilm": _contextual_weat(sizes),

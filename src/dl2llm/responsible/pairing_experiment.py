@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -188,7 +188,10 @@ def accuracy_change(baseline: np.ndarray, clp: np.ndarray, seed: int = 0) -> dic
 
 
 def pairing_experiment(
-    deployed: tuple, data: dict[str, LabelledTexts], config: PairingConfig
+    deployed: tuple,
+    data: dict[str, LabelledTexts],
+    config: PairingConfig,
+    log: Callable[[str], None] = print,
 ) -> dict:
     """Baseline vs CLP arms for every seed; ``deployed`` is ``(model, tokenizer)``.
 
@@ -206,12 +209,13 @@ def pairing_experiment(
         for arm, weight in (("baseline", 0.0), ("clp", config.weight)):
             tuned, history = fine_tune_arm(deployed, train, pairs, config, weight, seed)
             runs[arm].append(measure(tuned, tokenizer, probe, test) | {"history": history})
+            log(f"CLP seed {seed}, {arm} (weight {weight}): {history[-1]}")
     scores = {arm: np.stack([r["probe"] for r in runs[arm]]) for arm in runs}  # (S, P, 2)
     attributes = np.array([p.attribute for p in probe])
     deployed_gap = before["probe"][:, 0] - before["probe"][:, 1]  # (P,)
     return {
         "config": asdict(config),
-        "n_training_pairs": len(pairs),
+        "n_training_pairs": len(pairs[0]),
         "n_probe_pairs": len(probe),
         "probe_names": sorted(split.probe_names()),
         "deployed_abs_gap": float(np.abs(deployed_gap).mean()),

@@ -167,9 +167,9 @@ def clp_section(clp: dict) -> str:
         f"{config['n_train']} training sentences ({tuning['epochs']} epoch, batch "
         f"{tuning['batch_size']}, learning rate {tuning['learning_rate']}) with the same "
         f"{clp['n_training_pairs']} counterfactual pairs in the same order, seeds "
-        f"{', '.join(map(str, config['seeds']))}; the baseline with pairing weight 0, CLP with weight "
-        f"{config['weight']}. Probe: {clp['n_probe_pairs']} pairs from templates and names "
-        "that the pairing term never saw (probe names: "
+        f"{', '.join(map(str, config['seeds']))}; the baseline with pairing weight 0, CLP "
+        f"with weight {config['weight']}. Probe: {clp['n_probe_pairs']} pairs from templates "
+        "and names that the pairing term never saw (probe names: "
         f"{', '.join(clp['probe_names'])}). Deployed classifier on the probe: abs gap "
         f"{clp['deployed_abs_gap']:.4f}, test accuracy {100 * clp['deployed_accuracy']:.1f}%. "
         "Intervals: 95% bootstrap over seeds and probe pairs.",
