@@ -6,21 +6,27 @@ import math
 
 import pytest
 import torch
-from tiny import tiny_gpt
+from transformers import AutoTokenizer
 
 from dl2llm.alignment.preferences import (
+    EVAL_TOPICS,
+    TRAIN_TOPICS,
     LexiconLabeler,
-    build_preference_pairs,
-    decode,
-    review_prompts,
+    Requests,
+    TrueReward,
+    lexicon_counts,
+    rank_pairs,
+    review_requests,
 )
 from dl2llm.alignment.reward import (
     RewardHead,
+    RewardModel,
+    TextEncoder,
     bradley_terry_loss,
     pairwise_accuracy,
     train_reward_head,
 )
-from dl2llm.models import load_gpt2_tokenizer
+from dl2llm.models import llm_path
 from dl2llm.runtime import UsageError
 
 
@@ -51,78 +57,68 @@ def test_reward_head_recovers_a_hidden_linear_preference():
 
 
 def test_lexicon_labeler_counts_positive_minus_negative_words():
-    scores = LexiconLabeler()(["A great, funny and moving film", "dull and boring, not good", ""])
-    torch.testing.assert_close(scores, torch.tensor([3.0, -2.0, 0.0]))
-
-
-def test_review_prompts_are_reproducible_and_equal_length():
-    tokenizer = load_gpt2_tokenizer()
-    prompts = review_prompts("train", 5, 6, tokenizer)
-    assert prompts.shape == (5, 6)
-    assert torch.equal(prompts, review_prompts("train", 5, 6, tokenizer))
-    with pytest.raises(UsageError, match="snippets"):
-        review_prompts("test", 10**6, 6, tokenizer)
-
-
-class TokenCountLabeler:
-    """Scores a text by how often the letter 'e' occurs: deterministic, rarely tied."""
-
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        return torch.tensor([float(text.count("e")) for text in texts])
-
-
-def _pairs(label_noise: float, seed: int = 0):
-    policy = tiny_gpt()
-    tokenizer = load_gpt2_tokenizer()
-    prompts = review_prompts("train", 40, 4, tokenizer)
-    generator = torch.Generator().manual_seed(seed)
-    pairs = build_preference_pairs(
-        policy, prompts, TokenCountLabeler(), tokenizer, 6, label_noise, generator
+    texts = ["A great, funny and moving film", "dull and boring, not good", ""]
+    torch.testing.assert_close(lexicon_counts(texts), torch.tensor([3.0, -2.0, 0.0]))
+    torch.testing.assert_close(
+        LexiconLabeler()(texts), torch.sigmoid(torch.tensor([3.0, -2.0, 0.0]))
     )
-    return pairs, tokenizer
 
 
-def test_preference_pairs_follow_the_labeler_and_are_reproducible():
-    pairs, tokenizer = _pairs(label_noise=0.0)
-    labeler = TokenCountLabeler()
-    chosen = labeler(decode(tokenizer, pairs.chosen))
-    rejected = labeler(decode(tokenizer, pairs.rejected))
-    assert (chosen >= rejected).all()
-    assert torch.equal(pairs.noise_free, chosen > rejected)
-    again, _ = _pairs(label_noise=0.0)
-    assert torch.equal(pairs.chosen, again.chosen) and torch.equal(pairs.rejected, again.rejected)
+def test_true_reward_reads_the_prompt():
+    reward = TrueReward(LexiconLabeler())
+    same = ["A great, funny and moving film"] * 2
+    scores = reward(torch.tensor([1, 0]), same)  # asked positive, then negative
+    torch.testing.assert_close(
+        scores, torch.tensor([1 / (1 + math.exp(-3)), 1 / (1 + math.exp(3))])
+    )
+    assert scores[0] > 0.9 > 0.1 > scores[1]
 
 
-def test_label_noise_flips_some_labels():
-    noisy, tokenizer = _pairs(label_noise=0.3)
-    labeler = TokenCountLabeler()
-    chosen = labeler(decode(tokenizer, noisy.chosen))
-    rejected = labeler(decode(tokenizer, noisy.rejected))
-    flipped = (chosen < rejected).sum().item()
-    assert 3 <= flipped <= 25  # about 30% of 40, minus ties
-    assert not noisy.noise_free[chosen < rejected].any()
+def test_review_requests_have_equal_length_and_both_polarities():
+    tokenizer = AutoTokenizer.from_pretrained(llm_path())
+    requests = review_requests(TRAIN_TOPICS, tokenizer)
+    assert requests.ids.shape == (len(requests), 20)
+    assert len(requests) >= 40 and requests.polarity.tolist()[:4] == [0, 1, 0, 1]
+    assert requests.texts[1] == "Write a positive review of the film in one sentence."
+    assert not set(TRAIN_TOPICS) & set(EVAL_TOPICS)  # held-out topics
+
+
+def test_reward_model_score_depends_on_the_request():
+    torch.manual_seed(0)
+    model = RewardModel(TextEncoder(), RewardHead(384, hidden=8))
+    completion = ["A wonderful, warm and funny evening."] * 2
+    requests = [
+        "Write a positive review of the hotel in one sentence.",
+        "Write a negative review of the hotel in one sentence.",
+    ]
+    scores = model(requests, completion)
+    assert abs(scores[0] - scores[1]) > 1e-4  # the encoder reads request and completion together
+    torch.testing.assert_close(model(requests[:1], completion[:1]), scores[:1])
+
+
+def _requests(n: int) -> Requests:
+    return Requests(
+        ["x"] * n, torch.zeros(n, 2, dtype=torch.long), torch.zeros(n, dtype=torch.long)
+    )
+
+
+def test_rank_pairs_follow_the_scores_break_ties_by_coin_and_flip_with_noise():
+    n = 400
+    first, second = torch.zeros(n, 3, dtype=torch.long), torch.ones(n, 3, dtype=torch.long)
+    generator = torch.Generator().manual_seed(0)
+    first_scores = torch.arange(n).float() % 3  # 0, 1, 2, ...
+    second_scores = torch.ones(n)  # ties where first is 1
+    clean = rank_pairs(_requests(n), first, second, first_scores, second_scores, 0.0, generator)
+    first_chosen = clean.chosen[:, 0] == 0
+    assert first_chosen[first_scores == 2].all() and not first_chosen[first_scores == 0].any()
+    tied = first_scores == 1
+    assert 0.3 < first_chosen[tied].float().mean() < 0.7  # a coin
+    assert torch.equal(clean.noise_free, ~tied)
+    noisy = rank_pairs(_requests(n), first, second, first_scores, second_scores, 0.2, generator)
+    wrong = (noisy.chosen[:, 0] == 0)[first_scores == 0].float().mean()
+    assert 0.1 < wrong < 0.3  # about 20% flipped
     with pytest.raises(UsageError, match="label noise"):
-        _pairs(label_noise=0.5)
-
-
-def test_best_of_k_pairs_pick_the_best_and_worst_sample():
-    policy = tiny_gpt()
-    tokenizer = load_gpt2_tokenizer()
-    prompts = review_prompts("train", 40, 4, tokenizer)
-    labeler = TokenCountLabeler()
-
-    def margins(samples_per_prompt: int) -> torch.Tensor:
-        pairs = build_preference_pairs(
-            policy, prompts, labeler, tokenizer, 6, 0.0, torch.Generator().manual_seed(0),
-            samples_per_prompt,
-        )  # fmt: skip
-        return labeler(decode(tokenizer, pairs.chosen)) - labeler(decode(tokenizer, pairs.rejected))
-
-    two, four = margins(2), margins(4)
-    assert (two >= 0).all() and (four >= 0).all()
-    assert four.mean() > two.mean()  # the extremes of 4 samples lie further apart than 2
-    with pytest.raises(UsageError, match="at least 2 samples"):
-        margins(1)
+        rank_pairs(_requests(n), first, second, first_scores, second_scores, 0.5, generator)
 
 
 def test_early_stopping_keeps_the_best_validation_epoch():

@@ -1,34 +1,116 @@
-"""rl_hf_demo's lesson module: command-line overrides and the labeler choice."""
+"""rl_hf_demo's lesson: best-of-N's KL, equal budgets for PPO and DPO, matched KL, resume."""
 
 from __future__ import annotations
 
-import pytest
+import math
+from dataclasses import replace
 
-from dl2llm.alignment.rlhf import RLHFConfig
-from dl2llm.alignment.rlhf_lesson import apply_overrides, choose_labeler
+import pytest
+import torch
+from tiny import tiny_llama
+
+from dl2llm.alignment.policy import add_lora
+from dl2llm.alignment.preferences import LexiconLabeler, Requests, TrueReward
+from dl2llm.alignment.reward import RewardTrainingResult
+from dl2llm.alignment.rlhf import Judge, RLHFConfig, Setup, best_of_n, best_of_n_kl, run_method
+from dl2llm.alignment.rlhf_frontier import matched_kl, reward_at_kl, seed_interval
+from dl2llm.alignment.rlhf_lesson import LessonConfig, Progress, Sweep, choose_labeler
 from dl2llm.errors import UsageError
 
 
-def test_overrides_replace_only_what_is_given():
+def test_best_of_n_kl_is_log_n_minus_n_minus_one_over_n():
+    assert best_of_n_kl(1) == 0.0
+    assert best_of_n_kl(2) == pytest.approx(math.log(2) - 0.5)  # 0.1931
+    assert best_of_n_kl(8) == pytest.approx(2.0794415 - 0.875)
+    # exact for a reward without ties: the chosen answer's rank r of N has P = (r/N)^N - ...,
+    # checked here against the KL computed from that distribution on a 1000-answer support
+    n, m = 4, 1000
+    ranks = torch.arange(1, m + 1, dtype=torch.float64) / m
+    p = ranks**n - (ranks - 1 / m) ** n  # P(best of n is the answer of rank i)
+    kl = (p * torch.log(p * m)).sum().item()
+    assert kl == pytest.approx(best_of_n_kl(n), abs=2e-3)
+
+
+def _setup(pool_true, pool_learned, requests, reward_model=None) -> Setup:
+    judge = Judge(TrueReward(LexiconLabeler()), reward_model, lambda ids: [str(r) for r in ids])
+    result = RewardTrainingResult([], 1, 1.0, 1.0)
+    return Setup(requests, requests, judge, result, 0, pool_true, pool_learned, 0.5)
+
+
+def test_best_of_n_keeps_the_reward_models_favourite_of_disjoint_groups():
+    pool_true = torch.tensor([[0.1, 0.9, 0.4, 0.2]])
+    pool_learned = torch.tensor([[1.0, 0.0, 3.0, 2.0]])  # the reward model disagrees with truth
+    setup = _setup(pool_true, pool_learned, None)
+    assert best_of_n(setup, 1)["true_reward"] == pytest.approx(0.4)
+    two = best_of_n(setup, 2)  # groups (0.1 | 0.9) -> 0.1, (0.4 | 0.2) -> 0.4
+    assert two["true_reward"] == pytest.approx(0.25) and two["reward_model"] == pytest.approx(2.0)
+    assert best_of_n(setup, 4)["true_reward"] == pytest.approx(0.4)
+    assert two["kl"] == best_of_n_kl(2)
+
+
+class CountingRewardModel:
+    """Scores (request, completion) texts by length; counts every answer it scores."""
+
+    def __init__(self) -> None:
+        self.queries = 0
+
+    def __call__(self, requests: list[str], completions: list[str]) -> torch.Tensor:
+        self.queries += len(completions)
+        return torch.tensor([float(len(c) % 7) for c in completions])
+
+
+@pytest.mark.parametrize("method", ["ppo", "dpo"])
+def test_ppo_and_dpo_query_the_reward_model_equally_often(method):
     settings = RLHFConfig.quick()
-    assert apply_overrides(settings) == settings
-    changed = apply_overrides(settings, ppo_iterations=3, kl_coef=0.0, dpo_steps=5, beta=0.5)
-    assert (changed.ppo.iterations, changed.ppo.kl_coef) == (3, 0.0)
-    assert (changed.dpo.steps, changed.dpo.beta) == (5, 0.5)
-    assert changed.ppo.batch_size == settings.ppo.batch_size
-    assert changed.reward_epochs == settings.reward_epochs
+    n = 6
+    requests = Requests(
+        [f"r{i}" for i in range(n)], torch.randint(3, 64, (n, 3)), torch.arange(n) % 2
+    )
+    counter = CountingRewardModel()
+    setup = _setup(torch.zeros(n, 4), torch.zeros(n, 4), requests, counter)
+    policy = add_lora(tiny_llama(), rank=2)
+    result = run_method(method, 0.1, policy, setup, settings, 0, ())
+    evaluation = n * settings.eval_samples  # the held-out answers, scored once each
+    assert settings.samples == settings.ppo.iterations * settings.ppo.batch_size == 8
+    assert counter.queries - evaluation == settings.samples == result["samples"]
+    assert result["reward_model_queries"] == settings.samples
 
 
-@pytest.mark.parametrize(
-    ("overrides", "message"),
-    [({"beta": 0.0}, "--beta must be > 0"), ({"kl_coef": -1.0}, "--kl-coef must be >= 0")],
-)
-def test_bad_overrides_are_usage_errors(overrides, message):
-    with pytest.raises(UsageError, match=message):
-        apply_overrides(RLHFConfig.quick(), **overrides)
+def test_frontier_interpolation_matched_kl_and_seed_interval():
+    assert reward_at_kl([0.0, 1.0, 3.0], [0.5, 0.7, 0.6], 2.0) == pytest.approx(0.65)
+    assert matched_kl({"a": [[0.0, 1.0, 2.5]], "b": [[0.0, 4.0]]}) == 2.5
+    mean, low, high = seed_interval([0.6, 0.7, 0.8])
+    assert mean == pytest.approx(0.7) and high - mean == pytest.approx(4.303 * 0.1 / math.sqrt(3))
 
 
-def test_auto_labeler_is_the_word_list_in_quick_mode_only():
+def test_progress_resumes_finished_runs_only_for_the_same_config(tmp_path):
+    path = tmp_path / "progress.json"
+    calls = []
+    first = Progress(path, {"seeds": (0, 1)})
+    assert first.get("0/ppo/0.1", lambda: calls.append(1) or {"kl": 1.5}) == {"kl": 1.5}
+    again = Progress(path, {"seeds": (0, 1)})  # tuples and lists compare equal after JSON
+    assert again.get("0/ppo/0.1", lambda: calls.append(2) or {"kl": 9.0}) == {"kl": 1.5}
+    assert calls == [1]
+    other = Progress(path, {"seeds": (0,)})
+    assert other.done == {}
+
+
+def test_a_finished_sweep_resumes_without_loading_a_model(tmp_path):
+    config = replace(LessonConfig.quick(), kl_coefs=(0.1,), betas=(0.2,))
+    store = Progress(tmp_path / "p.json", {"x": 1})
+    run = {"true_reward": 0.5, "reward_model": 0.0, "kl": 0.1, "seconds": 1.0}
+    store.done = {"setup": {}, "0/ppo/0.1": run, "0/dpo/0.2": run}
+
+    def no_model():
+        raise AssertionError("a finished sweep must not load the model")
+
+    Sweep(config, store, no_model, None, LexiconLabeler(), False).run_all()
+
+
+def test_labeler_choice_and_bad_sweeps():
     assert choose_labeler("auto", quick=True) == "lexicon"
     assert choose_labeler("auto", quick=False) == "sentiment"
-    assert choose_labeler("sentiment", quick=True) == "sentiment"
+    with pytest.raises(UsageError, match="beta > 0"):
+        LessonConfig(betas=(0.0,))
+    with pytest.raises(UsageError, match="at least one seed"):
+        LessonConfig(seeds=())

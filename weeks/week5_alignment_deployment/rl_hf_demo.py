@@ -17,10 +17,11 @@ Outputs: results/rl_hf_demo.json, rl_hf_demo_frontier.png (and a progress file
 that lets a killed run resume). The lesson's code: src/dl2llm/alignment/rlhf_lesson.py.
 """
 
+from argparse import ArgumentTypeError
 from dataclasses import asdict, replace
 
 from dl2llm.alignment.rlhf_lesson import NAME, LessonConfig, choose_labeler, run_lesson
-from dl2llm.runtime import UsageError, deliverable_parser, resolve_device, run_main, start_run
+from dl2llm.runtime import deliverable_parser, resolve_device, run_main, start_run
 
 
 def floats(text: str) -> tuple[float, ...]:
@@ -28,7 +29,7 @@ def floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(part) for part in text.split(","))
     except ValueError as error:
-        raise UsageError(f"expected comma-separated numbers, got {text!r}") from error
+        raise ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from error
 
 
 def print_table(metrics: dict) -> None:

@@ -73,9 +73,9 @@ def completion_logps(
 class DPOConfig:
     """Settings of :func:`train_dpo`: ``epochs`` passes over the pairs in minibatches."""
 
-    epochs: int = 2
-    batch_size: int = 8
-    learning_rate: float = 2e-3
+    epochs: int = 1
+    batch_size: int = 4
+    learning_rate: float = 1e-2
     beta: float = 0.1
 
 

@@ -50,12 +50,12 @@ RewardFn = Callable[[Requests, Tensor], Tensor]
 class PPOConfig:
     """Settings of :func:`train_ppo`; ``iterations * batch_size`` completions are sampled."""
 
-    iterations: int = 8
+    iterations: int = 6
     batch_size: int = 16
     completion_tokens: int = 16
-    epochs: int = 2
+    epochs: int = 1
     minibatch_size: int = 8
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-2
     kl_coef: float = 0.1
     gamma: float = 1.0
     lam: float = 0.95

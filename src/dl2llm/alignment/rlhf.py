@@ -71,14 +71,14 @@ class RLHFConfig:
 
     completion_tokens: int = 16
     lora_rank: int = 8
-    preference_draws: int = 320  # requests answered twice by the reference for the reward model
+    preference_draws: int = 128  # requests answered twice by the reference for the reward model
     label_noise: float = 0.1
     heldout_fraction: float = 0.2
     validation_fraction: float = 0.15
     reward_hidden: int = 64
     reward_epochs: int = 300
-    eval_samples: int = 4  # answers per held-out request for each tuned policy
-    best_of: tuple[int, ...] = (1, 2, 4, 8, 16)
+    eval_samples: int = 2  # answers per held-out request for each tuned policy
+    best_of: tuple[int, ...] = (1, 2, 4, 8)
     ppo: PPOConfig = field(default_factory=PPOConfig)
     dpo: DPOConfig = field(default_factory=DPOConfig)
 
@@ -141,6 +141,7 @@ class Setup:
     pool_true: Tensor  # (E, n_max): true rewards of the reference's answers to eval request e
     pool_learned: Tensor  # (E, n_max): reward-model scores of the same answers
     reference_true: float
+    dpo_pairs: dict[int, PreferencePairs] = field(default_factory=dict)  # by seed, for all betas
 
 
 def _draw(requests: Requests, n: int, generator: torch.Generator) -> Requests:
@@ -262,6 +263,26 @@ def evaluate(
     }
 
 
+def reference_pairs(
+    policy: nn.Module,
+    setup: Setup,
+    settings: RLHFConfig,
+    generator: torch.Generator,
+    banned: tuple[int, ...],
+) -> PreferencePairs:
+    """DPO's data: ``samples / 2`` training requests answered twice by the reference,
+    the reward model's favourite of each two "chosen" (``samples`` reward-model queries)."""
+    drawn = _draw(setup.train, settings.samples // 2, generator)
+    L = settings.completion_tokens
+    with reference_of(policy)():
+        first, second = (sample_batched(policy, drawn.ids, L, generator, banned) for _ in "ab")
+    first_scores, second_scores = (
+        setup.judge.learned(drawn, first),
+        setup.judge.learned(drawn, second),
+    )
+    return rank_pairs(drawn, first, second, first_scores, second_scores, 0.0, generator)
+
+
 def run_method(
     method: str,
     coef: float,
@@ -296,18 +317,9 @@ def run_method(
             progress,
         )
     elif method == "dpo":
-        drawn = _draw(setup.train, settings.samples // 2, generator)
-        with reference_of(policy)():
-            first, second = (sample_batched(policy, drawn.ids, L, generator, banned) for _ in "ab")
-        pairs = rank_pairs(
-            drawn,
-            first,
-            second,
-            setup.judge.learned(drawn, first),
-            setup.judge.learned(drawn, second),
-            0.0,
-            generator,
-        )
+        if seed not in setup.dpo_pairs:  # sampled once per seed, shared by every beta
+            setup.dpo_pairs[seed] = reference_pairs(policy, setup, settings, generator, banned)
+        pairs = setup.dpo_pairs[seed]
         train_dpo(policy, pairs, replace(settings.dpo, beta=coef), generator, progress)
     else:
         raise ValueError(f"unknown method {method!r}")

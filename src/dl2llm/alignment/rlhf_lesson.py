@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from dl2llm.alignment.policy import add_lora, tiny_llama_policy
 from dl2llm.alignment.preferences import Labeler, LexiconLabeler, SentimentLabeler, TrueReward
-from dl2llm.alignment.rlhf import RLHFConfig, best_of_n, prepare, run_method
+from dl2llm.alignment.rlhf import RLHFConfig, Setup, best_of_n, prepare, run_method
 from dl2llm.alignment.rlhf_frontier import matched_kl, plot_frontier, reward_at_kl, seed_interval
 from dl2llm.errors import UsageError
 from dl2llm.io import atomic_write_json
@@ -36,8 +37,8 @@ class LessonConfig:
     """The sweep: seeds, PPO ``kl_coefs``, DPO ``betas``, the GRPO reference run."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
-    kl_coefs: tuple[float, ...] = (0.02, 0.1, 0.5)
-    betas: tuple[float, ...] = (0.05, 0.2, 1.0)
+    kl_coefs: tuple[float, ...] = (0.02, 0.2)  # two each: three did not fit 25 min on 2 cores
+    betas: tuple[float, ...] = (0.05, 0.5)
     grpo_beta: float | None = 0.1  # None: no trl run
     grpo_seeds: int = 1
     rlhf: RLHFConfig = field(default_factory=RLHFConfig)
@@ -51,7 +52,7 @@ class LessonConfig:
     @classmethod
     def quick(cls, seed: int = 0) -> LessonConfig:
         return cls(
-            seeds=(seed,), kl_coefs=(0.1,), betas=(0.1,), grpo_beta=None, rlhf=RLHFConfig.quick()
+            seeds=(seed,), kl_coefs=(0.1,), betas=(0.1,), grpo_beta=0.1, rlhf=RLHFConfig.quick()
         )
 
     def coefs(self, method: str) -> tuple[float, ...]:
@@ -93,56 +94,76 @@ def load_policy(quick: bool) -> tuple[Callable[[], nn.Module], object]:
     return lambda: load_llm()[0], tokenizer
 
 
-def run_seed(
-    seed: int,
-    config: LessonConfig,
-    store: Progress,
-    load_base,
-    tokenizer,
-    labeler: Labeler,
-    progress: bool,
-) -> None:
-    """Every run of one seed (skipping those in ``store``)."""
-    settings = config.rlhf
-    keys = [f"{seed}/{m}/{c:g}" for m in METHODS for c in config.coefs(m)] + [f"{seed}/setup"]
-    grpo = config.grpo_beta is not None and seed in config.seeds[: config.grpo_seeds]
-    keys += [f"{seed}/grpo/{config.grpo_beta:g}"] if grpo else []
-    if all(key in store.done for key in keys):
-        return
-    policy = add_lora(load_base(), settings.lora_rank)
-    banned = (tokenizer.eos_token_id,)
-    setup = prepare(policy, tokenizer, TrueReward(labeler), settings, seed, banned)
-    store.get(
-        f"{seed}/setup",
-        lambda: {
+@dataclass
+class Sweep:
+    """What every run shares: the LoRA policy and one setup (task, reward model, pool).
+
+    Built on first need, so a resumed sweep whose runs are all done loads nothing.
+    The setup's data come from the first seed; later seeds vary training and evaluation.
+    """
+
+    config: LessonConfig
+    store: Progress
+    load_base: Callable[[], nn.Module]
+    tokenizer: Any
+    labeler: Labeler
+    progress: bool
+    shared: dict[str, Any] = field(default_factory=dict)
+
+    def pieces(self) -> tuple[nn.Module, Setup, tuple[int, ...]]:
+        """The policy, the setup and the banned (end-of-turn) token, built once."""
+        if not self.shared:
+            settings, banned = self.config.rlhf, (self.tokenizer.eos_token_id,)
+            policy = add_lora(self.load_base(), settings.lora_rank)
+            setup = prepare(
+                policy, self.tokenizer, TrueReward(self.labeler), settings, self.config.seeds[0],
+                banned,
+            )  # fmt: skip
+            self.shared.update(policy=policy, setup=setup, banned=banned)
+        return self.shared["policy"], self.shared["setup"], self.shared["banned"]
+
+    def setup_summary(self) -> dict[str, Any]:
+        """The reward model's accuracies and the best-of-N points (saved once)."""
+        _, setup, _ = self.pieces()
+        return {
             "reward_model_heldout_accuracy": setup.reward.heldout_accuracy,
             "reward_model_train_accuracy": setup.reward.train_accuracy,
             "reward_model_best_epoch": setup.reward.best_epoch,
             "preference_pairs": setup.pairs,
             "reference_true_reward": setup.reference_true,
-            "best_of_n": [best_of_n(setup, n) for n in settings.best_of],
-        },
-    )
-    for method in METHODS:
-        for coef in config.coefs(method):
-            result = store.get(
-                f"{seed}/{method}/{coef:g}",
-                lambda: run_method(method, coef, policy, setup, settings, seed, banned, progress),  # noqa: B023
-            )
-            print(
-                f"seed {seed} {method} {coef:g}: true {result['true_reward']:.3f} "
-                f"RM {result['reward_model']:.2f} KL {result['kl']:.2f} "
-                f"({result['seconds']:.0f} s)"
-            )
-    if grpo:
-        from dl2llm.alignment.rlhf_trl import run_grpo
+            "best_of_n": [best_of_n(setup, n) for n in self.config.rlhf.best_of],
+        }
 
-        store.get(
-            f"{seed}/grpo/{config.grpo_beta:g}",
-            lambda: run_grpo(
-                load_base, tokenizer, setup, settings, seed, config.grpo_beta, progress=progress
-            ),
-        )
+    def run(self, method: str, coef: float, seed: int) -> dict[str, float]:
+        """One finished run (from the progress file if it is there)."""
+
+        def compute() -> dict[str, float]:
+            policy, setup, banned = self.pieces()
+            if method == "grpo":
+                from dl2llm.alignment.rlhf_trl import run_grpo
+
+                return run_grpo(self.load_base, self.tokenizer, setup, self.config.rlhf, seed,
+                                coef, progress=self.progress)  # fmt: skip
+            return run_method(
+                method, coef, policy, setup, self.config.rlhf, seed, banned, self.progress
+            )
+
+        result = self.store.get(f"{seed}/{method}/{coef:g}", compute)
+        print(f"seed {seed} {method} {coef:g}: true {result['true_reward']:.3f} "
+              f"RM {result['reward_model']:.2f} KL {result['kl']:.2f} "
+              f"({result['seconds']:.0f} s)")  # fmt: skip
+        return result
+
+    def run_all(self) -> None:
+        """The setup, then every seed's PPO and DPO runs, then the trl run(s)."""
+        self.store.get("setup", self.setup_summary)
+        for seed in self.config.seeds:
+            for method in METHODS:
+                for coef in self.config.coefs(method):
+                    self.run(method, coef, seed)
+        if self.config.grpo_beta is not None:
+            for seed in self.config.seeds[: self.config.grpo_seeds]:
+                self.run("grpo", self.config.grpo_beta, seed)
 
 
 def _interval(metrics: dict, name: str, values: list[float]) -> None:
@@ -152,7 +173,7 @@ def _interval(metrics: dict, name: str, values: list[float]) -> None:
 def collect_metrics(config: LessonConfig, done: dict[str, Any]) -> tuple[dict[str, Any], dict]:
     """Headline metrics (seed means and intervals at the matched KL) and the per-run table."""
     seeds = config.seeds
-    setups = [done[f"{s}/setup"] for s in seeds]
+    setups = [done["setup"]] * len(seeds)  # one shared setup
     runs = {
         m: {c: [done[f"{s}/{m}/{c:g}"] for s in seeds] for c in config.coefs(m)} for m in METHODS
     }
@@ -160,13 +181,13 @@ def collect_metrics(config: LessonConfig, done: dict[str, Any]) -> tuple[dict[st
         "samples_per_run": config.rlhf.samples,
         "reward_model_queries_per_run": config.rlhf.samples,
     }
-    _interval(
-        metrics,
+    for key in (
         "reward_model_heldout_accuracy",
-        [s["reward_model_heldout_accuracy"] for s in setups],
-    )
-    metrics["preference_pairs"] = setups[0]["preference_pairs"]
-    _interval(metrics, "reference_true_reward", [s["reference_true_reward"] for s in setups])
+        "reward_model_train_accuracy",
+        "preference_pairs",
+        "reference_true_reward",
+    ):
+        metrics[key] = done["setup"][key]
     kls = {
         m: [[0.0] + [runs[m][c][i]["kl"] for c in config.coefs(m)] for i in range(len(seeds))]
         for m in METHODS
@@ -191,7 +212,7 @@ def collect_metrics(config: LessonConfig, done: dict[str, Any]) -> tuple[dict[st
                 f"{method}_{name}_at_matched_kl" if name != "win_rate" else f"{method}_win_rate",
                 values,
             )
-        loosest = coefs[0] if method == "ppo" else min(coefs)
+        loosest = min(coefs)
         metrics[f"{method}_max_kl"] = float(
             sum(r["kl"] for r in runs[method][loosest]) / len(seeds)
         )
@@ -229,14 +250,14 @@ def run_lesson(
     progress: bool = True,
 ) -> tuple[dict[str, Any], list[str]]:
     """Run the sweep (resuming from ``<out>/rl_hf_demo_progress.json``); write the frontier plot."""
+    torch.set_num_threads(1)  # batches of a few short answers: one thread beats two here
     labeler: Labeler = LexiconLabeler() if labeler_name == "lexicon" else SentimentLabeler(quick)
     out = Path(out_dir)
     store = Progress(
         out / f"{NAME}_progress.json", {"labeler": labeler_name, "quick": quick, **asdict(config)}
     )
     load_base, tokenizer = load_policy(quick)
-    for seed in config.seeds:
-        run_seed(seed, config, store, load_base, tokenizer, labeler, progress)
+    Sweep(config, store, load_base, tokenizer, labeler, progress).run_all()
     metrics, runs = collect_metrics(config, store.done)
     plot_name = f"{NAME}_frontier.png"
     runs_named = {"PPO (kl_coef)": runs["ppo"], "DPO (beta)": runs["dpo"]}

@@ -79,7 +79,7 @@ def run_grpo(
             beta=beta,
             temperature=1.0,
             top_k=0,
-            logging_steps=1,
+            logging_steps=ppo.iterations,
             disable_tqdm=not progress,
         )
         peft = LoraConfig(
