@@ -28,7 +28,9 @@ Proximal Policy Optimization (Schulman et al., 2017) then repeats:
    which stops a step from moving the policy far from the one that sampled the
    data, plus a clipped squared error for the value head.
 
-The value head is one linear layer on the policy's final hidden states.
+The value head is one linear layer on the policy's final hidden states. The
+policy is a LoRA-wrapped causal LM; ``pi_ref`` is the same network with the
+adapter switched off (:func:`dl2llm.alignment.policy.reference_of`).
 """
 
 from __future__ import annotations

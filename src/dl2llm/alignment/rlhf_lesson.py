@@ -1,11 +1,12 @@
 """The week 5 RLHF lesson behind ``weeks/week5_alignment_deployment/rl_hf_demo.py``.
 
 :func:`run_lesson` loads SmolLM2-135M-Instruct (quick runs: a tiny random
-Llama with SmolLM2's tokenizer), gives it LoRA adapters, and for every seed
-builds the task and reward model (:func:`dl2llm.alignment.rlhf.prepare`), then
-sweeps PPO's ``kl_coef`` and DPO's ``beta`` at the same sample budget, adds
-best-of-N and one ``trl`` GRPO run, and reads every frontier at a matched KL
-(:mod:`dl2llm.alignment.rlhf_frontier`). Each finished run is recorded in a
+Llama with SmolLM2's tokenizer), gives it LoRA adapters, builds the task and
+reward model once (:func:`dl2llm.alignment.rlhf.prepare`, from the first seed's
+data), then for every seed sweeps PPO's ``kl_coef`` and DPO's ``beta`` at the
+same sample budget; it adds best-of-N and one ``trl`` GRPO run, and reads every
+frontier at a matched KL (:mod:`dl2llm.alignment.rlhf_frontier`). Seeds vary
+training and evaluation samples, not the reward model. Each finished run is recorded in a
 progress file, so a killed run resumes after the last finished one.
 """
 
