@@ -212,13 +212,19 @@ WEEKS: tuple[Week, ...] = (
             Deliverable(
                 "parameter_efficient_tuning",
                 f"{W4}/parameter_efficient_tuning.py",
-                "full fine-tuning vs LoRA vs adapters vs prefix-tuning: score, params, time",
+                "MiniLM: full fine-tuning vs LoRA vs adapters vs prefix-tuning, 3 seeds, paired",
                 READY,
                 (
-                    Metric("full_accuracy", (0.6, 0.95)),
-                    Metric("lora_r4_accuracy", (0.6, 0.95)),
-                    Metric("lora_r4_relative_score", (0.9, 1.1)),
-                    Metric("lora_r4_trainable_pct", (0.0, 5.0)),
+                    Metric("full_accuracy", (0.72, 0.9)),  # chance is 0.5
+                    Metric("lora_r4_accuracy", (0.7, 0.9)),
+                    Metric("lora_r4_relative_score", (0.92, 1.05)),
+                    Metric("lora_r4_minus_full_pts", (-6.0, 2.0)),  # paired, same seeds
+                    Metric("lora_r4_trainable_pct", (0.7, 0.76)),
+                    Metric("lora_r4_emb_trainable_pct", (1.2, 1.3)),  # + the embedding table
+                    Metric("adapters_accuracy", (0.68, 0.9)),
+                    Metric("prefix_accuracy", (0.55, 0.85)),
+                    Metric("smollm2_lora_val_loss_before", (3.85, 3.93)),
+                    Metric("smollm2_lora_val_loss_after", (3.0, 3.84)),  # below "before"
                 ),
                 hours=7,
             ),
