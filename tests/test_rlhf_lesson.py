@@ -99,7 +99,7 @@ def test_a_finished_sweep_resumes_without_loading_a_model(tmp_path):
     config = replace(LessonConfig.quick(), kl_coefs=(0.1,), betas=(0.2,))
     store = Progress(tmp_path / "p.json", {"x": 1})
     run = {"true_reward": 0.5, "reward_model": 0.0, "kl": 0.1, "seconds": 1.0}
-    store.done = {"setup": {}, "0/ppo/0.1": run, "0/dpo/0.2": run}
+    store.done = {"setup": {}, "0/ppo/0.1": run, "0/dpo/0.2": run, "0/grpo/0.1": run}
 
     def no_model():
         raise AssertionError("a finished sweep must not load the model")
