@@ -12,8 +12,8 @@ counterfactual data augmentation (:mod:`~.mitigation`), which only shows the mod
 versions with the same label, CLP asks for the *same score* on both, so it targets the
 score gap directly; ``lambda`` trades it against accuracy.
 
-State: the training loop and its test; not yet run inside the audit (it would be a
-fourth classifier beside deployed, control and CDA in :func:`~.mitigation.cda_experiment`).
+The audit runs it against a baseline fine-tuned the same way without the penalty, probed on
+held-out names and templates: :mod:`~.pairing_experiment`.
 """
 
 from __future__ import annotations
