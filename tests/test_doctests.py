@@ -10,6 +10,8 @@ import pytest
 MODULES = (
     "dl2llm.hardware",
     "dl2llm.efficiency.precision_bench",
+    "dl2llm.alignment.rlhf_frontier",
+    "dl2llm.prompting",
     "dl2llm.rag.checks",
     "dl2llm.rag.choice",
     "dl2llm.rag.evidence",

@@ -13,9 +13,10 @@ from dl2llm.alignment.policy import add_lora
 from dl2llm.alignment.preferences import LexiconLabeler, Requests, TrueReward
 from dl2llm.alignment.reward import RewardTrainingResult
 from dl2llm.alignment.rlhf import Judge, RLHFConfig, Setup, best_of_n, best_of_n_kl, run_method
-from dl2llm.alignment.rlhf_frontier import matched_kl, reward_at_kl, seed_interval
+from dl2llm.alignment.rlhf_frontier import matched_kl, reward_at_kl
 from dl2llm.alignment.rlhf_lesson import LessonConfig, Progress, Sweep, choose_labeler
 from dl2llm.errors import UsageError
+from dl2llm.prompting import seed_interval
 
 
 def test_best_of_n_kl_is_log_n_minus_n_minus_one_over_n():
@@ -80,7 +81,9 @@ def test_frontier_interpolation_matched_kl_and_seed_interval():
     assert reward_at_kl([0.0, 1.0, 3.0], [0.5, 0.7, 0.6], 2.0) == pytest.approx(0.65)
     assert matched_kl({"a": [[0.0, 1.0, 2.5]], "b": [[0.0, 4.0]]}) == 2.5
     mean, low, high = seed_interval([0.6, 0.7, 0.8])
-    assert mean == pytest.approx(0.7) and high - mean == pytest.approx(4.303 * 0.1 / math.sqrt(3))
+    assert mean == pytest.approx(0.7) and high - mean == pytest.approx(
+        4.302653 * 0.1 / math.sqrt(3)
+    )
 
 
 def test_progress_resumes_finished_runs_only_for_the_same_config(tmp_path):

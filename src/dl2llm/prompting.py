@@ -324,6 +324,22 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return float(interval.low), float(interval.high)
 
 
+def seed_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of one value per seed and its Student-t interval.
+
+    >>> tuple(round(v, 3) for v in seed_interval([1.0, 2.0, 3.0]))
+    (2.0, -0.484, 4.484)
+    """
+    from scipy.stats import t
+
+    array = np.asarray(values, dtype=float)  # (seeds,)
+    mean = float(array.mean())
+    if len(array) < 2:
+        return mean, mean, mean
+    half = t.ppf((1 + confidence) / 2, len(array) - 1) * array.std(ddof=1) / np.sqrt(len(array))
+    return mean, float(mean - half), float(mean + half)
+
+
 def accuracy_summary(predicted: np.ndarray, labels: Sequence[int]) -> dict[str, float]:
     """Accuracy with its 95% Wilson interval and the number of examples."""
     correct = int((np.asarray(predicted) == np.asarray(labels)).sum())

@@ -7,19 +7,15 @@ overoptimization"; Rafailov et al., 2023, Fig. 2). Sweeping each method's
 strength (PPO's ``kl_coef``, DPO's ``beta``, best-of-N's ``N``) traces a
 *frontier*: mean true reward against KL. :func:`reward_at_kl` reads a frontier
 at a common KL by linear interpolation between measured points (the reference
-itself is the point ``(0, reference reward)``), and :func:`seed_interval`
-turns one number per seed into a mean with a Student-t 95% interval.
+itself is the point ``(0, reference reward)``); one number per seed becomes a mean
+with a Student-t 95% interval (:func:`dl2llm.prompting.seed_interval`).
 """
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from dl2llm.plots import plt, save_figure
-
-T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306}
 
 
 def reward_at_kl(kls: list[float], rewards: list[float], kl: float) -> float:
@@ -32,19 +28,6 @@ def reward_at_kl(kls: list[float], rewards: list[float], kl: float) -> float:
     """
     order = np.argsort(kls)
     return round(float(np.interp(kl, np.asarray(kls)[order], np.asarray(rewards)[order])), 12)
-
-
-def seed_interval(values: list[float]) -> tuple[float, float, float]:
-    """Mean and Student-t 95% interval ``(mean, low, high)`` of one value per seed.
-
-    >>> seed_interval([1.0, 2.0, 3.0])
-    (2.0, -0.484, 4.484)
-    """
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, mean, mean
-    half = T_975.get(len(values) - 1, 1.96) * float(np.std(values, ddof=1)) / math.sqrt(len(values))
-    return mean, round(mean - half, 12), round(mean + half, 12)
 
 
 def matched_kl(frontiers: dict[str, list[list[float]]]) -> float:

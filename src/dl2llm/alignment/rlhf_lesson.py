@@ -24,10 +24,11 @@ from torch import nn
 from dl2llm.alignment.policy import add_lora, tiny_llama_policy
 from dl2llm.alignment.preferences import Labeler, LexiconLabeler, SentimentLabeler, TrueReward
 from dl2llm.alignment.rlhf import RLHFConfig, Setup, best_of_n, prepare, run_method
-from dl2llm.alignment.rlhf_frontier import matched_kl, plot_frontier, reward_at_kl, seed_interval
+from dl2llm.alignment.rlhf_frontier import matched_kl, plot_frontier, reward_at_kl
 from dl2llm.errors import UsageError
 from dl2llm.io import atomic_write_json
 from dl2llm.models import llm_path, load_llm
+from dl2llm.prompting import seed_interval
 
 NAME = "rl_hf_demo"
 METHODS = ("ppo", "dpo")

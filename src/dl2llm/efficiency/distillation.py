@@ -44,6 +44,7 @@ from dl2llm.assets import AssetError
 from dl2llm.batching import length_grouped_batches
 from dl2llm.data import LabelledTexts, sentiment_splits
 from dl2llm.efficiency.quantization import length_order
+from dl2llm.prompting import seed_interval
 
 UNLABELLED = -100  # label of a transfer text: the teacher's logits are its only target
 
@@ -258,20 +259,14 @@ def compare_seeds(
     of the two groups, at least ``resolution`` (one test example, as a fraction);
     ``gain_over_seed_spread > 1`` means the gain exceeds that spread.
     """
-    from scipy import stats
-
     if len(distilled) != len(undistilled) or len(distilled) < 2:
         raise ValueError("need the same number (>= 2) of distilled and undistilled seeds")
     d, u = np.asarray(distilled), np.asarray(undistilled)
-    diff = 100 * (d - u)  # paired by seed
-    half = stats.t.ppf(0.975, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff))
+    gain, low, high = seed_interval(100 * (d - u))  # paired by seed
     spread = 100 * max(np.ptp(d), np.ptp(u), resolution)
     return {
-        "gain_pts": round(float(diff.mean()), 2),
-        "gain_interval_pts": [
-            round(float(diff.mean() - half), 2),
-            round(float(diff.mean() + half), 2),
-        ],
+        "gain_pts": round(gain, 2),
+        "gain_interval_pts": [round(low, 2), round(high, 2)],
         "seed_spread_pts": round(float(spread), 2),
-        "gain_over_seed_spread": round(float(diff.mean() / spread), 3),
+        "gain_over_seed_spread": round(gain / spread, 3),
     }
