@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,7 +15,14 @@ from dl2llm.alignment.preferences import LexiconLabeler, Requests, TrueReward
 from dl2llm.alignment.reward import RewardTrainingResult
 from dl2llm.alignment.rlhf import Judge, RLHFConfig, Setup, best_of_n, best_of_n_kl, run_method
 from dl2llm.alignment.rlhf_frontier import matched_kl, reward_at_kl
-from dl2llm.alignment.rlhf_lesson import LessonConfig, Progress, Sweep, choose_labeler
+from dl2llm.alignment.rlhf_lesson import (
+    LessonConfig,
+    Progress,
+    Sweep,
+    check_same_setup,
+    choose_labeler,
+    collect_metrics,
+)
 from dl2llm.errors import UsageError
 from dl2llm.prompting import seed_interval
 
@@ -117,3 +125,50 @@ def test_labeler_choice_and_bad_sweeps():
         LessonConfig(betas=(0.0,))
     with pytest.raises(UsageError, match="at least one seed"):
         LessonConfig(seeds=())
+
+
+def test_widening_the_sweep_keeps_the_finished_runs(tmp_path):
+    narrow = LessonConfig(kl_coefs=(0.02, 0.2), betas=(0.05, 0.5))
+    wide = LessonConfig(kl_coefs=(0.02, 0.05, 0.2), betas=(0.05, 0.5, 2.0))
+    assert narrow.identity() == wide.identity()
+    assert LessonConfig(seeds=(0, 1)).identity() != wide.identity()
+    path = tmp_path / "progress.json"
+    Progress(path, narrow.identity()).get("0/ppo/0.02", lambda: {"kl": 7.4})
+    assert Progress(path, wide.identity()).done == {"0/ppo/0.02": {"kl": 7.4}}
+
+
+def test_a_rebuilt_setup_must_match_the_saved_one():
+    saved = {"reward_model_heldout_accuracy": 0.64, "reference_true_reward": 0.626}
+    same = SimpleNamespace(reward=SimpleNamespace(heldout_accuracy=0.64), reference_true=0.626)
+    check_same_setup(saved, same)
+    check_same_setup(None, same)  # a fresh sweep has nothing to compare with
+    other = SimpleNamespace(reward=SimpleNamespace(heldout_accuracy=0.66), reference_true=0.626)
+    with pytest.raises(RuntimeError, match="delete it to start afresh"):
+        check_same_setup(saved, other)
+
+
+def _run(true_reward: float, kl: float, win: float) -> dict:
+    return {"true_reward": true_reward, "reward_model": 0.0, "kl": kl, "win_rate": win}
+
+
+def test_metrics_clip_intervals_and_leave_out_a_best_of_n_that_falls_short():
+    config = LessonConfig(seeds=(0, 1, 2), kl_coefs=(0.1,), betas=(0.1,))
+    best_of = [
+        {"true_reward": 0.5, "reward_model": 0.0, "kl": 0.0, "samples_per_prompt": 1},
+        {"true_reward": 0.6, "reward_model": 1.0, "kl": 0.19, "samples_per_prompt": 2},
+    ]
+    done = {"setup": {"reference_true_reward": 0.5, "reward_model_heldout_accuracy": 0.6,
+                      "reward_model_train_accuracy": 0.8, "preference_pairs": 8,
+                      "best_of_n": best_of}}  # fmt: skip
+    for seed, (ppo, dpo) in enumerate([(0.99, 0.6), (0.7, 0.5), (0.98, 0.55)]):
+        done[f"{seed}/ppo/0.1"] = _run(ppo, 2.0, ppo)
+        done[f"{seed}/dpo/0.1"] = _run(dpo, 2.0, dpo)
+    metrics, _ = collect_metrics(config, done)
+    assert metrics["matched_kl"] == 2.0
+    mean, _, unclipped_high = seed_interval([0.99, 0.7, 0.98])
+    assert unclipped_high > 1.0
+    assert metrics["ppo_true_reward_at_matched_kl"] == pytest.approx(mean)
+    assert metrics["ppo_true_reward_at_matched_kl_high"] == 1.0
+    assert metrics["ppo_win_rate_high"] == 1.0
+    assert metrics["best_of_n_true_reward_at_matched_kl"] is None  # its largest KL is 0.19
+    assert metrics["best_of_n_true_reward_at_max_kl"] == 0.6

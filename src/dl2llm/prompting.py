@@ -324,11 +324,20 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     return float(interval.low), float(interval.high)
 
 
-def seed_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+def seed_interval(
+    values: Sequence[float],
+    confidence: float = 0.95,
+    bounds: tuple[float, float] = (-np.inf, np.inf),
+) -> tuple[float, float, float]:
     """``(mean, low, high)``: the mean of one value per seed and its Student-t interval.
+
+    ``bounds`` is the range the value cannot leave (a probability's is ``(0, 1)``); the
+    interval is clipped to it, since with few seeds ``mean +- half-width`` can cross it.
 
     >>> tuple(round(v, 3) for v in seed_interval([1.0, 2.0, 3.0]))
     (2.0, -0.484, 4.484)
+    >>> tuple(round(v, 3) for v in seed_interval([0.6, 0.8, 1.0], bounds=(0, 1)))
+    (0.8, 0.303, 1.0)
     """
     from scipy.stats import t
 
@@ -337,7 +346,8 @@ def seed_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     if len(array) < 2:
         return mean, mean, mean
     half = t.ppf((1 + confidence) / 2, len(array) - 1) * array.std(ddof=1) / np.sqrt(len(array))
-    return mean, float(mean - half), float(mean + half)
+    low, high = np.clip([mean - half, mean + half], *bounds)
+    return mean, float(low), float(high)
 
 
 def accuracy_summary(predicted: np.ndarray, labels: Sequence[int]) -> dict[str, float]:

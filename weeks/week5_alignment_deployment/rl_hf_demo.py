@@ -43,7 +43,13 @@ def print_table(metrics: dict) -> None:
         low, high = (metrics[f"{name}_true_reward_at_matched_kl_{e}"] for e in ("low", "high"))
         print(f"  {name}: true reward {true:.3f} [{low:.3f}, {high:.3f}], "
               f"win rate {metrics[f'{name}_win_rate']:.3f}")  # fmt: skip
-    print(f"  best-of-N: true reward {metrics['best_of_n_true_reward_at_matched_kl']:.3f}")
+    at_matched = metrics["best_of_n_true_reward_at_matched_kl"]
+    if at_matched is None:
+        print(f"  best-of-N: does not reach it; true reward "
+              f"{metrics['best_of_n_true_reward_at_max_kl']:.3f} at its largest KL "
+              f"{metrics['best_of_n_max_kl']:.2f}")  # fmt: skip
+    else:
+        print(f"  best-of-N: true reward {at_matched:.3f}")
     if "trl_grpo_true_reward" in metrics:
         print(f"trl GRPO: true reward {metrics['trl_grpo_true_reward']:.3f} "
               f"at KL {metrics['trl_grpo_kl']:.2f}")  # fmt: skip

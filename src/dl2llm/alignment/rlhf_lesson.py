@@ -7,7 +7,8 @@ data), then for every seed sweeps PPO's ``kl_coef`` and DPO's ``beta`` at the
 same sample budget; it adds best-of-N and one ``trl`` GRPO run, and reads every
 frontier at a matched KL (:mod:`dl2llm.alignment.rlhf_frontier`). Seeds vary
 training and evaluation samples, not the reward model. Each finished run is recorded in a
-progress file, so a killed run resumes after the last finished one.
+progress file under its seed, method and strength, so a killed run resumes after the last
+finished one, and a sweep widened by one more strength runs only the new runs.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class LessonConfig:
     """The sweep: seeds, PPO ``kl_coefs``, DPO ``betas``, the GRPO reference run."""
 
     seeds: tuple[int, ...] = (0, 1, 2)
-    kl_coefs: tuple[float, ...] = (0.02, 0.2)  # two each: three did not fit 25 min on 2 cores
-    betas: tuple[float, ...] = (0.05, 0.5)
+    kl_coefs: tuple[float, ...] = (0.02, 0.05, 0.2)
+    betas: tuple[float, ...] = (0.05, 0.5, 2.0)
     grpo_beta: float | None = 0.1  # None: no trl run
     grpo_seeds: int = 1
     rlhf: RLHFConfig = field(default_factory=RLHFConfig)
@@ -60,6 +61,13 @@ class LessonConfig:
     def coefs(self, method: str) -> tuple[float, ...]:
         """The swept strengths of ``method``."""
         return self.kl_coefs if method == "ppo" else self.betas
+
+    def identity(self) -> dict[str, Any]:
+        """What a finished run's result depends on beyond its key (seed, method, strength).
+
+        The swept strengths are left out: widening the sweep keeps the finished runs.
+        """
+        return {k: v for k, v in asdict(self).items() if k not in ("kl_coefs", "betas")}
 
 
 def choose_labeler(name: str, quick: bool) -> str:
@@ -113,7 +121,11 @@ class Sweep:
     shared: dict[str, Any] = field(default_factory=dict)
 
     def pieces(self) -> tuple[nn.Module, Setup, tuple[int, ...]]:
-        """The policy, the setup and the banned (end-of-turn) token, built once."""
+        """The policy, the setup and the banned (end-of-turn) token, built once.
+
+        A resumed sweep rebuilds the setup; it must match the saved one, or the new runs
+        would be scored by a different reward model than the finished ones.
+        """
         if not self.shared:
             settings, banned = self.config.rlhf, (self.tokenizer.eos_token_id,)
             policy = add_lora(self.load_base(), settings.lora_rank)
@@ -121,6 +133,7 @@ class Sweep:
                 policy, self.tokenizer, TrueReward(self.labeler), settings, self.config.seeds[0],
                 banned,
             )  # fmt: skip
+            check_same_setup(self.store.done.get("setup"), setup)
             self.shared.update(policy=policy, setup=setup, banned=banned)
         return self.shared["policy"], self.shared["setup"], self.shared["banned"]
 
@@ -168,8 +181,26 @@ class Sweep:
                 self.run("grpo", self.config.grpo_beta, seed)
 
 
-def _interval(metrics: dict, name: str, values: list[float]) -> None:
-    metrics[name], metrics[f"{name}_low"], metrics[f"{name}_high"] = seed_interval(values)
+def check_same_setup(saved: dict[str, Any] | None, setup: Setup) -> None:
+    """Raise if a rebuilt ``setup`` differs from the ``saved`` summary of the finished runs'."""
+    if saved is None:
+        return
+    rebuilt = (setup.reward.heldout_accuracy, setup.reference_true)
+    expected = (saved["reward_model_heldout_accuracy"], saved["reference_true_reward"])
+    if any(abs(a - b) > 1e-6 for a, b in zip(rebuilt, expected, strict=True)):
+        raise RuntimeError(
+            f"the rebuilt reward model and reference (held-out accuracy, true reward) {rebuilt} "
+            f"differ from the progress file's {expected}: delete it to start afresh"
+        )
+
+
+PROBABILITY = (0.0, 1.0)  # true reward and win rate; a difference of two lies in (-1, 1)
+
+
+def _interval(metrics: dict, name: str, values: list[float], bounds=PROBABILITY) -> None:
+    metrics[name], metrics[f"{name}_low"], metrics[f"{name}_high"] = seed_interval(
+        values, bounds=bounds
+    )
 
 
 def collect_metrics(config: LessonConfig, done: dict[str, Any]) -> tuple[dict[str, Any], dict]:
@@ -226,16 +257,21 @@ def collect_metrics(config: LessonConfig, done: dict[str, Any]) -> tuple[dict[st
         metrics,
         "ppo_minus_dpo_true_reward_at_matched_kl",
         [a - b for a, b in zip(at_kl["ppo_true_reward"], at_kl["dpo_true_reward"], strict=True)],
+        bounds=(-1.0, 1.0),
     )
     best_of = [
         {k: sum(s["best_of_n"][j][k] for s in setups) / len(seeds) for k in s0}
         for j, s0 in enumerate(setups[0]["best_of_n"])
     ]
     metrics["best_of_n"] = best_of
-    metrics["best_of_n_true_reward_at_matched_kl"] = reward_at_kl(
-        [p["kl"] for p in best_of], [p["true_reward"] for p in best_of], kl
-    )
     metrics["best_of_n_max_kl"] = best_of[-1]["kl"]
+    metrics["best_of_n_true_reward_at_max_kl"] = best_of[-1]["true_reward"]
+    reaches = metrics["best_of_n_max_kl"] >= kl  # else its frontier would be extrapolated
+    metrics["best_of_n_true_reward_at_matched_kl"] = (
+        reward_at_kl([p["kl"] for p in best_of], [p["true_reward"] for p in best_of], kl)
+        if reaches
+        else None
+    )
     for key, result in done.items():
         if "/grpo/" in key:
             for name in ("true_reward", "reward_model", "kl", "win_rate", "seconds"):
@@ -256,7 +292,8 @@ def run_lesson(
     labeler: Labeler = LexiconLabeler() if labeler_name == "lexicon" else SentimentLabeler(quick)
     out = Path(out_dir)
     store = Progress(
-        out / f"{NAME}_progress.json", {"labeler": labeler_name, "quick": quick, **asdict(config)}
+        out / f"{NAME}_progress.json",
+        {"labeler": labeler_name, "quick": quick, **config.identity()},
     )
     load_base, tokenizer = load_policy(quick)
     Sweep(config, store, load_base, tokenizer, labeler, progress).run_all()
