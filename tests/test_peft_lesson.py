@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from dl2llm.classification import tfidf_baseline
+from dl2llm.data import sentiment_splits
 from dl2llm.finetune.experiment import PeftFineTuneConfig, RunResult, save_progress
 from dl2llm.finetune.peft_lesson import (
     LEARNING_RATE_GRID,
     PeftConfig,
     Runner,
     Task,
+    bag_of_words_accuracy,
     chosen_rates,
+    lesson_splits,
     parse_learning_rates,
     parse_methods,
     run_all,
@@ -100,3 +105,15 @@ def test_paired_differences_and_the_lora_target():
     assert "-> lora_r4 (best on validation): 0.800 of full (missed); 2 seeds x 4 test" in table
     without_full = method_metrics({"lora_r4": runs["lora_r4"]})
     assert "best_lora" not in without_full and "lora_r4_relative_score" not in without_full
+
+
+def test_the_bag_of_words_yardstick_trains_on_the_lessons_snippets():
+    config = PeftConfig(train_size=64, val_size=32, test_size=48)
+    splits = lesson_splits(config)
+    assert [len(splits[name]) for name in ("train", "val", "test")] == [64, 32, 48]
+    data = sentiment_splits()
+    assert splits["train"].texts == data["train"].texts[:64]
+    accuracy = bag_of_words_accuracy(config)
+    expected = tfidf_baseline(splits["train"], splits["val"], splits["test"])
+    assert accuracy == pytest.approx(np.mean(expected == np.asarray(splits["test"].labels)))
+    assert accuracy * 48 == pytest.approx(round(accuracy * 48))  # a share of 48 snippets

@@ -13,7 +13,8 @@ each method of :mod:`dl2llm.finetune.experiment` (full, ``lora_r{r}``,
 4. reports each method's mean test accuracy over seeds and its paired difference
    from full fine-tuning, seed by seed and item by item (:mod:`dl2llm.finetune.peft_stats`),
    and checks the target: LoRA reaches >= 98% of full fine-tuning's accuracy with < 2% of
-   the parameters trainable;
+   the parameters trainable. TF-IDF + logistic regression trained on the same snippets
+   (:func:`bag_of_words_accuracy`) says whether the pretrained encoder earns its place;
 5. runs our LoRA on SmolLM2 as causal-LM fine-tuning, held-out loss before and after,
    and saves the adapter alone (:func:`smollm2_lora`).
 
@@ -28,10 +29,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from transformers.utils import logging as hf_logging
 
-from dl2llm.data import lm_splits, sentiment_splits
+from dl2llm.classification import tfidf_baseline
+from dl2llm.data import LabelledTexts, lm_splits, sentiment_splits
 from dl2llm.finetune import save_lora
 from dl2llm.finetune.experiment import (
     LanguageModelResult,
@@ -127,17 +130,33 @@ class Task:
     splits: dict[str, dict[str, torch.Tensor]]  # split -> input_ids/attention_mask (N, T), labels
 
 
+def lesson_splits(config: PeftConfig) -> dict[str, LabelledTexts]:
+    """The first ``config.<split>_size`` snippets of each sentiment split (``None``: all)."""
+    data = sentiment_splits()
+    sizes = {"train": config.train_size, "val": config.val_size, "test": config.test_size}
+    return {name: data[name].head(size or len(data[name])) for name, size in sizes.items()}
+
+
 def load_task(config: PeftConfig, tune: PeftFineTuneConfig) -> Task:
     """Load the encoder with a new head and encode the sentiment splits."""
     pretrained = load_classifier(config.model)
     tokenizer = load_tokenizer(config.model)
-    data = sentiment_splits()
-    sizes = {"train": config.train_size, "val": config.val_size, "test": config.test_size}
     splits = {
-        name: encode(tokenizer, data[name].head(size or len(data[name])), tune.max_length)
-        for name, size in sizes.items()
+        name: encode(tokenizer, texts, tune.max_length)
+        for name, texts in lesson_splits(config).items()
     }
     return Task(pretrained, tune, splits)
+
+
+def bag_of_words_accuracy(config: PeftConfig) -> float:
+    """Test accuracy of TF-IDF + logistic regression on the lesson's snippets.
+
+    It trains on the same training snippets as every fine-tuned method and picks its
+    regularisation on the same validation snippets, so it is the fair bag-of-words yardstick.
+    """
+    splits = lesson_splits(config)
+    predicted = tfidf_baseline(splits["train"], splits["val"], splits["test"])  # (N,)
+    return float((predicted == np.asarray(splits["test"].labels)).mean())
 
 
 def tuning_method(family: str) -> str:
@@ -251,6 +270,10 @@ class PeftLesson:
             )
             lines.append(f"  {family:<9} {shown}")
         text = "\n".join(lines) + comparison_table(self.runs)
+        text += (
+            "\nTF-IDF + logistic regression on the same snippets: "
+            f"{self.metrics['tfidf_same_data_accuracy']:.4f}"
+        )
         if self.smollm2:
             lm = self.smollm2
             text += (
@@ -299,6 +322,7 @@ def run_lesson(config: PeftConfig, device: torch.device, out: Path) -> PeftLesso
         for family, scores in search.items()
     }
     metrics.update(method_metrics(runs))
+    metrics["tfidf_same_data_accuracy"] = round(bag_of_words_accuracy(config), 4)
     artifacts = [f"{NAME}_comparison.png"]
     plot_comparison(runs, out / artifacts[0])
     smollm2 = None
