@@ -261,7 +261,7 @@ WEEKS: tuple[Week, ...] = (
                     Metric("student_param_ratio", (0.05, 0.25)),
                     Metric("pruned_recovered_accuracy_at_50pct", (0.82, 0.89)),
                     Metric("structured_recovered_accuracy_at_50pct", (0.72, 0.88)),
-                    Metric("michel_vs_norm_head_pruning_pts", (0.0, 20.0)),  # gradients rank heads better
+                    Metric("michel_vs_norm_head_pruning_pts", (0.0, 20.0)),  # gradients rank better
                     Metric("per_channel_int8_gain_pts", (0.0, 6.0)),
                     Metric("keep_fp32_static_int8_gain_pts", (0.0, 6.0)),
                     Metric("unlabelled_transfer_gain_pts", (0.0, 8.0)),
