@@ -266,6 +266,7 @@ WEEKS: tuple[Week, ...] = (
                     Metric("keep_fp32_static_int8_gain_pts", (0.0, 6.0)),
                     Metric("unlabelled_transfer_gain_pts", (0.0, 8.0)),
                 ),
+                timeout_s=2 * 3600,  # 26 min on an idle 2-core laptop; well over 1 h when busy
                 hours=6,
             ),
         ),
@@ -361,6 +362,7 @@ WEEKS: tuple[Week, ...] = (
                     Metric("clp_accuracy_change_pts_interval", (-1.0, 3.0)),
                     Metric("clp_accuracy_loss_pts", (-3.0, 1.0)),
                 ),
+                timeout_s=3 * 3600,  # three models: SmolLM2 alone took 28 min on 2 cores
                 hours=4,
             ),
         ),
